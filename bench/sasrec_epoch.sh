@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# One SASRec training epoch on MovieLens-100K (LLaRA protocol, batch 256, BCE + one negative, Adam):
+# sbtrec (C++) vs the same model and step in Python PyTorch (bench/reference/sasrec_epoch.py), same
+# torch version, same thread count, same samples, in one run. Last line: `speedup: X.XX`.
+# Usage: bench/sasrec_epoch.sh [THREADS] [REPEATS]   (defaults 1 and 3; the best of the repeats counts)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+THREADS=${1:-1}
+REPEATS=${2:-3}
+./scripts/setup.sh >/dev/null
+./scripts/build.sh >/dev/null
+root=${SBTREC_DATA:-data/ml-100k}
+[ -f "$root/u.data" ] || root=../shared/data/ml-100k
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+build/release/bin/sbtrec-data export --config configs/movielens/sasrec.yaml --set data.root="$root" --split train --out "$tmp/train.tsv" 2>/dev/null
+best_cpp=1e9; best_py=1e9
+for i in $(seq "$REPEATS"); do
+  cpp=$(build/release/bin/sbtrec-bench-sasrec --config configs/movielens/sasrec.yaml --set data.root="$root" --threads "$THREADS" 2>/dev/null | tail -n 1)
+  py=$(.venv/bin/python bench/reference/sasrec_epoch.py --samples "$tmp/train.tsv" --num-items 1682 --id-offset 1 --threads "$THREADS" | tail -n 1)
+  echo "$cpp"
+  echo "$py"
+  best_cpp=$(.venv/bin/python -c "import json,sys; print(min(float(sys.argv[1]), json.loads(sys.argv[2])['seconds']))" "$best_cpp" "$cpp")
+  best_py=$(.venv/bin/python -c "import json,sys; print(min(float(sys.argv[1]), json.loads(sys.argv[2])['seconds']))" "$best_py" "$py")
+done
+echo "best epoch seconds: sbtrec $best_cpp, pytorch $best_py (threads $THREADS, best of $REPEATS)"
+.venv/bin/python -c "import sys; print(f'speedup: {float(sys.argv[2]) / float(sys.argv[1]):.2f}')" "$best_cpp" "$best_py"

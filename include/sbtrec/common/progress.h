@@ -1,0 +1,43 @@
+// Progress reporting for long loops and the per-run metrics log. On a terminal the progress line
+// redraws in place; otherwise it becomes a log line every `log_every` steps, at most one per 10 s
+// (CI logs stay readable).
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace sbtrec {
+
+class Progress {
+ public:
+  Progress(std::string label, int64_t total_steps, int64_t samples_per_step, int log_every);
+  // Call after each step with the running loss.
+  void update(int64_t step, double loss);
+  void finish();
+  double samples_per_second() const;
+
+ private:
+  std::string label_;
+  int64_t total_, samples_per_step_, step_ = 0;
+  int log_every_;
+  bool tty_;
+  double loss_ = 0;
+  std::chrono::steady_clock::time_point start_, last_draw_;
+};
+
+// Appends one JSON object per line to <dir>/metrics.jsonl, flushed per line so a crash keeps it.
+class MetricsLog {
+ public:
+  explicit MetricsLog(const std::string& dir);
+  void write(const nlohmann::json& record);
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+std::string format_duration(double seconds);
+
+}  // namespace sbtrec

@@ -1,0 +1,55 @@
+// A sequential-recommendation dataset under the LLaRA protocol: items with titles, and per split the
+// samples (history of up to max_history item ids, oldest first, plus the next item as target).
+// Item ids are internal, 0..num_items-1; id num_items is the padding id (LLaRA's convention).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sbtrec/common/config.h"
+
+namespace sbtrec::data {
+
+enum class Split { kTrain, kVal, kTest };
+Split parse_split(const std::string& name);  // "train" | "val" | "test"; throws DataError
+const char* split_name(Split s);
+
+struct Sample {
+  int64_t user = 0;              // raw user id of the source dataset
+  std::vector<int32_t> history;  // internal item ids, oldest first, no padding
+  int32_t target = 0;
+};
+
+struct Dataset {
+  std::string name;
+  std::string root;
+  int64_t num_items = 0;
+  std::vector<std::string> titles;   // per internal id, normalised, UTF-8
+  std::vector<int64_t> raw_item_ids; // internal id -> id in the source files
+  std::vector<Sample> train, val, test;
+  int64_t num_users = 0, num_interactions = 0;  // after the rating filter, before windowing
+
+  const std::vector<Sample>& split(Split s) const;
+  int64_t padding_id() const { return num_items; }
+};
+
+// Windowing shared by the loaders. every_position: one sample per position t >= 1 with the up to
+// max_history items before it (training users); otherwise one sample whose target is the last item.
+// Samples with fewer than min_history history items are dropped.
+void append_window_samples(int64_t user, const std::vector<int32_t>& items, bool every_position,
+                           const DataOptions& opt, std::vector<Sample>& out);
+
+// Loads per `opt.format` (grouplens | sbtrec) from `opt.root`, applying the history window and the
+// minimum-history filter. Throws DataError/IoError naming the file (and line) and what to do.
+Dataset load_dataset(const DataOptions& opt);
+
+// Titles that occur for more than one item (case-insensitive): each group lists the item ids.
+std::vector<std::vector<int32_t>> duplicate_titles(const Dataset& ds);
+
+// Human-readable statistics (users, items, interactions, samples per split, duplicate titles).
+std::string describe(const Dataset& ds);
+
+// Writes one line per sample: raw user id, TAB, raw history ids oldest first, TAB, raw target id.
+void export_samples(const Dataset& ds, Split split, const std::string& path);
+
+}  // namespace sbtrec::data

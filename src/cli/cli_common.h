@@ -1,0 +1,69 @@
+// Shared by the thin programs in src/cli: config options (--config, --set, --dump-config), logging
+// setup, and the error boundary that turns exceptions into one clear message and exit code 1.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <functional>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "sbtrec/common/config.h"
+#include "sbtrec/common/error.h"
+
+namespace sbtrec::cli {
+
+struct ConfigArgs {
+  std::string path;
+  std::vector<std::string> overrides;
+  bool dump = false;
+
+  void add_to(CLI::App& app, bool required = true) {
+    auto* c = app.add_option("--config,-c", path, "YAML config file (see configs/)");
+    if (required) c->required();
+    app.add_option("--set", overrides, "Override a config key, e.g. --set train.epochs=50 (repeatable)");
+    app.add_flag("--dump-config", dump, "Print the resolved config as YAML and exit");
+  }
+  // Loads the config; with --dump-config prints it and returns false (caller exits 0).
+  bool load(Config& out) const {
+    out = load_config(path, overrides);
+    if (dump) {
+      std::cout << config_to_yaml(out);
+      return false;
+    }
+    return true;
+  }
+};
+
+// Logs go to stderr so stdout carries results only (tables, --json lines, exported text).
+inline void setup_logging() {
+  auto logger = spdlog::stderr_color_mt("sbtrec");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("[%H:%M:%S] %^%l%$ %v");
+}
+
+inline int guarded_main(const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const sbtrec::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+  } catch (const c10::Error& e) {
+    std::fprintf(stderr, "error (torch): %s\n", e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+  }
+  return 1;
+}
+
+}  // namespace sbtrec::cli
+
+// Parses argv with CLI11 and returns from main on --help or a usage error.
+#define SBTREC_PARSE(app, argc, argv) \
+  try {                               \
+    (app).parse((argc), (argv));      \
+  } catch (const CLI::ParseError& e) { \
+    return (app).exit(e);             \
+  }

@@ -1,0 +1,92 @@
+// Dataset dispatch, windowing, statistics, duplicate titles and export (see dataset.h).
+#include "sbtrec/data/dataset.h"
+
+#include <map>
+#include <sstream>
+
+#include "sbtrec/common/error.h"
+#include "sbtrec/common/fs.h"
+#include "sbtrec/data/imported.h"
+#include "sbtrec/data/movielens.h"
+#include "sbtrec/data/titles.h"
+
+namespace sbtrec::data {
+
+Split parse_split(const std::string& name) {
+  if (name == "train") return Split::kTrain;
+  if (name == "val") return Split::kVal;
+  if (name == "test") return Split::kTest;
+  throw DataError("unknown split '" + name + "': use train, val or test");
+}
+
+const char* split_name(Split s) {
+  switch (s) {
+    case Split::kTrain: return "train";
+    case Split::kVal: return "val";
+    default: return "test";
+  }
+}
+
+const std::vector<Sample>& Dataset::split(Split s) const {
+  return s == Split::kTrain ? train : s == Split::kVal ? val : test;
+}
+
+void append_window_samples(int64_t user, const std::vector<int32_t>& items, bool every_position,
+                           const DataOptions& opt, std::vector<Sample>& out) {
+  auto emit = [&](size_t t) {
+    const size_t begin = t > (size_t)opt.max_history ? t - opt.max_history : 0;
+    if ((int)(t - begin) < opt.min_history) return;
+    out.push_back({user, std::vector<int32_t>(items.begin() + begin, items.begin() + t), items[t]});
+  };
+  if (items.empty()) return;
+  if (every_position) {
+    for (size_t t = 0; t < items.size(); ++t) emit(t);
+  } else {
+    emit(items.size() - 1);
+  }
+}
+
+Dataset load_dataset(const DataOptions& opt) {
+  Dataset ds = opt.format == "sbtrec" ? load_imported(opt) : load_movielens(opt);
+  if (ds.val.empty() || ds.test.empty())
+    throw DataError(opt.root + ": the validation or test split has no samples (too few users, or data.min_history too high)");
+  return ds;
+}
+
+std::vector<std::vector<int32_t>> duplicate_titles(const Dataset& ds) {
+  std::map<std::string, std::vector<int32_t>> by_title;
+  for (int32_t i = 0; i < (int32_t)ds.titles.size(); ++i) by_title[to_lower_ascii(ds.titles[i])].push_back(i);
+  std::vector<std::vector<int32_t>> out;
+  for (auto& [t, ids] : by_title)
+    if (ids.size() > 1) out.push_back(ids);
+  return out;
+}
+
+std::string describe(const Dataset& ds) {
+  std::ostringstream o;
+  o << "dataset      " << ds.name << " (" << ds.root << ")\n"
+    << "users        " << ds.num_users << "\n"
+    << "items        " << ds.num_items << "\n"
+    << "interactions " << ds.num_interactions << "\n"
+    << "samples      train " << ds.train.size() << ", val " << ds.val.size() << ", test " << ds.test.size() << "\n";
+  const auto dups = duplicate_titles(ds);
+  o << "duplicate titles " << dups.size() << (dups.empty() ? "" : " (a generated title naming them is ambiguous)") << "\n";
+  for (const auto& group : dups) {
+    o << "  \"" << ds.titles[group[0]] << "\": items";
+    for (auto id : group) o << " " << ds.raw_item_ids[id];
+    o << "\n";
+  }
+  return o.str();
+}
+
+void export_samples(const Dataset& ds, Split split, const std::string& path) {
+  atomic_write(path, [&](std::ostream& out) {
+    for (const auto& s : ds.split(split)) {
+      out << s.user << '\t';
+      for (size_t i = 0; i < s.history.size(); ++i) out << (i ? " " : "") << ds.raw_item_ids[s.history[i]];
+      out << '\t' << ds.raw_item_ids[s.target] << '\n';
+    }
+  });
+}
+
+}  // namespace sbtrec::data

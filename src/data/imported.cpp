@@ -1,0 +1,108 @@
+// Loader for sbtrec dataset directories (see imported.h).
+#include "sbtrec/data/imported.h"
+
+#include <nlohmann/json.hpp>
+
+#include <set>
+
+#include "sbtrec/common/error.h"
+#include "sbtrec/common/fs.h"
+#include "sbtrec/data/text_file.h"
+
+namespace sbtrec::data {
+namespace {
+
+const char* kImportHint =
+    "Create the directory with scripts/import_llara_data.py --src <LLaRA data dir> --out <dir> "
+    "(see README.md, 'Datasets')";
+
+std::vector<Sample> read_samples(const std::string& path, const Dataset& ds, const DataOptions& opt, bool required,
+                                 std::set<int64_t>& users) {
+  std::vector<Sample> out;
+  if (!required && !path_exists(path)) return out;
+  TextFile f(path, kImportHint);
+  std::string_view line;
+  auto check_item = [&](int64_t id) {
+    if (id < 0 || id >= ds.num_items)
+      f.fail("item id " + std::to_string(id) + " out of range [0, " + std::to_string(ds.num_items) + ")");
+    return (int32_t)id;
+  };
+  while (f.next(line)) {
+    if (line.empty()) continue;
+    auto fs = f.fields(line, '\t', 3, false, "user_id<TAB>h1 h2 ... hk<TAB>target");
+    Sample s;
+    s.user = f.to_int(fs[0], "user id");
+    std::string_view h = fs[1];
+    size_t start = 0;
+    while (start < h.size()) {
+      size_t sp = h.find(' ', start);
+      if (sp == std::string_view::npos) sp = h.size();
+      if (sp > start) s.history.push_back(check_item(f.to_int(h.substr(start, sp - start), "history item id")));
+      start = sp + 1;
+    }
+    s.target = check_item(f.to_int(fs[2], "target item id"));
+    users.insert(s.user);
+    if ((int)s.history.size() > opt.max_history)
+      s.history.erase(s.history.begin(), s.history.end() - opt.max_history);
+    if ((int)s.history.size() >= opt.min_history) out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace
+
+Dataset load_imported(const DataOptions& opt) {
+  Dataset ds;
+  ds.root = opt.root;
+  const std::string meta_path = opt.root + "/dataset.json";
+  nlohmann::json meta;
+  try {
+    meta = nlohmann::json::parse(read_file(meta_path, kImportHint));
+  } catch (const nlohmann::json::exception& e) {
+    throw DataError(meta_path + ": invalid JSON (" + e.what() + "). " + kImportHint);
+  } catch (const IoError& e) {
+    throw DataError(e.what());
+  }
+  if (!meta.is_object() || meta.value("format", "") != "sbtrec-dataset")
+    throw DataError(meta_path + ": not an sbtrec dataset (\"format\" must be \"sbtrec-dataset\"). " + kImportHint);
+  if (meta.value("version", 0) != 1)
+    throw DataError(meta_path + ": unsupported version " + meta.value("version", nlohmann::json(0)).dump() +
+                    " (this build reads version 1)");
+  if (!meta.contains("num_items") || !meta["num_items"].is_number_integer() || meta["num_items"].get<int64_t>() <= 0)
+    throw DataError(meta_path + ": \"num_items\" must be a positive integer");
+  ds.num_items = meta["num_items"].get<int64_t>();
+  ds.name = meta.value("name", std::string("imported"));
+
+  TextFile items(opt.root + "/items.tsv", kImportHint);
+  std::string_view line;
+  ds.titles.assign(ds.num_items, "");
+  std::vector<bool> seen(ds.num_items, false);
+  while (items.next(line)) {
+    if (line.empty()) continue;
+    auto fs = items.fields(line, '\t', 2, false, "id<TAB>title");
+    const int64_t id = items.to_int(fs[0], "item id");
+    if (id < 0 || id >= ds.num_items)
+      items.fail("item id " + std::to_string(id) + " out of range [0, " + std::to_string(ds.num_items) + ")");
+    if (seen[id]) items.fail("item id " + std::to_string(id) + " listed twice");
+    seen[id] = true;
+    ds.titles[id] = std::string(fs[1]);
+  }
+  for (int64_t i = 0; i < ds.num_items; ++i)
+    if (!seen[i]) throw DataError(items.path() + ": item id " + std::to_string(i) + " has no title line");
+  ds.raw_item_ids.resize(ds.num_items);
+  for (int64_t i = 0; i < ds.num_items; ++i) ds.raw_item_ids[i] = i;
+
+  std::set<int64_t> users;
+  ds.train = read_samples(opt.root + "/train.tsv", ds, opt, false, users);
+  ds.val = read_samples(opt.root + "/val.tsv", ds, opt, true, users);
+  ds.test = read_samples(opt.root + "/test.tsv", ds, opt, true, users);
+  ds.num_users = (int64_t)users.size();
+  for (const auto* split : {&ds.train, &ds.val, &ds.test})
+    for (const auto& s : *split) ds.num_interactions += (int64_t)s.history.size() + 1;
+  if (ds.val.empty() || ds.test.empty())
+    throw DataError(opt.root + ": validation or test split is empty after the min_history filter (data.min_history=" +
+                    std::to_string(opt.min_history) + ")");
+  return ds;
+}
+
+}  // namespace sbtrec::data

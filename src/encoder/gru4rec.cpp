@@ -1,0 +1,21 @@
+// GRU4Rec (see gru4rec.h). Legend: B batch, T positions, D width.
+#include "sbtrec/encoder/gru4rec.h"
+
+namespace sbtrec::encoder {
+
+GRU4RecImpl::GRU4RecImpl(const ModelOptions& o, int64_t num_items)
+    : EncoderImpl(num_items, o.hidden_size, o.hidden_size) {
+  torch::nn::init::normal_(item_embeddings->weight, 0.0, 0.01);
+  gru = register_module("gru", torch::nn::GRU(torch::nn::GRUOptions(o.hidden_size, o.hidden_size)
+                                                  .num_layers(o.gru4rec.num_layers)
+                                                  .batch_first(true)));
+}
+
+torch::Tensor GRU4RecImpl::sequence_representation(const torch::Tensor& seq, const torch::Tensor& lengths) {
+  auto out = std::get<0>(gru(item_embeddings(seq)));                              // [B, T, D] (last layer)
+  // Right padding and a causal recurrence: the output at length-1 is the packed final state.
+  auto idx = (lengths - 1).view({-1, 1, 1}).expand({out.size(0), 1, out.size(2)});  // [B, 1, D]
+  return out.gather(1, idx).squeeze(1);                                              // [B, D]
+}
+
+}  // namespace sbtrec::encoder
