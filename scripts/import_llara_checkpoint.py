@@ -15,7 +15,9 @@ import os
 import pickle
 import re
 import sys
-import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sbtrec_io import atomic_write  # noqa: E402
 import types
 
 import torch
@@ -246,22 +248,6 @@ def config_yaml(mtype: str, cfg: dict, source: str) -> str:
             f"  caser: {{num_filters: {c['caser']['num_filters']}, filter_sizes: [{fs}]}}\n")
 
 
-def _atomic(path: str, write) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def convert(checkpoint: str, out_dir: str) -> tuple[str, dict, dict]:
     from safetensors.torch import save_file
 
@@ -273,13 +259,13 @@ def convert(checkpoint: str, out_dir: str) -> tuple[str, dict, dict]:
     check_shapes(mtype, cfg, tensors, checkpoint)
     os.makedirs(out_dir, exist_ok=True)
     meta = {"format": "sbtrec-encoder", "version": "1", "source": os.path.basename(checkpoint)}
-    _atomic(os.path.join(out_dir, "model.safetensors"), lambda p: save_file(tensors, p, metadata=meta))
+    atomic_write(os.path.join(out_dir, "model.safetensors"), lambda p: save_file(tensors, p, metadata=meta))
 
     def write_yaml(p: str) -> None:
         with open(p, "w", encoding="utf-8") as f:
             f.write(config_yaml(mtype, cfg, os.path.basename(checkpoint)))
 
-    _atomic(os.path.join(out_dir, "config.yaml"), write_yaml)
+    atomic_write(os.path.join(out_dir, "config.yaml"), write_yaml)
     return mtype, cfg, tensors
 
 

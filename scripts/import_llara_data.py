@@ -25,7 +25,9 @@ import argparse
 import json
 import os
 import sys
-import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sbtrec_io import atomic_write_text  # noqa: E402
 from typing import Iterable
 
 # Source file name for each split, in output order (val ids continue after train, test after val).
@@ -36,22 +38,7 @@ class DataError(Exception):
     """Bad input; the message names the file and what to do."""
 
 
-def atomic_write_text(path: str, text: str) -> None:
-    """Write via a temp file in the same directory so readers never see a half-written file."""
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
-    try:
-        # mkstemp creates 0600; give the result ordinary umask-based permissions.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
 
 
 def read_titles(path: str) -> list[str]:

@@ -10,10 +10,12 @@ import json
 import math
 import os
 import sys
-import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sbtrec_io import atomic_write  # noqa: E402
 
 # Keys that describe a record rather than measure something.
-NON_METRIC_KEYS = {"epoch", "step", "split"}
+NON_METRIC_KEYS = {"epoch", "step", "split", "n", "seed"}  # bookkeeping, not curves
 SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
 
 
@@ -88,19 +90,8 @@ def plot(series: dict, out: str, title: str) -> None:
         ax.set_visible(False)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    d = os.path.dirname(os.path.abspath(out))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=d)
-    os.close(fd)
     try:
-        fig.savefig(tmp, format="png", dpi=100)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        atomic_write(out, lambda tmp: fig.savefig(tmp, format="png", dpi=100), suffix=".png")
     finally:
         plt.close(fig)
 

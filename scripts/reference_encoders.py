@@ -13,7 +13,9 @@ import argparse
 import math
 import os
 import sys
-import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sbtrec_io import atomic_write  # noqa: E402
 
 import torch
 import torch.nn.functional as F
@@ -286,25 +288,6 @@ def make_fixture_batch(num_items: int, max_len: int, batch: int, seed: int) -> t
     return seq, lengths
 
 
-def _atomic_save_safetensors(tensors: dict, path: str, metadata: dict) -> None:
-    from safetensors.torch import save_file
-
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=d)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def cmd_fixtures(args: argparse.Namespace) -> int:
     try:
         model = load_sbtrec_checkpoint(args.checkpoint)
@@ -326,7 +309,8 @@ def cmd_fixtures(args: argparse.Namespace) -> int:
     meta = {"format": "sbtrec-fixture", "version": "1", "type": str(cfg["type"]),
             "num_items": str(model.num_items), "checkpoint": os.path.abspath(args.checkpoint),
             "seed": str(args.seed), "torch": torch.__version__}
-    _atomic_save_safetensors(out, args.out, meta)
+    from safetensors.torch import save_file
+    atomic_write(args.out, lambda tmp: save_file(out, tmp, metadata=meta), suffix=".safetensors")
     finite = bool(torch.isfinite(out["logits"]).all())
     print(f"wrote {args.out}: type={cfg['type']} batch={args.batch} lengths={lengths.tolist()} "
           f"logits finite={finite} mean={out['logits'].mean().item():.4f}")
