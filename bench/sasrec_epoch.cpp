@@ -1,6 +1,8 @@
 // Benchmark: one SASRec training epoch (forward + BCE with one sampled negative + backward + Adam)
 // over the config's training samples, timed after a few warm-up steps. bench/sasrec_epoch.sh runs it
 // next to bench/reference/sasrec_epoch.py on the same samples and prints the speedup.
+#include <torch/csrc/autograd/profiler_legacy.h>
+
 #include <chrono>
 #include <iostream>
 
@@ -8,6 +10,7 @@
 #include "sbtrec/data/batch.h"
 #include "sbtrec/data/dataset.h"
 #include "sbtrec/encoder/trainer.h"
+#include "sbtrec/optim/fused_adam.h"
 
 using namespace sbtrec;
 
@@ -19,6 +22,8 @@ int main(int argc, char** argv) {
   int threads = 1, warmup = 5;
   app.add_option("--threads", threads, "torch intra-op threads");
   app.add_option("--warmup-steps", warmup, "untimed steps before the epoch");
+  std::string profile;
+  app.add_option("--profile", profile, "Instead of timing: profile 20 steps into this chrome-trace file");
   SBTREC_PARSE(app, argc, argv);
   return cli::guarded_main([&]() {
     Config cfg;
@@ -29,7 +34,7 @@ int main(int argc, char** argv) {
     auto t = data::to_tensors(ds.train, ds.num_items, cfg.model.max_len);
     auto model = encoder::make_encoder(cfg.model, ds.num_items);
     model->train();
-    torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(cfg.train.lr));
+    optim::FusedAdam opt(model->parameters(), torch::optim::AdamOptions(cfg.train.lr));
     const int64_t S = t.seq.size(0), B = cfg.train.batch_size;
     auto gen = at::make_generator<at::CPUGeneratorImpl>(cfg.seed);
     auto run = [&](int64_t first, int64_t count, const torch::Tensor& perm, double& loss) {
@@ -41,6 +46,11 @@ int main(int argc, char** argv) {
     };
     double loss = 0;
     run(0, warmup, torch::randperm(S, gen, torch::kInt64), loss);
+    if (!profile.empty()) {
+      torch::autograd::profiler::RecordProfile guard(profile);
+      run(0, 20, torch::randperm(S, gen, torch::kInt64), loss);
+      return 0;
+    }
     const int64_t steps = (S + B - 1) / B;
     const auto t0 = std::chrono::steady_clock::now();
     run(0, steps, torch::randperm(S, gen, torch::kInt64), loss);

@@ -21,7 +21,7 @@ fi
 
 PY=${SBTREC_BOOTSTRAP_PYTHON:-python3}
 stamp=.venv/.sbtrec-requirements
-want=$(cat scripts/requirements.txt scripts/requirements-*.txt 2>/dev/null | sha256sum | cut -d' ' -f1)
+want=$(cat scripts/requirements*.txt | sha256sum | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[setup] creating/updating .venv (torch 2.11.0 wheel is ~530 MB plus CUDA runtime wheels)"
   [ -x .venv/bin/python ] || "$PY" -m venv .venv

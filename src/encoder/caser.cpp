@@ -1,6 +1,8 @@
 // Caser (see caser.h). Legend: B batch, T positions, D width, F filters.
 #include "sbtrec/encoder/caser.h"
 
+#include "sbtrec/nn/dropout.h"
+
 namespace sbtrec::encoder {
 namespace {
 int64_t caser_width(const ModelOptions& o) {
@@ -9,7 +11,7 @@ int64_t caser_width(const ModelOptions& o) {
 }  // namespace
 
 CaserImpl::CaserImpl(const ModelOptions& o, int64_t num_items)
-    : EncoderImpl(num_items, o.hidden_size, caser_width(o)), max_len_(o.max_len) {
+    : EncoderImpl(num_items, o.hidden_size, caser_width(o)), max_len_(o.max_len), dropout_p_(o.dropout) {
   torch::nn::init::normal_(item_embeddings->weight, 0.0, 0.01);
   horizontal_cnn = register_module("horizontal_cnn", torch::nn::ModuleList());
   for (int h : o.caser.filter_sizes) {
@@ -21,7 +23,6 @@ CaserImpl::CaserImpl(const ModelOptions& o, int64_t num_items)
   vertical_cnn = register_module("vertical_cnn", torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 1, {o.max_len, 1})));
   torch::nn::init::xavier_normal_(vertical_cnn->weight);
   torch::nn::init::constant_(vertical_cnn->bias, 0.1);
-  dropout = register_module("dropout", torch::nn::Dropout(o.dropout));
 }
 
 torch::Tensor CaserImpl::sequence_representation(const torch::Tensor& seq, const torch::Tensor& lengths) {
@@ -34,7 +35,7 @@ torch::Tensor CaserImpl::sequence_representation(const torch::Tensor& seq, const
   }
   auto v = torch::relu(vertical_cnn(e)).view({e.size(0), -1});             // [B, D]
   parts.push_back(v);
-  return dropout(torch::cat(parts, 1));                                      // [B, F * |sizes| + D]
+  return nn::dropout(torch::cat(parts, 1), dropout_p_, is_training());      // [B, F * |sizes| + D]
 }
 
 }  // namespace sbtrec::encoder

@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "sbtrec/nn/dropout.h"
+
 namespace sbtrec::encoder {
 
 SASRecBlockImpl::SASRecBlockImpl(int64_t d_, int64_t heads_, double dropout)
@@ -19,30 +21,45 @@ SASRecBlockImpl::SASRecBlockImpl(int64_t d_, int64_t heads_, double dropout)
   ff_layer_norm = feed_forward->register_module("layer_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
 }
 
-torch::Tensor SASRecBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& key_padding,
-                                       const torch::Tensor& mask) {
-  const int64_t B = x.size(0), T = x.size(1), E = d / heads;
-  auto q_in = ln_1(x);                                                         // [B, T, D]
-  auto split = [&](const torch::Tensor& t) { return t.view({B, T, heads, E}).transpose(1, 2); };
-  auto q = split(linear_q(q_in));                                              // [B, H, T, E]
-  auto k = split(linear_k(x));                                                 // [B, H, T, E]
-  auto v = split(linear_v(x));                                                 // [B, H, T, E]
-  // Allowed (query i, key j): j <= i and key j is a real item.
-  auto causal = torch::ones({T, T}, x.options().dtype(torch::kBool)).tril();    // [T, T]
-  auto allowed = causal.unsqueeze(0).logical_and(key_padding.logical_not().unsqueeze(1)).unsqueeze(1);  // [B, 1, T, T]
+torch::Tensor SASRecBlockImpl::attend_and_feed_forward(const torch::Tensor& x, const torch::Tensor& q_in,
+                                                       const torch::Tensor& allowed, const torch::Tensor& out_mask) {
+  const int64_t B = x.size(0), T = x.size(1), P = q_in.size(1), E = d / heads;
+  auto q = linear_q(q_in).view({B, P, heads, E}).transpose(1, 2);  // [B, H, P, E]
+  auto k = linear_k(x).view({B, T, heads, E}).transpose(1, 2);     // [B, H, T, E]
+  auto v = linear_v(x).view({B, T, heads, E}).transpose(1, 2);     // [B, H, T, E]
   const double p = is_training() ? dropout_p : 0.0;
-  auto attn = at::scaled_dot_product_attention(q, k, v, allowed, p, false, 1.0 / std::sqrt((double)d));  // [B, H, T, E]
-  attn = attn.transpose(1, 2).reshape({B, T, d});                              // [B, T, D]
+  auto attn = at::scaled_dot_product_attention(q, k, v, allowed, p, false, 1.0 / std::sqrt((double)d));  // [B, H, P, E]
+  attn = attn.transpose(1, 2).reshape({B, P, d});                  // [B, P, D]
   // LLaRA multiplies the attention weights by a query mask sign(|sum ln_1(x)|); on the output it is
-  // the same product, and it only differs from 1 when a normalised query sums to exactly zero.
-  auto query_mask = q_in.sum(-1, true).ne(0).to(x.dtype());                    // [B, T, 1]
-  auto h = attn * query_mask + q_in;                                           // [B, T, D]
-  auto y = ln_2(h);                                                            // [B, T, D]
+  // the same product. It differs from 1 only when a normalised query sums to exactly zero, so the
+  // multiply is skipped when it is all ones (checked on CPU, where the check costs no sync).
+  auto query_mask = q_in.sum(-1, true).ne(0);                      // [B, P, 1]
+  auto h = (x.is_cpu() && query_mask.all().item<bool>()) ? attn + q_in : attn * query_mask.to(x.dtype()) + q_in;
+  auto y = ln_2(h);                                                // [B, P, D]
   // Conv1d with kernel 1 over positions == a linear map per position.
   auto z = torch::linear(torch::relu(torch::linear(y, w_1->weight.squeeze(-1), w_1->bias)),
-                         w_2->weight.squeeze(-1), w_2->bias);                 // [B, T, D]
-  z = torch::dropout(z, p, is_training());
-  return ff_layer_norm(z + y) * mask;                                          // [B, T, D]
+                         w_2->weight.squeeze(-1), w_2->bias);     // [B, P, D]
+  z = nn::dropout(z, p, is_training());
+  return ff_layer_norm(z + y) * out_mask;                          // [B, P, D]
+}
+
+torch::Tensor SASRecBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& key_padding,
+                                       const torch::Tensor& mask) {
+  const int64_t T = x.size(1);
+  // Allowed (query i, key j): j <= i and key j is a real item.
+  auto causal = torch::ones({T, T}, x.options().dtype(torch::kBool)).tril();                             // [T, T]
+  auto allowed = causal.unsqueeze(0).logical_and(key_padding.logical_not().unsqueeze(1)).unsqueeze(1);  // [B, 1, T, T]
+  return attend_and_feed_forward(x, ln_1(x), allowed, mask);                                             // [B, T, D]
+}
+
+torch::Tensor SASRecBlockImpl::forward_at(const torch::Tensor& x, const torch::Tensor& key_padding,
+                                          const torch::Tensor& mask, const torch::Tensor& last) {
+  const int64_t B = x.size(0), T = x.size(1);
+  auto xq = x.gather(1, last.view({B, 1, 1}).expand({B, 1, d}));                          // [B, 1, D]
+  auto keys = torch::arange(T, last.options()).unsqueeze(0).le(last.unsqueeze(1));       // [B, T]
+  auto allowed = keys.logical_and(key_padding.logical_not()).view({B, 1, 1, T});         // [B, 1, 1, T]
+  auto out_mask = mask.gather(1, last.view({B, 1, 1}));                                   // [B, 1, 1]
+  return attend_and_feed_forward(x, ln_1(xq), allowed, out_mask).squeeze(1);             // [B, D]
 }
 
 SASRecImpl::SASRecImpl(const ModelOptions& o, int64_t num_items)
@@ -54,22 +71,33 @@ SASRecImpl::SASRecImpl(const ModelOptions& o, int64_t num_items)
   ln_3 = register_module("ln_3", torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.hidden_size})));
 }
 
-torch::Tensor SASRecImpl::hidden_states(const torch::Tensor& seq) {
+torch::Tensor SASRecImpl::embed(const torch::Tensor& seq, torch::Tensor& key_padding, torch::Tensor& mask) {
   const int64_t T = seq.size(1);
   TORCH_CHECK(T <= max_len_, "SASRec: sequence length ", T, " exceeds model.max_len ", max_len_);
   auto x = item_embeddings(seq) + positional_embeddings->weight.narrow(0, 0, T);  // [B, T, D]
-  x = torch::dropout(x, dropout_p_, is_training());
-  auto key_padding = seq.eq(num_items_);                                           // [B, T]
-  auto mask = padding_mask(seq);                                                   // [B, T, 1]
-  x = x * mask;
+  key_padding = seq.eq(num_items_);                                                // [B, T]
+  mask = padding_mask(seq);                                                        // [B, T, 1]
+  // Dropout then zeroed padding, as LLaRA; on CPU both masks are applied in one multiply.
+  if (is_training() && dropout_p_ > 0 && x.is_cpu())
+    return x * (nn::dropout_mask(x.sizes(), dropout_p_, x.options()) * mask);
+  return nn::dropout(x, dropout_p_, is_training()) * mask;
+}
+
+torch::Tensor SASRecImpl::hidden_states(const torch::Tensor& seq) {
+  torch::Tensor key_padding, mask;
+  auto x = embed(seq, key_padding, mask);                                          // [B, T, D]
   for (const auto& block : *blocks) x = block->as<SASRecBlock>()->forward(x, key_padding, mask);
   return ln_3(x);                                                                  // [B, T, D]
 }
 
 torch::Tensor SASRecImpl::sequence_representation(const torch::Tensor& seq, const torch::Tensor& lengths) {
-  auto h = hidden_states(seq);                                                     // [B, T, D]
-  auto idx = (lengths - 1).view({-1, 1, 1}).expand({h.size(0), 1, h.size(2)});   // [B, 1, D]
-  return h.gather(1, idx).squeeze(1);                                              // [B, D]
+  torch::Tensor key_padding, mask;
+  auto x = embed(seq, key_padding, mask);                                          // [B, T, D]
+  const int64_t L = (int64_t)blocks->size();
+  for (int64_t i = 0; i + 1 < L; ++i) x = blocks[i]->as<SASRecBlock>()->forward(x, key_padding, mask);
+  // Only the last real position is read out, so the last block computes that position alone.
+  auto z = blocks[L - 1]->as<SASRecBlock>()->forward_at(x, key_padding, mask, lengths - 1);  // [B, D]
+  return ln_3(z);                                                                             // [B, D]
 }
 
 }  // namespace sbtrec::encoder

@@ -10,6 +10,7 @@
 #include "sbtrec/common/progress.h"
 #include "sbtrec/data/batch.h"
 #include "sbtrec/data/candidates.h"
+#include "sbtrec/optim/fused_adam.h"
 
 namespace sbtrec::encoder {
 
@@ -61,7 +62,7 @@ TrainResult train_encoder(const Config& cfg, const data::Dataset& ds) {
   if (ds.train.empty()) throw DataError(ds.root + ": the training split has no samples");
 
   Encoder model = make_encoder(cfg.model, ds.num_items);
-  torch::optim::Adam optimizer(model->parameters(),
+  optim::FusedAdam optimizer(model->parameters(),
                                torch::optim::AdamOptions(cfg.train.lr).weight_decay(cfg.train.weight_decay));
   const auto train = data::to_tensors(ds.train, ds.num_items, cfg.model.max_len);
   const auto val_candidates = data::make_candidates(ds, data::Split::kVal, cfg.eval.num_negatives, cfg.eval.candidate_seed);

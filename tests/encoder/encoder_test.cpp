@@ -121,3 +121,20 @@ TEST(Encoder, TrainStepLearnsADeterministicSuccessor) {
     }
   }
 }
+
+TEST(Encoder, SASRecLastPositionPathEqualsAllPositions) {
+  // sequence_representation computes the last block at one position only; it must equal the
+  // all-positions hidden states read at length-1, for one and several blocks and heads.
+  for (int blocks : {1, 3}) {
+    ModelOptions o = opts("sasrec");
+    o.sasrec.num_blocks = blocks;
+    o.sasrec.num_heads = 2;
+    torch::manual_seed(4);
+    SASRec model(o, 30);
+    model->eval();
+    auto [seq, len] = batch(30);
+    auto all = model->hidden_states(seq);                                                   // [B, T, D]
+    auto read = all.gather(1, (len - 1).view({-1, 1, 1}).expand({3, 1, 16})).squeeze(1);  // [B, D]
+    EXPECT_TRUE(torch::allclose(model->sequence_representation(seq, len), read, 1e-5, 1e-6)) << blocks;
+  }
+}

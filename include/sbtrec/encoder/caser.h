@@ -13,9 +13,9 @@ class CaserImpl : public EncoderImpl {
 
  private:
   int64_t max_len_;
+  double dropout_p_;
   torch::nn::ModuleList horizontal_cnn{nullptr};
   torch::nn::Conv2d vertical_cnn{nullptr};
-  torch::nn::Dropout dropout{nullptr};
 };
 TORCH_MODULE(Caser);
 

@@ -1,0 +1,52 @@
+// Counter-based dropout (see dropout.h).
+#include "sbtrec/nn/dropout.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+
+#include <mutex>
+
+namespace sbtrec::nn {
+namespace {
+
+inline uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+uint64_t next_seed() {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get<at::CPUGeneratorImpl>()->random64();
+}
+
+}  // namespace
+
+torch::Tensor dropout_mask(at::IntArrayRef sizes, double p, const torch::TensorOptions& options) {
+  TORCH_CHECK(p >= 0 && p < 1, "dropout probability must be in [0, 1), got ", p);
+  auto mask = torch::empty(sizes, options.dtype(torch::kFloat32).device(torch::kCPU));
+  float* m = mask.data_ptr<float>();
+  const int64_t n = mask.numel();
+  const uint64_t seed = next_seed();
+  // Each 64-bit hash gives two 32-bit uniforms; an element is dropped when its uniform < p * 2^32.
+  const uint64_t threshold = (uint64_t)(p * 4294967296.0);
+  const float scale = (float)(1.0 / (1.0 - p));
+  at::parallel_for(0, (n + 1) / 2, 4096, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const uint64_t r = splitmix64(seed ^ (uint64_t)i * 0xd1b54a32d192ed03ull);
+      m[2 * i] = (r & 0xffffffffull) >= threshold ? scale : 0.f;
+      if (2 * i + 1 < n) m[2 * i + 1] = (r >> 32) >= threshold ? scale : 0.f;
+    }
+  });
+  return options.dtype() == torch::kFloat32 ? mask : mask.to(options.dtype());
+}
+
+torch::Tensor dropout(const torch::Tensor& x, double p, bool training) {
+  if (!training || p == 0) return x;
+  if (!x.device().is_cpu()) return torch::dropout(x, p, true);
+  return x * dropout_mask(x.sizes(), p, x.options());
+}
+
+}  // namespace sbtrec::nn
