@@ -4,7 +4,7 @@
 # encoders over the same 5 candidate seeds; prints mean and 95% confidence interval of test HR@1.
 # Seed s fixes both the training run and the candidate sets (eval.candidate_seed = s), so within a
 # seed every model is scored on the same candidates.
-# Usage: scripts/reproduce_baselines.sh [movielens|lastfm ...]   (default: both)
+# Usage: [SEEDS="1 2 3 4 5"] [THREADS=N] scripts/reproduce_baselines.sh [movielens|lastfm ...]   (default: both)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh >/dev/null
@@ -14,6 +14,7 @@ PY=.venv/bin/python
 SHARED=${SBTREC_SHARED:-../shared}
 OUT=${SBTREC_REPRO_DIR:-runs/reproduce}
 SEEDS=${SEEDS:-"1 2 3 4 5"}
+THREADS=${THREADS:-0}   # torch threads per run; 0 = torch default
 datasets=("$@")
 [ ${#datasets[@]} -gt 0 ] || datasets=(movielens lastfm)
 mkdir -p "$OUT"
@@ -33,7 +34,7 @@ for ds in "${datasets[@]}"; do
       run="$OUT/$ds-$model-s$seed"
       if [ ! -f "$run/results.json" ]; then
         $BIN/sbtrec-train --config "configs/$ds/$model.yaml" --set data.root="$root" --set seed="$seed" \
-          --set eval.candidate_seed="$seed" --set output_dir="$run" > "$run.log" 2>&1 || { tail "$run.log"; exit 1; }
+          --set eval.candidate_seed="$seed" --set output_dir="$run" --set threads="$THREADS" > "$run.log" 2>&1 || { tail "$run.log"; exit 1; }
       fi
       hr=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['test']['hr@1'])" "$run/results.json")
       printf '%s\ttrained\t%s\t%s\t%s\n' "$ds" "$model" "$seed" "$hr" >> "$results"

@@ -3,6 +3,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -126,6 +131,115 @@ std::map<std::string, torch::Tensor> load(const std::string& path, std::optional
     out.emplace(name, t);
   }
   return out;
+}
+
+File::File(const std::string& path) : path_(path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) throw CheckpointError("cannot open safetensors file '" + path + "': " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    throw CheckpointError("cannot stat '" + path + "'");
+  }
+  size_ = (size_t)st.st_size;
+  if (size_ > 0) {
+    map_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map_ == MAP_FAILED) {
+      map_ = nullptr;
+      ::close(fd);
+      throw CheckpointError("cannot map '" + path + "' into memory: " + std::strerror(errno));
+    }
+  }
+  ::close(fd);
+  try {
+    header_ = parse_header((const uint8_t*)map_, size_, size_, path);
+  } catch (...) {
+    if (map_) ::munmap(map_, size_);
+    throw;
+  }
+}
+
+File::~File() {
+  if (map_) ::munmap(map_, size_);
+}
+
+std::vector<std::string> File::names() const {
+  std::vector<std::string> out;
+  for (const auto& kv : header_.tensors) out.push_back(kv.first);
+  return out;
+}
+
+torch::Tensor File::get(const std::string& name, std::optional<torch::ScalarType> dtype, const torch::Device& device) const {
+  auto it = header_.tensors.find(name);
+  if (it == header_.tensors.end()) throw CheckpointError("safetensors file '" + path_ + "': no tensor '" + name + "'");
+  const auto& info = it->second;
+  const DType* dt = find_dtype(info.dtype);
+  auto* data = (uint8_t*)map_ + header_.data_start + info.begin;
+  // A view of the mapped bytes (never written: the mapping is private and read-only).
+  auto view = torch::from_blob(data, info.shape, torch::TensorOptions().dtype(dt->type));
+  const auto target = (dtype && view.is_floating_point()) ? *dtype : view.scalar_type();
+  // .to() copies out of the mapping when dtype or device change; clone when neither does.
+  auto out = view.to(device, target);
+  return out.data_ptr() == view.data_ptr() ? out.clone() : out;
+}
+
+ShardedCheckpoint::ShardedCheckpoint(const std::string& dir) {
+  const std::string single = dir + "/model.safetensors", index = dir + "/model.safetensors.index.json";
+  if (path_exists(index)) {
+    source_ = index;
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(read_file(index));
+    } catch (const nlohmann::json::exception& e) {
+      throw CheckpointError(index + ": invalid JSON (" + e.what() + ")");
+    }
+    if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
+      throw CheckpointError(index + ": needs a \"weight_map\" object mapping tensor names to shard files");
+    std::map<std::string, size_t> file_index;
+    for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+      if (!it.value().is_string()) throw CheckpointError(index + ": weight_map['" + it.key() + "'] must be a file name");
+      const std::string file = it.value().get<std::string>();
+      if (file.find('/') != std::string::npos || file == "..")
+        throw CheckpointError(index + ": shard name '" + file + "' must be a plain file name in " + dir);
+      auto f = file_index.find(file);
+      if (f == file_index.end()) {
+        files_.push_back(std::make_unique<File>(dir + "/" + file));
+        f = file_index.emplace(file, files_.size() - 1).first;
+      }
+      if (!files_[f->second]->contains(it.key()))
+        throw CheckpointError(index + ": says '" + it.key() + "' is in " + file + ", which does not hold it");
+      where_[it.key()] = f->second;
+    }
+  } else if (path_exists(single)) {
+    source_ = single;
+    files_.push_back(std::make_unique<File>(single));
+    for (const auto& name : files_[0]->names()) where_[name] = 0;
+  } else if (path_exists(dir + "/pytorch_model.bin") || path_exists(dir + "/pytorch_model.bin.index.json")) {
+    throw CheckpointError(dir + ": only pytorch_model.bin weights found; sbtrec reads safetensors. Convert once with "
+                          "`python -c \"from transformers import AutoModelForCausalLM as M; "
+                          "M.from_pretrained('" + dir + "').save_pretrained('<out>', safe_serialization=True)\"`");
+  } else {
+    throw CheckpointError(dir + ": no model.safetensors or model.safetensors.index.json");
+  }
+}
+
+std::vector<std::string> ShardedCheckpoint::names() const {
+  std::vector<std::string> out;
+  for (const auto& kv : where_) out.push_back(kv.first);
+  return out;
+}
+
+std::vector<int64_t> ShardedCheckpoint::shape(const std::string& name) const {
+  auto it = where_.find(name);
+  if (it == where_.end()) throw CheckpointError(source_ + ": no tensor '" + name + "'");
+  return files_[it->second]->header().tensors.at(name).shape;
+}
+
+torch::Tensor ShardedCheckpoint::get(const std::string& name, std::optional<torch::ScalarType> dtype,
+                                     const torch::Device& device) const {
+  auto it = where_.find(name);
+  if (it == where_.end()) throw CheckpointError(source_ + ": no tensor '" + name + "'");
+  return files_[it->second]->get(name, dtype, device);
 }
 
 void save(const std::string& path, const std::map<std::string, torch::Tensor>& tensors,

@@ -29,6 +29,51 @@ struct Header {
 // file or overlap.
 Header parse_header(const uint8_t* bytes, size_t available, uint64_t file_size, const std::string& source);
 
+// A memory-mapped safetensors file: the header is validated on open, tensors are materialised one
+// at a time, converted to the requested dtype/device straight from the mapping (no second host copy
+// of the file is ever made). The mapping lives as long as the File.
+class File {
+ public:
+  explicit File(const std::string& path);
+  ~File();
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+
+  const Header& header() const { return header_; }
+  const std::string& path() const { return path_; }
+  bool contains(const std::string& name) const { return header_.tensors.count(name) > 0; }
+  std::vector<std::string> names() const;
+  // A new tensor holding `name` converted to `dtype` (floating tensors only; others keep theirs) on
+  // `device`. Throws CheckpointError naming the file and key when absent.
+  torch::Tensor get(const std::string& name, std::optional<torch::ScalarType> dtype = std::nullopt,
+                    const torch::Device& device = torch::kCPU) const;
+
+ private:
+  std::string path_;
+  Header header_;
+  void* map_ = nullptr;
+  size_t size_ = 0;
+};
+
+// A checkpoint made of one file or of shards listed by <dir>/model.safetensors.index.json
+// ({"weight_map": {tensor: file}}); tensors are read from whichever shard holds them.
+class ShardedCheckpoint {
+ public:
+  // `dir` holding model.safetensors or model.safetensors.index.json (+ shards).
+  explicit ShardedCheckpoint(const std::string& dir);
+  std::vector<std::string> names() const;
+  bool contains(const std::string& name) const { return where_.count(name) > 0; }
+  std::vector<int64_t> shape(const std::string& name) const;
+  torch::Tensor get(const std::string& name, std::optional<torch::ScalarType> dtype = std::nullopt,
+                    const torch::Device& device = torch::kCPU) const;
+  const std::string& source() const { return source_; }
+
+ private:
+  std::string source_;
+  std::vector<std::unique_ptr<File>> files_;
+  std::map<std::string, size_t> where_;
+};
+
 // Loads every tensor of a file (CPU, converted to `dtype` if given for floating tensors).
 std::map<std::string, torch::Tensor> load(const std::string& path,
                                           std::optional<torch::ScalarType> float_dtype = std::nullopt,

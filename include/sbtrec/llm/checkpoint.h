@@ -1,0 +1,28 @@
+// Hugging Face model directories and PEFT adapters, read and written directly (no conversion step):
+//   model dir:   config.json + model.safetensors or model.safetensors.index.json with shards
+//   adapter dir: adapter_config.json + adapter_model.safetensors (PEFT's key names)
+// Weights are memory-mapped and placed on the target device/dtype one tensor at a time, onto modules
+// built without a random init, so loading 7B in bf16 on a GPU never holds two host copies.
+#pragma once
+#include <string>
+
+#include "sbtrec/llm/llama.h"
+
+namespace sbtrec::llm {
+
+// Loads config.json and the weights. `dtype`: floating weights' dtype (default: fp32 on CPU, the
+// config's torch_dtype elsewhere). Shapes are checked against the config (errors name the key);
+// missing or unexpected tensors are errors.
+LlamaForCausalLM load_llama(const std::string& dir, std::optional<torch::ScalarType> dtype = std::nullopt,
+                            const torch::Device& device = torch::kCPU);
+// Writes config.json + model.safetensors (base weights only; tied lm_head omitted, as transformers).
+void save_llama(const std::string& dir, LlamaForCausalLMImpl& model);
+
+// PEFT adapter_config.json + adapter_model.safetensors with keys
+// base_model.model.<module>.lora_A.weight / lora_B.weight.
+void save_adapter(const std::string& dir, LlamaForCausalLMImpl& model, const std::string& base_model_name_or_path);
+// Adds LoRA per adapter_config.json (r, lora_alpha, lora_dropout, target_modules, use_rslora) and
+// loads its weights. Unsupported settings (DoRA, biases, rank patterns, ...) are errors.
+void load_adapter(const std::string& dir, LlamaForCausalLMImpl& model);
+
+}  // namespace sbtrec::llm

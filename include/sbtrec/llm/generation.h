@@ -1,0 +1,37 @@
+// Text generation with a KV cache: greedy and beam search with transformers' semantics (num_beams,
+// length_penalty, early_stopping true/false/"never", the vectorised beam search of transformers 5),
+// max_new_tokens, stop at EOS and/or extra stop tokens (e.g. end of line), batched prompts with left
+// padding, deterministic. Prompts come as token ids or as embeddings (SBT-Rec's hybrid prompts).
+// Legend: B batch, P prompt length, N new tokens, K beams, V vocabulary.
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "sbtrec/llm/llama.h"
+
+namespace sbtrec::llm {
+
+enum class EarlyStopping { kFalse, kTrue, kNever };
+
+struct GenerationOptions {
+  int64_t max_new_tokens = 64;
+  int64_t num_beams = 1;
+  double length_penalty = 1.0;
+  EarlyStopping early_stopping = EarlyStopping::kFalse;
+  std::vector<int64_t> eos_token_ids;   // finishing tokens; empty = generate exactly max_new_tokens
+  std::vector<int64_t> stop_token_ids;  // extra finishing tokens (e.g. those decoding to a newline)
+  int64_t pad_token_id = -1;            // filler after a row finished; -1 = first finishing token, or 0
+};
+
+// input_ids [B, P] (left-padded when rows differ in length), attention_mask [B, P] or undefined.
+// Returns prompt + generated ids [B, P + N] (N <= max_new_tokens; finished rows padded).
+torch::Tensor generate(LlamaForCausalLMImpl& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                       const GenerationOptions& options);
+
+// inputs_embeds [B, P, D] (left-padded), attention_mask [B, P] or undefined. Returns new ids [B, N].
+torch::Tensor generate_from_embeds(LlamaForCausalLMImpl& model, const torch::Tensor& inputs_embeds,
+                                   const torch::Tensor& attention_mask, const GenerationOptions& options);
+
+}  // namespace sbtrec::llm

@@ -1,0 +1,344 @@
+// Llama invariants on tiny random models: cache == full forward, padding (left/right) == unpadded,
+// inputs_embeds == input_ids, LoRA with B = 0 == base, merge == unmerged, checkpointing == plain,
+// save/load round trips, added tokens, config and checkpoint errors.
+#include "../test_util.h"
+#include "sbtrec/common/error.h"
+#include "sbtrec/common/safetensors.h"
+#include "sbtrec/llm/checkpoint.h"
+#include "sbtrec/llm/generation.h"
+
+using namespace sbtrec;
+using namespace sbtrec::llm;
+
+namespace {
+LlamaForCausalLM tiny(uint64_t seed = 0, bool tie = false) {
+  torch::manual_seed(seed);
+  auto c = llama_tiny();
+  c.tie_word_embeddings = tie;
+  LlamaForCausalLM m(c);
+  // Larger weights than the init so logits are peaked (no near-ties in argmax comparisons).
+  torch::NoGradGuard ng;
+  for (auto& p : m->parameters()) p.normal_(0, 0.3);
+  for (auto& item : m->named_parameters())
+    if (item.key().find("norm") != std::string::npos) item.value().uniform_(0.5, 1.5);
+  m->eval();
+  return m;
+}
+torch::Tensor ids(std::vector<int64_t> v) { return torch::tensor(v, torch::kInt64).unsqueeze(0); }
+torch::Tensor logits_of(LlamaForCausalLMImpl& m, const torch::Tensor& x, const torch::Tensor& mask = {},
+                        const torch::Tensor& pos = {}) {
+  ForwardInputs in;
+  in.input_ids = x;
+  in.attention_mask = mask;
+  in.position_ids = pos;
+  return m.forward(in);
+}
+double maxdiff(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST(LlamaConfig, ParsesHuggingFaceFieldsAndRejectsUnsupported) {
+  auto c = parse_llama_config(R"({"hidden_size": 64, "intermediate_size": 100, "num_hidden_layers": 2,
+      "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 50, "rms_norm_eps": 1e-6,
+      "rope_parameters": {"rope_type": "default", "rope_theta": 500000.0}, "eos_token_id": [2, 7],
+      "dtype": "bfloat16", "model_type": "llama", "architectures": ["LlamaForCausalLM"]})", "c.json");
+  EXPECT_EQ(c.num_key_value_heads, 2);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 500000.0);
+  EXPECT_EQ(c.eos_token_ids, (std::vector<int64_t>{2, 7}));
+  EXPECT_EQ(c.dtype(), torch::kBFloat16);
+  auto err = [](const std::string& json) {
+    try {
+      parse_llama_config(json, "c.json");
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  const std::string base = R"("hidden_size": 64, "intermediate_size": 100, "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 50)";
+  EXPECT_NE(err("{" + base + R"(, "rope_scaling": {"type": "linear", "factor": 2.0}})").find("'rope_scaling'"), std::string::npos);
+  EXPECT_NE(err("{" + base + R"(, "architectures": ["MistralForCausalLM"]})").find("'architectures'"), std::string::npos);
+  EXPECT_NE(err("{" + base + R"(, "attention_bias": true})").find("attention_bias"), std::string::npos);
+  EXPECT_NE(err(R"({"hidden_size": 64})").find("'intermediate_size' is missing"), std::string::npos);
+  EXPECT_NE(err("{" + base + R"(, "num_key_value_heads": 3})").find("num_key_value_heads"), std::string::npos);
+  EXPECT_NE(err("{" + base + R"(, "torch_dtype": "float8"})").find("torch_dtype"), std::string::npos);
+  EXPECT_NE(err("not json").find("invalid JSON"), std::string::npos);
+  EXPECT_EQ(llama2_7b().hidden_size, 4096);
+  EXPECT_EQ(parse_llama_config(llama_config_to_json(llama_tiny()), "x").num_key_value_heads, 2);
+}
+
+TEST(Llama, CachedDecodingEqualsFullForward) {
+  auto m = tiny(1);
+  auto x = torch::randint(3, 128, {2, 9}, torch::kInt64);
+  torch::NoGradGuard ng;
+  auto full = logits_of(*m, x);  // [2, 9, V]
+  KVCache cache(m->config.num_hidden_layers, 4);  // small capacity: exercises growth
+  ForwardInputs in;
+  in.cache = &cache;
+  in.input_ids = x.narrow(1, 0, 5);
+  auto first = m->forward(in);
+  EXPECT_LT(maxdiff(first, full.narrow(1, 0, 5)), 1e-4);
+  for (int t = 5; t < 9; ++t) {
+    in.input_ids = x.narrow(1, t, 1);
+    EXPECT_LT(maxdiff(m->forward(in), full.narrow(1, t, 1)), 1e-4) << t;
+  }
+}
+
+TEST(Llama, LeftAndRightPaddingMatchUnpaddedRows) {
+  auto m = tiny(2);
+  torch::NoGradGuard ng;
+  auto row = torch::randint(3, 128, {1, 6}, torch::kInt64);
+  auto alone = logits_of(*m, row);  // [1, 6, V]
+  auto pad = torch::zeros({1, 3}, torch::kInt64);
+  auto left = torch::cat({torch::cat({pad, row}, 1), torch::randint(3, 128, {1, 9}, torch::kInt64)}, 0);
+  auto left_mask = torch::ones({2, 9}, torch::kInt64);
+  left_mask.index_put_({0, torch::indexing::Slice(0, 3)}, 0);
+  auto l = logits_of(*m, left, left_mask);  // positions from the mask
+  EXPECT_LT(maxdiff(l.select(0, 0).narrow(0, 3, 6), alone.squeeze(0)), 1e-4);
+  auto right = torch::cat({torch::cat({row, pad}, 1), torch::randint(3, 128, {1, 9}, torch::kInt64)}, 0);
+  auto right_mask = torch::ones({2, 9}, torch::kInt64);
+  right_mask.index_put_({0, torch::indexing::Slice(6, 9)}, 0);
+  auto r = logits_of(*m, right, right_mask);
+  EXPECT_LT(maxdiff(r.select(0, 0).narrow(0, 0, 6), alone.squeeze(0)), 1e-4);
+  EXPECT_FALSE(torch::isnan(l).any().item<bool>());
+}
+
+TEST(Llama, InputsEmbedsPathEqualsIds) {
+  auto m = tiny(3);
+  torch::NoGradGuard ng;
+  auto x = torch::randint(0, 128, {2, 7}, torch::kInt64);
+  ForwardInputs in;
+  in.inputs_embeds = m->model->embed_tokens(x);
+  EXPECT_LT(maxdiff(m->forward(in), logits_of(*m, x)), 1e-5);
+}
+
+TEST(Lora, ZeroBEqualsBaseAndMergeEqualsUnmerged) {
+  auto m = tiny(4);
+  auto x = torch::randint(0, 128, {2, 7}, torch::kInt64);
+  torch::Tensor base;
+  {
+    torch::NoGradGuard ng;
+    base = logits_of(*m, x);
+  }
+  LoraOptions o;
+  o.r = 4;
+  o.alpha = 8;
+  o.dropout = 0.0;
+  m->add_lora(o);
+  m->eval();
+  torch::NoGradGuard ng;
+  EXPECT_EQ(maxdiff(logits_of(*m, x), base), 0.0);  // B = 0 at initialisation
+  EXPECT_EQ(m->lora_layers().size(), 2u * 7u);
+  for (auto& l : m->lora_layers()) l->lora_B->weight.normal_(0, 0.1);
+  auto adapted = logits_of(*m, x);
+  EXPECT_GT(maxdiff(adapted, base), 1e-3);
+  m->merge_lora();
+  EXPECT_LT(maxdiff(logits_of(*m, x), adapted), 1e-4);
+  m->unmerge_lora();
+  EXPECT_LT(maxdiff(logits_of(*m, x), adapted), 1e-4);
+  // Only adapter weights train; the report counts them as PEFT does.
+  int64_t trainable = 0;
+  for (auto& p : m->parameters())
+    if (p.requires_grad()) trainable += p.numel();
+  const int64_t per_layer = 4 * (64 + 64) + 4 * (64 + 32) * 2 + 4 * (64 + 64) + 4 * (64 + 160) * 3;  // q, k, v, o, gate, up, down
+  EXPECT_EQ(trainable, 2 * per_layer);
+  EXPECT_NE(m->trainable_report().find("trainable params: " + std::to_string(trainable)), std::string::npos);
+}
+
+TEST(Lora, GradientCheckpointingGivesTheSameGradients) {
+  LoraOptions o;
+  o.r = 4;
+  o.alpha = 8;
+  o.dropout = 0.1;  // dropout masks must be replayed in the recomputation
+  auto x = torch::randint(0, 128, {2, 8}, torch::kInt64);
+  std::vector<torch::Tensor> grads[2];
+  double losses[2];
+  for (int ckpt = 0; ckpt < 2; ++ckpt) {
+    auto m = tiny(5);
+    torch::manual_seed(11);
+    m->add_lora(o);
+    for (auto& l : m->lora_layers()) l->lora_B->weight.data().normal_(0, 0.1);
+    m->train();
+    m->set_gradient_checkpointing(ckpt == 1);
+    torch::manual_seed(12);
+    auto loss = LlamaForCausalLMImpl::causal_lm_loss(logits_of(*m, x), x);
+    loss.backward();
+    losses[ckpt] = loss.item<double>();
+    for (auto& l : m->lora_layers()) {
+      grads[ckpt].push_back(l->lora_A->weight.grad().clone());
+      grads[ckpt].push_back(l->lora_B->weight.grad().clone());
+    }
+  }
+  EXPECT_NEAR(losses[0], losses[1], 1e-6);
+  ASSERT_EQ(grads[0].size(), grads[1].size());
+  for (size_t i = 0; i < grads[0].size(); ++i) EXPECT_LT(maxdiff(grads[0][i], grads[1][i]), 1e-5) << i;
+}
+
+TEST(Llama, AddedTokensAppendRowsAndKeepOldLogits) {
+  for (bool tie : {false, true}) {
+    auto m = tiny(6, tie);
+    torch::NoGradGuard ng;
+    auto x = torch::randint(0, 128, {1, 5}, torch::kInt64);
+    auto before = logits_of(*m, x);
+    m->add_tokens(3);
+    EXPECT_EQ(m->config.vocab_size, 131);
+    auto after = logits_of(*m, x);
+    EXPECT_EQ(after.size(-1), 131);
+    EXPECT_LT(maxdiff(after.narrow(2, 0, 128), before), 1e-5) << tie;
+    EXPECT_NO_THROW(logits_of(*m, ids({1, 129, 130})));
+  }
+}
+
+TEST(Llama, SaveLoadRoundTripSingleAndShardedAndAdapters) {
+  test::TempDir dir;
+  for (bool tie : {false, true}) {
+    auto m = tiny(7, tie);
+    const std::string d = dir / (tie ? "tied" : "untied");
+    save_llama(d, *m);
+    auto back = load_llama(d);
+    auto x = torch::randint(0, 128, {1, 6}, torch::kInt64);
+    torch::NoGradGuard ng;
+    EXPECT_EQ(maxdiff(logits_of(*back, x), logits_of(*m, x)), 0.0) << tie;
+    auto bf16 = load_llama(d, torch::kBFloat16);
+    EXPECT_EQ(bf16->model->embed_tokens->weight.scalar_type(), torch::kBFloat16);
+    EXPECT_LT(maxdiff(logits_of(*bf16, x), logits_of(*m, x)), 0.5);  // bf16 rounding on peaked logits
+  }
+  // Shards: split the single file into two and write an index.
+  auto m = tiny(8);
+  save_llama(dir / "sharded", *m);
+  auto all = safetensors::load(dir / "sharded/model.safetensors");
+  std::map<std::string, torch::Tensor> a, b;
+  nlohmann::json index = {{"metadata", {{"total_size", 0}}}, {"weight_map", nlohmann::json::object()}};
+  int i = 0;
+  for (auto& [k, v] : all) {
+    const bool first = i++ % 2 == 0;
+    (first ? a : b)[k] = v;
+    index["weight_map"][k] = first ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
+  }
+  std::filesystem::remove(dir / "sharded/model.safetensors");
+  safetensors::save(dir / "sharded/model-00001-of-00002.safetensors", a);
+  safetensors::save(dir / "sharded/model-00002-of-00002.safetensors", b);
+  test::write_text(dir / "sharded/model.safetensors.index.json", index.dump());
+  auto sharded = load_llama(dir / "sharded");
+  auto x = torch::randint(0, 128, {1, 6}, torch::kInt64);
+  {
+    torch::NoGradGuard ng;
+    EXPECT_EQ(maxdiff(logits_of(*sharded, x), logits_of(*m, x)), 0.0);
+  }
+  // Adapter round trip in PEFT's format.
+  LoraOptions o;
+  o.r = 2;
+  o.alpha = 4;
+  o.dropout = 0;
+  o.target_modules = {"q_proj", "v_proj", "down_proj"};
+  m->add_lora(o);
+  {
+    torch::NoGradGuard ng;
+    for (auto& l : m->lora_layers()) l->lora_B->weight.normal_(0, 0.2);
+  }
+  m->eval();
+  save_adapter(dir / "adapter", *m, "tiny");
+  auto keys = safetensors::File(dir / "adapter/adapter_model.safetensors").names();
+  EXPECT_EQ(keys.size(), 2u * 3u * 2u);
+  EXPECT_EQ(keys[0].rfind("base_model.model.model.layers.", 0), 0u) << keys[0];
+  auto fresh = load_llama(dir / "sharded");
+  load_adapter(dir / "adapter", *fresh);
+  fresh->eval();
+  torch::NoGradGuard ng;
+  EXPECT_LT(maxdiff(logits_of(*fresh, x), logits_of(*m, x)), 1e-5);
+}
+
+TEST(Llama, CheckpointErrorsNameTheProblem) {
+  test::TempDir dir;
+  auto m = tiny(9);
+  save_llama(dir / "ok", *m);
+  // Missing tensor.
+  auto all = safetensors::load(dir / "ok/model.safetensors");
+  auto without = all;
+  without.erase("model.layers.1.mlp.up_proj.weight");
+  std::filesystem::create_directories(dir / "missing");
+  std::filesystem::copy_file(dir / "ok/config.json", dir / "missing/config.json");
+  safetensors::save(dir / "missing/model.safetensors", without);
+  EXPECT_NE(error_of([&] { load_llama(dir / "missing"); }).find("missing tensor 'model.layers.1.mlp.up_proj.weight'"), std::string::npos);
+  // Wrong shape.
+  auto bad = all;
+  bad["model.norm.weight"] = torch::ones({65});
+  std::filesystem::create_directories(dir / "shape");
+  std::filesystem::copy_file(dir / "ok/config.json", dir / "shape/config.json");
+  safetensors::save(dir / "shape/model.safetensors", bad);
+  EXPECT_NE(error_of([&] { load_llama(dir / "shape"); }).find("'model.norm.weight' has shape [65]"), std::string::npos);
+  // Unexpected tensor.
+  auto extra = all;
+  extra["model.layers.2.mlp.up_proj.weight"] = torch::ones({1});
+  std::filesystem::create_directories(dir / "extra");
+  std::filesystem::copy_file(dir / "ok/config.json", dir / "extra/config.json");
+  safetensors::save(dir / "extra/model.safetensors", extra);
+  EXPECT_NE(error_of([&] { load_llama(dir / "extra"); }).find("unexpected tensor"), std::string::npos);
+  // pytorch_model.bin only.
+  std::filesystem::create_directories(dir / "bin");
+  std::filesystem::copy_file(dir / "ok/config.json", dir / "bin/config.json");
+  test::write_text(dir / "bin/pytorch_model.bin", "x");
+  EXPECT_NE(error_of([&] { load_llama(dir / "bin"); }).find("safetensors"), std::string::npos);
+  // Missing config.json, missing config field, truncated weights.
+  EXPECT_NE(error_of([&] { load_llama(dir / "nothing"); }).find("config.json"), std::string::npos);
+  std::filesystem::create_directories(dir / "field");
+  test::write_text(dir / "field/config.json", R"({"hidden_size": 64})");
+  EXPECT_NE(error_of([&] { load_llama(dir / "field"); }).find("is missing"), std::string::npos);
+  std::filesystem::create_directories(dir / "trunc");
+  std::filesystem::copy_file(dir / "ok/config.json", dir / "trunc/config.json");
+  const std::string bytes = test::read_text(dir / "ok/model.safetensors");
+  test::write_text(dir / "trunc/model.safetensors", bytes.substr(0, bytes.size() / 2));
+  EXPECT_NE(error_of([&] { load_llama(dir / "trunc"); }).find("truncated"), std::string::npos);
+  // Adapter config problems.
+  std::filesystem::create_directories(dir / "adapter");
+  test::write_text(dir / "adapter/adapter_config.json", R"({"peft_type": "LORA", "r": 4, "use_dora": true, "target_modules": ["q_proj"]})");
+  EXPECT_NE(error_of([&] { load_adapter(dir / "adapter", *m); }).find("DoRA"), std::string::npos);
+}
+
+TEST(Generation, GreedyIsDeterministicAndMatchesStepwiseArgmax) {
+  auto m = tiny(10);
+  auto prompt = ids({1, 17, 42, 99});
+  GenerationOptions o;
+  o.max_new_tokens = 8;
+  auto a = generate(*m, prompt, {}, o);
+  auto b = generate(*m, prompt, {}, o);
+  EXPECT_TRUE(torch::equal(a, b));
+  ASSERT_EQ(a.size(1), 12);
+  // Without a cache: argmax of the full forward at each step.
+  torch::NoGradGuard ng;
+  auto seq = prompt;
+  for (int i = 0; i < 8; ++i) {
+    auto next = logits_of(*m, seq).select(1, seq.size(1) - 1).argmax(-1, true);
+    seq = torch::cat({seq, next}, 1);
+  }
+  EXPECT_TRUE(torch::equal(seq, a));
+  // Stop tokens end a row early; the embeddings path gives the same tokens.
+  o.eos_token_ids = {a[0][6].item<int64_t>()};
+  auto stopped = generate(*m, prompt, {}, o);
+  EXPECT_EQ(stopped.size(1), 7);
+  o.eos_token_ids.clear();
+  auto from_embeds = generate_from_embeds(*m, m->model->embed_tokens(prompt), {}, o);
+  EXPECT_TRUE(torch::equal(from_embeds, a.narrow(1, 4, 8)));
+}
+
+TEST(Generation, BatchedLeftPaddingEqualsSingleRows) {
+  auto m = tiny(11);
+  GenerationOptions o;
+  o.max_new_tokens = 6;
+  for (int64_t beams : {1, 3}) {
+    o.num_beams = beams;
+    auto r0 = generate(*m, ids({1, 5, 6, 7, 8}), {}, o);
+    auto r1 = generate(*m, ids({1, 9, 10}), {}, o);
+    auto batch = torch::cat({ids({1, 5, 6, 7, 8}), ids({0, 0, 1, 9, 10})}, 0);
+    auto mask = torch::tensor({1, 1, 1, 1, 1, 0, 0, 1, 1, 1}, torch::kInt64).view({2, 5});
+    auto out = generate(*m, batch, mask, o);
+    EXPECT_TRUE(torch::equal(out.select(0, 0).narrow(0, 5, 6), r0.select(0, 0).narrow(0, 5, 6))) << beams;
+    EXPECT_TRUE(torch::equal(out.select(0, 1).narrow(0, 5, 6), r1.select(0, 0).narrow(0, 3, 6))) << beams;
+  }
+}
