@@ -1,14 +1,51 @@
-// SentencePiece tokenizer (see tokenizer.h).
+// Llama tokenizer (see tokenizer.h).
 #include "sbtrec/llm/tokenizer.h"
 
 #include <sentencepiece_processor.h>
+
+#include <algorithm>
+#include <queue>
 
 #include "sbtrec/common/error.h"
 #include "sbtrec/common/fs.h"
 
 namespace sbtrec::llm {
+namespace {
 
-Tokenizer::Tokenizer(const std::string& model_path) : sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()), path_(model_path) {
+const std::string kSpace = "\xe2\x96\x81";  // U+2581 "▁"
+
+// UTF-8 code points of s (invalid bytes become single-byte "code points" so nothing is lost).
+std::vector<std::string> code_points(const std::string& s) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = (unsigned char)s[i];
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 1;
+    if (i + n > s.size()) n = 1;
+    for (size_t k = 1; k < n; ++k)
+      if (((unsigned char)s[i + k] >> 6) != 0x2) n = 1;
+    out.push_back(s.substr(i, n));
+    i += n;
+  }
+  return out;
+}
+
+bool valid_utf8(const std::string& s) {
+  for (const auto& cp : code_points(s))
+    if (cp.size() == 1 && (unsigned char)cp[0] >= 0x80) return false;
+  return true;
+}
+
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size())) s.replace(p, from.size(), to);
+  return s;
+}
+
+uint64_t pair_key(int32_t l, int32_t r) { return ((uint64_t)(uint32_t)l << 32) | (uint32_t)r; }
+
+}  // namespace
+
+Tokenizer::Tokenizer(const std::string& model_path, Mode mode)
+    : sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()), mode_(mode), path_(model_path) {
   if (!path_exists(model_path))
     throw ConfigError("tokenizer '" + model_path + "': no such file (a Llama model directory holds tokenizer.model)");
   const auto status = sp_->Load(model_path);
@@ -16,63 +53,189 @@ Tokenizer::Tokenizer(const std::string& model_path) : sp_(std::make_unique<sente
     throw ConfigError("tokenizer '" + model_path + "' is not a valid SentencePiece model: " + status.ToString());
   bos_ = sp_->bos_id() >= 0 ? sp_->bos_id() : 1;
   eos_ = sp_->eos_id() >= 0 ? sp_->eos_id() : 2;
+  unk_ = sp_->unk_id() >= 0 ? sp_->unk_id() : 0;
+  for (int i = 0; i < sp_->GetPieceSize(); ++i) {
+    piece_to_id_.emplace(sp_->IdToPiece(i), i);
+    // transformers matches the special pieces' text ("<s>", ...) inside the input; SentencePiece does not.
+    if (mode_ == Mode::kTransformers && (sp_->IsControl(i) || sp_->IsUnknown(i))) specials_.emplace_back(sp_->IdToPiece(i), i);
+  }
+  for (int b = 0; b < 256; ++b) {
+    char name[8];
+    std::snprintf(name, sizeof name, "<0x%02X>", b);
+    auto it = piece_to_id_.find(name);
+    byte_ids_[b] = it == piece_to_id_.end() ? -1 : it->second;
+  }
+  if (mode_ == Mode::kTransformers) build_merges();
 }
 
 Tokenizer::~Tokenizer() = default;
+
+// Merges as transformers derives them from a SentencePiece tokenizer.model (generate_merges without
+// scores): every split of every piece into two pieces, ranked by (piece id, left length, right
+// length) ascending. Ranking by id rather than score is what makes runs of spaces merge into "▁▁".
+void Tokenizer::build_merges() {
+  struct Cand {
+    int32_t llen, rlen, left, right, result;
+  };
+  std::vector<Cand> cands;
+  for (int i = 0; i < sp_->GetPieceSize(); ++i) {
+    const auto cps = code_points(sp_->IdToPiece(i));
+    std::vector<Cand> local;
+    std::string left;
+    for (size_t k = 1; k < cps.size(); ++k) {
+      left += cps[k - 1];
+      std::string right;
+      for (size_t j = k; j < cps.size(); ++j) right += cps[j];
+      auto l = piece_to_id_.find(left), r = piece_to_id_.find(right);
+      if (l != piece_to_id_.end() && r != piece_to_id_.end())
+        local.push_back({(int32_t)k, (int32_t)(cps.size() - k), l->second, r->second, i});
+    }
+    std::stable_sort(local.begin(), local.end(),
+                     [](const Cand& a, const Cand& b) { return a.left != b.left ? a.left < b.left : a.right < b.right; });
+    cands.insert(cands.end(), local.begin(), local.end());
+  }
+  std::stable_sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) {
+    if (a.result != b.result) return a.result < b.result;
+    if (a.llen != b.llen) return a.llen < b.llen;
+    return a.rlen < b.rlen;
+  });
+  for (size_t rank = 0; rank < cands.size(); ++rank)
+    merges_.emplace(pair_key(cands[rank].left, cands[rank].right), Merge{(int32_t)rank, cands[rank].result});
+}
+
+// Byte-pair merging over one section: repeatedly merge the adjacent pair of lowest rank (leftmost
+// first), with a heap and a linked list so long prompts stay O(n log n).
+void Tokenizer::bpe(const std::vector<int32_t>& symbols, std::vector<int64_t>& out) const {
+  const int n = (int)symbols.size();
+  std::vector<int32_t> id(symbols), prev(n), next(n);
+  std::vector<bool> alive(n, true);
+  for (int i = 0; i < n; ++i) prev[i] = i - 1, next[i] = i + 1 < n ? i + 1 : -1;
+  using Item = std::tuple<int32_t, int32_t, int32_t, int32_t>;  // rank, position, left id, right id
+  std::priority_queue<Item, std::vector<Item>, std::greater<Item>> heap;
+  auto push = [&](int i) {
+    if (i < 0 || next[i] < 0) return;
+    auto it = merges_.find(pair_key(id[i], id[next[i]]));
+    if (it != merges_.end()) heap.emplace(it->second.rank, i, id[i], id[next[i]]);
+  };
+  for (int i = 0; i + 1 < n; ++i) push(i);
+  while (!heap.empty()) {
+    auto [rank, i, l, r] = heap.top();
+    heap.pop();
+    if (!alive[i] || next[i] < 0 || id[i] != l || id[next[i]] != r) continue;  // stale entry
+    const int j = next[i];
+    id[i] = merges_.at(pair_key(l, r)).result;
+    alive[j] = false;
+    next[i] = next[j];
+    if (next[j] >= 0) prev[next[j]] = i;
+    push(prev[i]);
+    push(i);
+  }
+  for (int i = 0; i < n; i = next[i]) {
+    out.push_back(id[i]);
+    if (next[i] < 0) break;
+  }
+}
+
+void Tokenizer::encode_section(const std::string& text, bool first, std::vector<int64_t>& out) const {
+  if (text.empty()) return;
+  if (mode_ == Mode::kSentencePiece) {
+    std::vector<int> ids;
+    const auto status = sp_->Encode(text, &ids);
+    if (!status.ok()) throw Error("tokenizer: cannot encode text: " + status.ToString());
+    out.insert(out.end(), ids.begin(), ids.end());
+    return;
+  }
+  std::string s = replace_all(text, " ", kSpace);
+  if (first && s.compare(0, kSpace.size(), kSpace) != 0) s = kSpace + s;
+  std::vector<int32_t> symbols;
+  for (const auto& cp : code_points(s)) {
+    auto it = piece_to_id_.find(cp);
+    if (it != piece_to_id_.end()) {
+      symbols.push_back(it->second);
+      continue;
+    }
+    bool all_bytes = true;
+    for (unsigned char c : cp) all_bytes = all_bytes && byte_ids_[c] >= 0;
+    if (all_bytes) {
+      for (unsigned char c : cp) symbols.push_back(byte_ids_[c]);
+    } else if (symbols.empty() || symbols.back() != unk_) {  // unknown characters fuse into one <unk>
+      symbols.push_back((int32_t)unk_);
+    }
+  }
+  bpe(symbols, out);
+}
 
 int64_t Tokenizer::vocab_size() const { return sp_->GetPieceSize() + (int64_t)added_.size(); }
 
 std::vector<int64_t> Tokenizer::encode(const std::string& text, bool add_bos) const {
   std::vector<int64_t> out;
   if (add_bos) out.push_back(bos_);
-  // Added special tokens are matched literally and never split; the text between them goes to
-  // SentencePiece.
+  // Special-token strings are cut out first (leftmost, longest), the rest is encoded per section.
   size_t pos = 0;
   while (pos <= text.size()) {
-    size_t best = std::string::npos, which = 0;
-    for (size_t i = 0; i < added_.size(); ++i) {
-      const size_t f = text.find(added_[i], pos);
-      if (f < best) best = f, which = i;
+    size_t best = std::string::npos;
+    const std::pair<std::string, int64_t>* which = nullptr;
+    for (const auto& sp : specials_) {
+      const size_t f = text.find(sp.first, pos);
+      if (f != std::string::npos && (f < best || (f == best && sp.first.size() > which->first.size()))) {
+        best = f;
+        which = &sp;
+      }
     }
-    const std::string chunk = text.substr(pos, best == std::string::npos ? std::string::npos : best - pos);
-    if (!chunk.empty()) {
-      std::vector<int> ids;
-      const auto status = sp_->Encode(chunk, &ids);
-      if (!status.ok()) throw Error("tokenizer: cannot encode text: " + status.ToString());
-      out.insert(out.end(), ids.begin(), ids.end());
-    }
-    if (best == std::string::npos) break;
-    out.push_back(sp_->GetPieceSize() + (int64_t)which);
-    pos = best + added_[which].size();
+    encode_section(text.substr(pos, best == std::string::npos ? std::string::npos : best - pos), pos == 0, out);
+    if (!which) break;
+    out.push_back(which->second);
+    pos = best + which->first.size();
   }
   return out;
 }
 
 std::string Tokenizer::decode(const std::vector<int64_t>& ids, bool skip_special_tokens) const {
-  std::string out;
-  std::vector<int> run;
-  auto flush = [&]() {
-    if (run.empty()) return;
-    std::string text;
-    const auto status = sp_->Decode(run, &text);
-    if (!status.ok()) throw Error("tokenizer: cannot decode ids: " + status.ToString());
-    out += text;
-    run.clear();
-  };
   const int64_t n = sp_->GetPieceSize();
+  if (mode_ == Mode::kSentencePiece) {  // runs of ordinary ids go through SentencePiece's own decoder
+    std::string out;
+    std::vector<int> run;
+    auto flush = [&]() {
+      std::string text;
+      if (!run.empty() && !sp_->Decode(run, &text).ok()) throw Error("tokenizer: cannot decode ids");
+      out += text;
+      run.clear();
+    };
+    for (int64_t id : ids) {
+      if (id < 0 || id >= vocab_size()) throw Error("tokenizer: id " + std::to_string(id) + " outside the vocabulary");
+      if (id < n && !sp_->IsControl((int)id)) {
+        run.push_back((int)id);
+        continue;
+      }
+      flush();
+      if (!skip_special_tokens) out += id >= n ? added_[id - n] : sp_->IdToPiece((int)id);
+    }
+    flush();
+    return out;
+  }
+  std::string out, bytes;
+  auto flush_bytes = [&]() {
+    if (bytes.empty()) return;
+    if (valid_utf8(bytes)) {
+      out += bytes;
+    } else {
+      for (size_t i = 0; i < bytes.size(); ++i) out += "\xef\xbf\xbd";  // U+FFFD per byte, as transformers
+    }
+    bytes.clear();
+  };
   for (int64_t id : ids) {
     if (id < 0 || id >= vocab_size()) throw Error("tokenizer: id " + std::to_string(id) + " outside the vocabulary");
-    if (id >= n) {
-      flush();
-      if (!skip_special_tokens) out += added_[id - n];
-    } else if (sp_->IsControl((int)id)) {
-      flush();
-      if (!skip_special_tokens) out += sp_->IdToPiece((int)id);
-    } else {
-      run.push_back((int)id);
+    const bool special = id >= n || sp_->IsControl((int)id) || sp_->IsUnknown((int)id);
+    if (special && skip_special_tokens) continue;
+    if (id < n && sp_->IsByte((int)id)) {
+      bytes.push_back((char)std::stoi(sp_->IdToPiece((int)id).substr(3, 2), nullptr, 16));
+      continue;
     }
+    flush_bytes();
+    out += id >= n ? added_[id - n] : replace_all(sp_->IdToPiece((int)id), kSpace, " ");
   }
-  flush();
+  flush_bytes();
+  if (!out.empty() && out[0] == ' ') out.erase(0, 1);  // the prefix space (transformers' Strip decoder)
   return out;
 }
 
@@ -83,6 +246,7 @@ std::vector<int64_t> Tokenizer::add_special_tokens(const std::vector<std::string
     auto it = std::find(added_.begin(), added_.end(), t);
     if (it == added_.end()) {
       added_.push_back(t);
+      specials_.emplace_back(t, sp_->GetPieceSize() + (int64_t)added_.size() - 1);
       it = added_.end() - 1;
     }
     ids.push_back(sp_->GetPieceSize() + (int64_t)(it - added_.begin()));

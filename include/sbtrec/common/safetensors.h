@@ -9,25 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "sbtrec/common/safetensors_header.h"
+
 namespace sbtrec::safetensors {
-
-struct TensorInfo {
-  std::string dtype;            // "F32", "F16", "BF16", "I64", "I32", ...
-  std::vector<int64_t> shape;
-  uint64_t begin = 0, end = 0;  // byte offsets relative to the data section
-};
-
-struct Header {
-  std::map<std::string, TensorInfo> tensors;
-  std::map<std::string, std::string> metadata;
-  uint64_t data_start = 0;      // absolute offset of the data section in the file
-};
-
-// Parses and validates the header from the file's first bytes. `file_size` is the whole file's size.
-// Throws CheckpointError naming `source` on: truncated input, absurd header length, invalid JSON,
-// unknown dtype, negative/overflowing shapes, offsets that do not match the shape, fall outside the
-// file or overlap.
-Header parse_header(const uint8_t* bytes, size_t available, uint64_t file_size, const std::string& source);
 
 // A memory-mapped safetensors file: the header is validated on open, tensors are materialised one
 // at a time, converted to the requested dtype/device straight from the mapping (no second host copy

@@ -1,10 +1,16 @@
-// Llama-2's SentencePiece tokenizer (tokenizer.model), giving the ids and text transformers' Llama
-// tokenizer gives: BOS prepended (no EOS), SentencePiece's dummy-prefix space, byte fallback for
-// characters outside the vocabulary; decoding drops special tokens and the leading prefix space.
-// Extra special tokens (behavioural-token slots) get ids after the SentencePiece vocabulary.
+// Llama-2's tokenizer from its SentencePiece tokenizer.model, giving the ids and text that
+// transformers' Llama tokenizer gives (the default, Mode::kTransformers): BOS prepended, no EOS;
+// special-token strings ("<s>", "</s>", "<unk>", added tokens) matched in the text; spaces -> "▁"
+// with one "▁" prepended to the first section unless it starts with a space; byte-pair merges over
+// the whole section, ranked as transformers derives them from tokenizer.model (by piece id); byte fallback
+// (<0xXX>) for characters outside the vocabulary. Decoding drops special tokens, turns "▁" into
+// spaces, reassembles bytes as UTF-8 and strips one leading space.
+// Mode::kSentencePiece encodes with libsentencepiece itself (what Meta's reference and llama2.c do);
+// the two differ only on runs of spaces and a leading space.
 #pragma once
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace sentencepiece {
@@ -15,8 +21,9 @@ namespace sbtrec::llm {
 
 class Tokenizer {
  public:
+  enum class Mode { kTransformers, kSentencePiece };
   // Throws ConfigError naming the file if it is missing or not a SentencePiece model.
-  explicit Tokenizer(const std::string& model_path);
+  explicit Tokenizer(const std::string& model_path, Mode mode = Mode::kTransformers);
   ~Tokenizer();
 
   std::vector<int64_t> encode(const std::string& text, bool add_bos = true) const;
@@ -31,9 +38,21 @@ class Tokenizer {
   std::vector<int64_t> newline_ids() const;
 
  private:
+  struct Merge {
+    int32_t rank, result;
+  };
+  void build_merges();
+  void encode_section(const std::string& text, bool first, std::vector<int64_t>& out) const;
+  void bpe(const std::vector<int32_t>& symbols, std::vector<int64_t>& out) const;
+
   std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
+  Mode mode_;
   std::vector<std::string> added_;
-  int64_t bos_ = 1, eos_ = 2;
+  std::vector<std::pair<std::string, int64_t>> specials_;  // text -> id, matched in encode
+  std::unordered_map<std::string, int32_t> piece_to_id_;
+  std::unordered_map<uint64_t, Merge> merges_;  // (left id << 32 | right id) -> rank, merged id
+  int32_t byte_ids_[256];
+  int64_t bos_ = 1, eos_ = 2, unk_ = 0;
   std::string path_;
 };
 

@@ -1,0 +1,93 @@
+// Tokenizer parity: on a fixed corpus (hand-picked hard cases, every MovieLens title, LastFM artist
+// names and Steam titles from ../shared), sbtrec's ids and decoded text equal transformers' Llama
+// tokenizer's; in SentencePiece mode they equal SentencePiece's own.
+#include "sbtrec/llm/tokenizer.h"
+
+#include "../test_util.h"
+#include "sbtrec/common/error.h"
+#include "sbtrec/data/dataset.h"
+
+using namespace sbtrec;
+using llm::Tokenizer;
+
+namespace {
+const char* kTokenizer = "models/llama2-tokenizer/tokenizer.model";
+
+std::vector<std::string> corpus() {
+  std::vector<std::string> c = {
+      "Hello world", " Hello", "  two spaces", "x  y", "trailing ", " ", "", "a\nb", "Hello\n\nworld\n", "\ttab",
+      "Café crème brûlée", "Ünïcödé ßtraße", "中文字符", "emoji 😀🎬🍿", "日本語のテキスト", "Ωmega λ",
+      "<s>inside</s> and <unk>", "This user has watched Toy Story (1995), Heat and The Usual Suspects.",
+      "[HistoryEmb] is not special", "1234567890", "ends with a newline\n", "   leading three",
+      "Se7en", "What's up? -- ok...", "quote \"x\" 'y'", "numbers 3.14159 and 2,718"};
+  DataOptions ml;
+  ml.root = test::shared("data/ml-100k");
+  if (std::filesystem::exists(ml.root + "/u.item")) {
+    auto ds = data::load_dataset(ml);
+    c.insert(c.end(), ds.titles.begin(), ds.titles.end());
+  }
+  for (const char* rel : {"data/llara/lastfm/id2name.txt", "data/llara/steam/id2name.txt"}) {
+    std::istringstream in(test::read_text(test::shared(rel)));
+    int k = 0;
+    for (std::string line; std::getline(in, line) && k < 800; ++k) {
+      const auto sep = line.find("::");
+      if (sep != std::string::npos) c.push_back(line.substr(sep + 2));
+    }
+  }
+  return c;
+}
+}  // namespace
+
+TEST(Tokenizer, MatchesTransformersAndSentencePieceOnCorpus) {
+  SBTREC_REQUIRE_SHARED(kTokenizer);
+  if (!std::filesystem::exists(SBTREC_PYTHON)) GTEST_SKIP() << "missing " << SBTREC_PYTHON << " (run ./scripts/setup.sh)";
+  test::TempDir dir;
+  const auto texts = corpus();
+  test::write_text(dir / "corpus.json", nlohmann::json(texts).dump());
+  auto r = test::run(std::string(SBTREC_PYTHON) + " " + test::source("scripts/make_tokenizer_fixtures.py") +
+                     " --tokenizer " + test::shared(kTokenizer) + " --corpus " + (dir / "corpus.json") + " --out " +
+                     (dir / "ref.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto ref = nlohmann::json::parse(test::read_text(dir / "ref.json"));
+  Tokenizer hf(test::shared(kTokenizer));
+  Tokenizer sp(test::shared(kTokenizer), Tokenizer::Mode::kSentencePiece);
+  int ids_equal = 0, text_equal = 0, sp_equal = 0, n = 0;
+  for (const auto& row : ref["rows"]) {
+    const std::string text = row["text"];
+    const auto ids = hf.encode(text);
+    const bool same_ids = ids == row["ids"].get<std::vector<int64_t>>();
+    const bool same_text = hf.decode(ids) == row["decoded"].get<std::string>();
+    const auto sids = sp.encode(text);
+    const bool same_sp = sids == row["sp_ids"].get<std::vector<int64_t>>() && sp.decode(sids) == row["sp_decoded"].get<std::string>();
+    EXPECT_TRUE(same_ids) << "ids differ for " << nlohmann::json(text).dump() << ": got " << nlohmann::json(ids).dump()
+                          << " want " << row["ids"].dump();
+    EXPECT_TRUE(same_text) << "decoded text differs for " << nlohmann::json(text).dump();
+    EXPECT_TRUE(same_sp) << "SentencePiece mode differs for " << nlohmann::json(text).dump();
+    ids_equal += same_ids;
+    text_equal += same_text;
+    sp_equal += same_sp;
+    ++n;
+  }
+  EXPECT_GT(n, 1000);
+  RecordProperty("texts", n);
+  std::cout << "tokenizer corpus: " << n << " texts, transformers ids equal " << ids_equal << ", text equal " << text_equal
+            << ", SentencePiece equal " << sp_equal << " (" << ref["tokenizer_class"].get<std::string>() << ", transformers "
+            << ref["transformers"].get<std::string>() << ")\n";
+}
+
+TEST(Tokenizer, AddedSpecialTokensAndErrors) {
+  SBTREC_REQUIRE_SHARED(kTokenizer);
+  Tokenizer tok(test::shared(kTokenizer));
+  EXPECT_EQ(tok.vocab_size(), 32000);
+  auto ids = tok.add_special_tokens({"[HistoryEmb]", "[CansEmb]"});
+  EXPECT_EQ(ids, (std::vector<int64_t>{32000, 32001}));
+  auto enc = tok.encode("watched [HistoryEmb] then[CansEmb]");
+  EXPECT_EQ(std::count(enc.begin(), enc.end(), 32000), 1);
+  EXPECT_EQ(std::count(enc.begin(), enc.end(), 32001), 1);
+  EXPECT_EQ(tok.decode(enc, false), "<s> watched [HistoryEmb] then[CansEmb]");
+  EXPECT_FALSE(tok.newline_ids().empty());
+  EXPECT_THROW(Tokenizer("/nonexistent/tokenizer.model"), ConfigError);
+  test::TempDir dir;
+  test::write_text(dir / "bad.model", "not a protobuf");
+  EXPECT_THROW(Tokenizer(dir / "bad.model"), ConfigError);
+}
