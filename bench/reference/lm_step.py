@@ -30,6 +30,9 @@ warnings.filterwarnings("ignore", category=FutureWarning)  # PEFT calls an API t
 BENCH_MODEL = dict(num_hidden_layers=8, hidden_size=512, intermediate_size=1376, num_attention_heads=8,
                    num_key_value_heads=8, vocab_size=32000, max_position_embeddings=2048, rms_norm_eps=1e-5,
                    rope_theta=10000.0, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+# Llama-2-7B's shape, for the GPU benchmark (scripts/device/bench_7b.sh).
+LLAMA2_7B = dict(num_hidden_layers=32, hidden_size=4096, intermediate_size=11008, num_attention_heads=32,
+                 num_key_value_heads=32, vocab_size=32000)
 LORA = dict(r=8, lora_alpha=32, lora_dropout=0.1,
             target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
 
@@ -45,12 +48,17 @@ def add_shape_flags(ap: argparse.ArgumentParser) -> None:
 def build_model(args: argparse.Namespace, seed: int) -> tuple[LlamaForCausalLM, dict]:
     cfg = dict(BENCH_MODEL, num_hidden_layers=args.layers, hidden_size=args.hidden,
                intermediate_size=args.intermediate, vocab_size=args.vocab)
+    if getattr(args, "preset", "small") == "7b":
+        cfg.update(LLAMA2_7B)
+    device = getattr(args, "device", "cpu")
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[getattr(args, "dtype", "fp32")]
     if min(args.layers, args.hidden, args.intermediate, args.vocab) < 1 or args.hidden % cfg["num_attention_heads"]:
         raise SystemExit(f"error: bad model shape {cfg}; hidden must be a multiple of "
                          f"{cfg['num_attention_heads']} heads")
     torch.manual_seed(seed)
-    model = LlamaForCausalLM._from_config(LlamaConfig(**cfg), attn_implementation="sdpa", dtype=torch.float32)
-    return model, dict(cfg, attn_implementation="sdpa", dtype="float32")
+    with torch.device(device):  # random init directly on the target device
+        model = LlamaForCausalLM._from_config(LlamaConfig(**cfg), attn_implementation="sdpa", dtype=dtype)
+    return model, dict(cfg, attn_implementation="sdpa", dtype=str(dtype).replace("torch.", ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--preset", choices=["small", "7b"], default="small", help="model shape")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     add_shape_flags(ap)
     args = ap.parse_args(argv)
     if args.threads < 1 or args.steps < 1 or args.warmup < 0 or args.batch < 1 or args.seq < 2:
@@ -73,7 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4)
     gen = torch.Generator().manual_seed(args.seed)
-    ids = torch.randint(0, cfg["vocab_size"], (args.batch, args.seq), generator=gen)
+    ids = torch.randint(0, cfg["vocab_size"], (args.batch, args.seq), generator=gen).to(args.device)
+    cuda = args.device.startswith("cuda")
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
 
     def step() -> float:
         opt.zero_grad(set_to_none=True)
@@ -84,16 +100,21 @@ def main(argv: list[str] | None = None) -> int:
 
     for _ in range(args.warmup):
         step()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     loss = float("nan")
+    sync()
     t0 = time.perf_counter()
     for _ in range(args.steps):
         loss = step()
+    sync()
     per_step = (time.perf_counter() - t0) / args.steps
     print(json.dumps({"impl": "transformers+peft", "steps": args.steps, "seconds_per_step": per_step,
                       "tokens_per_s": args.batch * args.seq / per_step, "final_loss": loss, "batch": args.batch,
                       "seq": args.seq, "threads": args.threads, "torch": torch.__version__,
                       "transformers": transformers.__version__, "peft": peft.__version__,
-                      "trainable_params": sum(p.numel() for p in params),
+                      "trainable_params": sum(p.numel() for p in params), "device": args.device,
+                      "peak_memory_bytes": torch.cuda.max_memory_allocated() if cuda else None,
                       "config": dict(cfg, lora=LORA, optimizer="AdamW lr 1e-4")}))
     return 0
 

@@ -44,7 +44,10 @@ void save_encoder(const std::string& dir, EncoderImpl& encoder, const std::strin
   std::map<std::string, torch::Tensor> tensors;
   for (const auto& p : encoder.named_parameters()) tensors[p.key()] = p.value();
   for (const auto& b : encoder.named_buffers()) tensors[b.key()] = b.value();
-  safetensors::save(dir + "/model.safetensors", tensors, {{"format", "sbtrec-encoder"}, {"version", "1"}});
+  // The resolved config travels inside the weights file too, so a copied model.safetensors alone still
+  // says how it was trained.
+  safetensors::save(dir + "/model.safetensors", tensors,
+                    {{"format", "sbtrec-encoder"}, {"version", "1"}, {"config", config_yaml}});
   atomic_write_string(dir + "/config.yaml", config_yaml);
 }
 

@@ -210,11 +210,13 @@ torch::Tensor LlamaForCausalLMImpl::forward(const ForwardInputs& in) {
 }
 
 torch::Tensor LlamaForCausalLMImpl::causal_lm_loss(const torch::Tensor& logits, const torch::Tensor& labels) {
-  const int64_t V = logits.size(-1);
-  auto shift_logits = logits.narrow(1, 0, logits.size(1) - 1).to(torch::kFloat32).reshape({-1, V});  // [B*(T-1), V]
-  auto shift_labels = labels.narrow(1, 1, labels.size(1) - 1).reshape({-1}).to(logits.device());    // [B*(T-1)]
-  return torch::nn::functional::cross_entropy(
-      shift_logits, shift_labels, torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
+  const int64_t V = logits.size(-1), B = labels.size(0);
+  // Shift the labels, not the logits: slicing [B, T, V] logits would make autograd allocate, zero and
+  // copy a full-size gradient. The last position gets label -100 (nothing follows it).
+  auto ignore = torch::full({B, 1}, -100, labels.options());
+  auto shifted = torch::cat({labels.narrow(1, 1, labels.size(1) - 1), ignore}, 1).reshape({-1}).to(logits.device());  // [B*T]
+  return torch::nn::functional::cross_entropy(logits.to(torch::kFloat32).reshape({-1, V}), shifted,
+                                              torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
 }
 
 void LlamaForCausalLMImpl::add_tokens(int64_t n) {

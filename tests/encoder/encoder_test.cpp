@@ -3,6 +3,7 @@
 
 #include "../test_util.h"
 #include "sbtrec/common/error.h"
+#include "sbtrec/common/safetensors.h"
 #include "sbtrec/encoder/sasrec.h"
 #include "sbtrec/encoder/trainer.h"
 
@@ -77,6 +78,10 @@ TEST(Encoder, CheckpointRoundTripAndShapeErrors) {
     auto loaded = load_encoder(dir / type, 30, &loaded_opts);
     loaded->eval();
     EXPECT_EQ(loaded_opts.type, type);
+    std::map<std::string, std::string> meta;
+    safetensors::load(dir / (std::string(type) + "/model.safetensors"), std::nullopt, &meta);
+    EXPECT_EQ(meta["format"], "sbtrec-encoder");
+    EXPECT_EQ(parse_model_section(meta["config"], "metadata").type, type);  // resolved config inside
     auto [seq, len] = batch(30);
     EXPECT_TRUE(torch::equal(enc->forward(seq, len), loaded->forward(seq, len))) << type;
     try {

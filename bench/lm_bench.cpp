@@ -1,0 +1,137 @@
+// Benchmarks of the Llama stack on CPU, mirroring bench/reference/lm_step.py and lm_generate.py:
+//   step:     LoRA training steps (forward + causal-LM loss + backward + AdamW on the adapters) of
+//             llama_bench_small() (8 layers, width 512, vocab 32000, fp32), batch x seq random ids.
+//   generate: greedy decoding of N new tokens from a 32-token random prompt, batch 1, KV cache.
+// Prints one JSON line each; bench/lm_step.sh and bench/lm_generate.sh compare with the references.
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
+
+#include <chrono>
+#include <iostream>
+
+#include "../src/cli/cli_common.h"
+#include "sbtrec/llm/generation.h"
+#include "sbtrec/llm/llama.h"
+
+using namespace sbtrec;
+
+namespace {
+
+// Random weights for a benchmark model of any size, created directly on `device` in `dtype` (no
+// full-size CPU init: 7B fp32 would not fit a laptop and would take minutes).
+llm::LlamaForCausalLM random_model(const llm::LlamaConfig& cfg, const torch::Device& device, torch::ScalarType dtype) {
+  llm::LlamaForCausalLM model{nullptr};
+  {
+    llm::SkipInit no_init;
+    model = llm::LlamaForCausalLM(cfg);
+  }
+  torch::NoGradGuard no_grad;
+  for (auto& item : model->named_parameters()) {
+    auto fresh = torch::empty(item.value().sizes(), torch::TensorOptions().dtype(dtype).device(device));
+    if (item.key().find("norm") != std::string::npos) fresh.fill_(1.0);
+    else fresh.normal_(0.0, 0.02);
+    item.value().set_data(fresh);
+  }
+  return model;
+}
+
+void sync(const torch::Device& d) {
+  if (d.is_cuda()) torch::cuda::synchronize();
+}
+
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+}  // namespace
+
+int main(int argc, char** argv) {
+  cli::setup_logging();
+  CLI::App app{"sbtrec-bench-lm: Llama LoRA training step and greedy generation timings"};
+  app.require_subcommand(1);
+  int threads = 1, steps = 3, warmup = 1, batch = 4, seq = 256, new_tokens = 64, seed = 0;
+  bool checkpointing = false;
+  std::string preset = "small", device_name = "cpu", dtype_name = "fp32";
+  auto add_model_options = [&](CLI::App* sub) {
+    sub->add_option("--preset", preset, "small (8 layers, width 512) | 7b (Llama-2-7B shape)")->check(CLI::IsMember({"small", "7b"}));
+    sub->add_option("--device", device_name, "cpu | cuda | cuda:N");
+    sub->add_option("--dtype", dtype_name, "fp32 | bf16 | fp16")->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
+  };
+  auto* step = app.add_subcommand("step", "LoRA training steps");
+  step->add_option("--threads", threads);
+  step->add_option("--steps", steps);
+  step->add_option("--warmup", warmup);
+  step->add_option("--batch", batch);
+  step->add_option("--seq", seq);
+  step->add_flag("--checkpointing", checkpointing, "Activation checkpointing per layer");
+  std::string profile;
+  step->add_option("--profile", profile, "Profile the timed steps into this chrome-trace file");
+  add_model_options(step);
+  auto* gen = app.add_subcommand("generate", "Greedy generation");
+  add_model_options(gen);
+  gen->add_option("--threads", threads);
+  gen->add_option("--new-tokens", new_tokens);
+  SBTREC_PARSE(app, argc, argv);
+  return cli::guarded_main([&]() {
+    torch::set_num_threads(threads);
+    torch::manual_seed(seed);
+    const torch::Device device(device_name);
+    if (device.is_cuda() && !torch::cuda::is_available()) throw ConfigError("--device " + device_name + ": no CUDA device here");
+    const auto cfg = preset == "7b" ? llm::llama2_7b() : llm::llama_bench_small();
+    auto model = random_model(cfg, device, llm::parse_dtype(dtype_name));
+    nlohmann::json j = {{"impl", "sbtrec"}, {"threads", threads}, {"torch", TORCH_VERSION}, {"preset", preset},
+                        {"device", device_name}, {"dtype", dtype_name}};
+    if (*step) {
+      llm::LoraOptions lo;  // r 8, alpha 32, dropout 0.1, all seven projections
+      model->add_lora(lo);
+      model->set_gradient_checkpointing(checkpointing);
+      model->train();
+      std::vector<torch::Tensor> params;
+      for (auto& p : model->parameters())
+        if (p.requires_grad()) params.push_back(p);
+      torch::optim::AdamW opt(params, torch::optim::AdamWOptions(1e-4));
+      auto ids = torch::randint(0, cfg.vocab_size, {batch, seq}, torch::kInt64).to(device);
+      double loss = 0;
+      auto one = [&]() {
+        opt.zero_grad();
+        llm::ForwardInputs in;
+        in.input_ids = ids;
+        auto l = llm::LlamaForCausalLMImpl::causal_lm_loss(model->forward(in), ids);
+        l.backward();
+        opt.step();
+        loss = l.item<double>();
+      };
+      for (int i = 0; i < warmup; ++i) one();
+      if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.has_index() ? device.index() : 0);
+      std::unique_ptr<torch::autograd::profiler::RecordProfile> prof;
+      if (!profile.empty()) prof = std::make_unique<torch::autograd::profiler::RecordProfile>(profile);
+      sync(device);
+      const double t0 = now();
+      for (int i = 0; i < steps; ++i) one();
+      sync(device);
+      const double per = (now() - t0) / steps;
+      if (device.is_cuda()) {
+        const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.has_index() ? device.index() : 0);
+        j["peak_memory_bytes"] = stats.allocated_bytes[0].peak;
+      }
+      int64_t trainable = 0;
+      for (auto& p : params) trainable += p.numel();
+      j.update({{"mode", "step"}, {"steps", steps}, {"seconds_per_step", per}, {"tokens_per_s", batch * seq / per},
+                {"final_loss", loss}, {"batch", batch}, {"seq", seq}, {"trainable_params", trainable},
+                {"checkpointing", checkpointing}});
+    } else {
+      model->eval();
+      auto prompt = torch::randint(3, cfg.vocab_size, {1, 32}, torch::kInt64).to(device);
+      llm::GenerationOptions o;
+      o.max_new_tokens = new_tokens;  // no EOS: exactly new_tokens, as the reference
+      llm::generate(*model, prompt, {}, o);  // warm-up
+      sync(device);
+      const double t0 = now();
+      auto out = llm::generate(*model, prompt, {}, o);
+      sync(device);
+      const double secs = now() - t0;
+      const int64_t made = out.size(1) - prompt.size(1);
+      j.update({{"mode", "generate"}, {"new_tokens", made}, {"prompt_tokens", 32}, {"seconds", secs},
+                {"tokens_per_s", made / secs}});
+    }
+    std::cout << j.dump() << std::endl;
+    return 0;
+  });
+}
