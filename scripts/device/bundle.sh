@@ -24,6 +24,11 @@ for f in "$out/bin/sbtrec-bench-lm" "$out/lib/libsbtrec.so"; do
 done
 .venv/bin/pip download -q --no-deps -d "$out/wheels" -r scripts/requirements-parity.txt \
   huggingface_hub tokenizers safetensors regex tqdm filelock packaging pyyaml psutil hf-xet typer-slim >/dev/null
+# Binary wheels for the other CPython versions the GPU machine might run.
+for pyv in 3.10 3.12 3.13; do
+  .venv/bin/pip download -q --no-deps --only-binary=:all: --python-version "$pyv" --platform manylinux2014_x86_64 \
+    --platform manylinux_2_28_x86_64 -d "$out/wheels" pyyaml regex >/dev/null 2>&1 || echo "note: no $pyv wheels for pyyaml/regex" >&2
+done
 cp bench/reference/lm_step.py scripts/device/summarize_7b.py "$out/"
 du -sh "$out"
 ls "$out/lib"

@@ -34,7 +34,7 @@ struct ModelOptions {
   std::string type = "sasrec";  // sasrec | gru4rec | caser
   int hidden_size = 64;
   int max_len = 10;             // padded sequence length T (>= data.max_history)
-  double dropout = 0.1;
+  double dropout = 0.1;         // SASRec and Caser (LLaRA's GRU4Rec has no dropout)
   SASRecOptions sasrec;
   GRU4RecOptions gru4rec;
   CaserOptions caser;
