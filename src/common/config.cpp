@@ -19,7 +19,10 @@ template <class V> void visit_fields(SASRecOptions& o, V& v) {
   v.field("num_blocks", o.num_blocks);
   v.field("num_heads", o.num_heads);
 }
-template <class V> void visit_fields(GRU4RecOptions& o, V& v) { v.field("num_layers", o.num_layers); }
+template <class V> void visit_fields(GRU4RecOptions& o, V& v) {
+  v.field("num_layers", o.num_layers);
+  v.field("dropout", o.dropout);
+}
 template <class V> void visit_fields(CaserOptions& o, V& v) {
   v.field("num_filters", o.num_filters);
   v.field("filter_sizes", o.filter_sizes);
@@ -311,6 +314,7 @@ void validate(const Config& c, const std::string& source) {
   require(m.sasrec.num_heads >= 1 && m.hidden_size % m.sasrec.num_heads == 0, "model.sasrec.num_heads",
           "must be >= 1 and divide model.hidden_size");
   require(m.gru4rec.num_layers >= 1, "model.gru4rec.num_layers", "must be >= 1");
+  require(m.gru4rec.dropout >= 0 && m.gru4rec.dropout < 1, "model.gru4rec.dropout", "must be in [0, 1)");
   require(m.caser.num_filters >= 1, "model.caser.num_filters", "must be >= 1");
   require(!m.caser.filter_sizes.empty(), "model.caser.filter_sizes", "must list at least one height");
   for (int h : m.caser.filter_sizes)

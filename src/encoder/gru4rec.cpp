@@ -1,10 +1,12 @@
 // GRU4Rec (see gru4rec.h). Legend: B batch, T positions, D width.
 #include "sbtrec/encoder/gru4rec.h"
 
+#include "sbtrec/nn/dropout.h"
+
 namespace sbtrec::encoder {
 
 GRU4RecImpl::GRU4RecImpl(const ModelOptions& o, int64_t num_items)
-    : EncoderImpl(num_items, o.hidden_size, o.hidden_size) {
+    : EncoderImpl(num_items, o.hidden_size, o.hidden_size), dropout_p_(o.gru4rec.dropout) {
   torch::nn::init::normal_(item_embeddings->weight, 0.0, 0.01);
   gru = register_module("gru", torch::nn::GRU(torch::nn::GRUOptions(o.hidden_size, o.hidden_size)
                                                   .num_layers(o.gru4rec.num_layers)
@@ -12,10 +14,11 @@ GRU4RecImpl::GRU4RecImpl(const ModelOptions& o, int64_t num_items)
 }
 
 torch::Tensor GRU4RecImpl::sequence_representation(const torch::Tensor& seq, const torch::Tensor& lengths) {
-  auto out = std::get<0>(gru(item_embeddings(seq)));                              // [B, T, D] (last layer)
+  auto e = nn::dropout(item_embeddings(seq), dropout_p_, is_training());            // [B, T, D]
+  auto out = std::get<0>(gru(e));                                                   // [B, T, D] (last layer)
   // Right padding and a causal recurrence: the output at length-1 is the packed final state.
   auto idx = (lengths - 1).view({-1, 1, 1}).expand({out.size(0), 1, out.size(2)});  // [B, 1, D]
-  return out.gather(1, idx).squeeze(1);                                              // [B, D]
+  return nn::dropout(out.gather(1, idx).squeeze(1), dropout_p_, is_training());      // [B, D]
 }
 
 }  // namespace sbtrec::encoder

@@ -74,6 +74,9 @@ TEST(Config, ValidationNamesTheKey) {
   EXPECT_NE(error_of("model: {sasrec: {num_heads: 3}}\n").find("'model.sasrec.num_heads'"), std::string::npos);
   EXPECT_NE(error_of("train: {batch_size: 0}\n").find("'train.batch_size'"), std::string::npos);
   EXPECT_NE(error_of("data: {format: csv}\n").find("'data.format'"), std::string::npos);
+  EXPECT_NE(error_of("model: {gru4rec: {dropout: 1.5}}\n").find("'model.gru4rec.dropout'"), std::string::npos);
+  EXPECT_DOUBLE_EQ(parse_config("model: {gru4rec: {dropout: 0.25}}\n", "x").model.gru4rec.dropout, 0.25);
+  EXPECT_DOUBLE_EQ(parse_config("", "x").model.gru4rec.dropout, 0.0);  // LLaRA's GRU4Rec has no dropout
 }
 
 TEST(Config, ResolvedYamlRoundTrips) {

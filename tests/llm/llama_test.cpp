@@ -258,28 +258,26 @@ TEST(Llama, CheckpointErrorsNameTheProblem) {
   test::TempDir dir;
   auto m = tiny(9);
   save_llama(dir / "ok", *m);
-  // Missing tensor.
+  // A copy of the good checkpoint with its tensors replaced by `tensors`.
   auto all = safetensors::load(dir / "ok/model.safetensors");
+  auto variant = [&](const std::string& name, const std::map<std::string, torch::Tensor>& tensors) {
+    std::filesystem::create_directories(dir / name);
+    std::filesystem::copy_file(dir / "ok/config.json", dir / (name + "/config.json"));
+    safetensors::save(dir / (name + "/model.safetensors"), tensors);
+    return dir / name;
+  };
   auto without = all;
   without.erase("model.layers.1.mlp.up_proj.weight");
-  std::filesystem::create_directories(dir / "missing");
-  std::filesystem::copy_file(dir / "ok/config.json", dir / "missing/config.json");
-  safetensors::save(dir / "missing/model.safetensors", without);
-  EXPECT_NE(error_of([&] { load_llama(dir / "missing"); }).find("missing tensor 'model.layers.1.mlp.up_proj.weight'"), std::string::npos);
-  // Wrong shape.
+  const auto missing = variant("missing", without);
+  EXPECT_NE(error_of([&] { load_llama(missing); }).find("missing tensor 'model.layers.1.mlp.up_proj.weight'"), std::string::npos);
   auto bad = all;
   bad["model.norm.weight"] = torch::ones({65});
-  std::filesystem::create_directories(dir / "shape");
-  std::filesystem::copy_file(dir / "ok/config.json", dir / "shape/config.json");
-  safetensors::save(dir / "shape/model.safetensors", bad);
-  EXPECT_NE(error_of([&] { load_llama(dir / "shape"); }).find("'model.norm.weight' has shape [65]"), std::string::npos);
-  // Unexpected tensor.
+  const auto shape = variant("shape", bad);
+  EXPECT_NE(error_of([&] { load_llama(shape); }).find("'model.norm.weight' has shape [65]"), std::string::npos);
   auto extra = all;
   extra["model.layers.2.mlp.up_proj.weight"] = torch::ones({1});
-  std::filesystem::create_directories(dir / "extra");
-  std::filesystem::copy_file(dir / "ok/config.json", dir / "extra/config.json");
-  safetensors::save(dir / "extra/model.safetensors", extra);
-  EXPECT_NE(error_of([&] { load_llama(dir / "extra"); }).find("unexpected tensor"), std::string::npos);
+  const auto unexpected = variant("extra", extra);
+  EXPECT_NE(error_of([&] { load_llama(unexpected); }).find("unexpected tensor"), std::string::npos);
   // pytorch_model.bin only.
   std::filesystem::create_directories(dir / "bin");
   std::filesystem::copy_file(dir / "ok/config.json", dir / "bin/config.json");

@@ -24,6 +24,7 @@ struct SASRecOptions {
 };
 struct GRU4RecOptions {
   int num_layers = 1;
+  double dropout = 0.0;  // on item embeddings and the final state; LLaRA's GRU4Rec has none
 };
 struct CaserOptions {
   int num_filters = 16;

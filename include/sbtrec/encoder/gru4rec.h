@@ -1,5 +1,6 @@
 // GRU4Rec as in LLaRA: item embeddings into a GRU; the representation is the last layer's hidden
-// state after exactly `length` steps (equal to packing the padded batch).
+// state after exactly `length` steps (equal to packing the padded batch). Optional dropout
+// (model.gru4rec.dropout, default 0 as LLaRA) on the embeddings and on the final state.
 // Legend: B batch, T positions, D width.
 #pragma once
 #include "sbtrec/encoder/encoder.h"
@@ -13,6 +14,7 @@ class GRU4RecImpl : public EncoderImpl {
 
  private:
   torch::nn::GRU gru{nullptr};
+  double dropout_p_;
 };
 TORCH_MODULE(GRU4Rec);
 
