@@ -2,7 +2,7 @@
 //   model dir:   config.json + model.safetensors or model.safetensors.index.json with shards
 //   adapter dir: adapter_config.json + adapter_model.safetensors (PEFT's key names)
 // Weights are memory-mapped and placed on the target device/dtype one tensor at a time, onto modules
-// built without a random init, so loading 7B in bf16 on a GPU never holds two host copies.
+// built without a random init, so loading 7B in bf16 on a GPU needs no second host copy of the weights.
 #pragma once
 #include <string>
 
