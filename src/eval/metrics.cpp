@@ -46,8 +46,9 @@ Metrics evaluate_encoder(encoder::EncoderImpl& model, const data::Dataset& ds, d
   const int64_t S = (int64_t)samples.size();
   const int64_t C = candidates.empty() ? 0 : (int64_t)candidates[0].items.size();
   auto cand = torch::empty({S, C}, torch::kInt64);  // [S, C]
+  auto* cp_out = cand.data_ptr<int64_t>();
   for (int64_t i = 0; i < S; ++i)
-    for (int64_t c = 0; c < C; ++c) cand[i][c] = candidates[i].items[c];
+    std::copy(candidates[i].items.begin(), candidates[i].items.end(), cp_out + i * C);
   MetricsAccumulator acc;
   for (int64_t b = 0; b < S; b += batch_size) {
     const int64_t e = std::min(S, b + batch_size);

@@ -45,7 +45,7 @@ uint64_t pair_key(int32_t l, int32_t r) { return ((uint64_t)(uint32_t)l << 32) |
 }  // namespace
 
 Tokenizer::Tokenizer(const std::string& model_path, Mode mode)
-    : sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()), mode_(mode), path_(model_path) {
+    : sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()), mode_(mode) {
   if (!path_exists(model_path))
     throw ConfigError("tokenizer '" + model_path + "': no such file (a Llama model directory holds tokenizer.model)");
   const auto status = sp_->Load(model_path);

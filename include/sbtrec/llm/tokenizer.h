@@ -53,7 +53,6 @@ class Tokenizer {
   std::unordered_map<uint64_t, Merge> merges_;  // (left id << 32 | right id) -> rank, merged id
   int32_t byte_ids_[256];
   int64_t bos_ = 1, eos_ = 2, unk_ = 0;
-  std::string path_;
 };
 
 }  // namespace sbtrec::llm
