@@ -20,15 +20,15 @@ torch::Tensor rotate_half(const torch::Tensor& x) {
 }
 
 // Re-runs a decoder layer in backward instead of keeping its activations (reentrant checkpointing,
-// as torch.utils.checkpoint): parameter gradients accumulate during the recomputation. The CPU RNG
-// state is replayed so dropout masks match the first pass.
+// as torch.utils.checkpoint): parameter gradients accumulate during the recomputation. The RNG state
+// of the activations' device is replayed so dropout masks match the first pass.
 struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, torch::Tensor x,
                                                 torch::Tensor cos, torch::Tensor sin, torch::Tensor mask,
                                                 bool is_causal, int64_t layer_address) {
     ctx->saved_data["layer"] = layer_address;
     ctx->saved_data["is_causal"] = is_causal;
-    ctx->saved_data["rng"] = at::detail::getDefaultCPUGenerator().get_state();
+    ctx->saved_data["rng"] = at::globalContext().defaultGenerator(x.device()).get_state();
     ctx->save_for_backward({x, cos, sin, mask});
     auto* layer = reinterpret_cast<LlamaDecoderLayerImpl*>(layer_address);
     torch::NoGradGuard no_grad;
@@ -38,7 +38,7 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
                                                  torch::autograd::variable_list grad) {
     auto saved = ctx->get_saved_variables();
     auto* layer = reinterpret_cast<LlamaDecoderLayerImpl*>(ctx->saved_data["layer"].toInt());
-    auto gen = at::detail::getDefaultCPUGenerator();
+    auto gen = at::globalContext().defaultGenerator(saved[0].device());
     auto current = gen.get_state();
     gen.set_state(ctx->saved_data["rng"].toTensor());
     auto x = saved[0].detach().requires_grad_(true);
