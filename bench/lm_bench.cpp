@@ -43,7 +43,7 @@ double now() { return std::chrono::duration<double>(std::chrono::steady_clock::n
 }  // namespace
 
 int main(int argc, char** argv) {
-  cli::setup_logging();
+  cli::setup_process();
   CLI::App app{"sbtrec-bench-lm: Llama LoRA training step and greedy generation timings"};
   app.require_subcommand(1);
   int threads = 1, steps = 3, warmup = 1, batch = 4, seq = 256, new_tokens = 64, seed = 0;
@@ -61,6 +61,10 @@ int main(int argc, char** argv) {
   step->add_option("--batch", batch);
   step->add_option("--seq", seq);
   step->add_flag("--checkpointing", checkpointing, "Activation checkpointing per layer");
+  bool full_logits = false;
+  int64_t chunk_rows = nn::LinearCrossEntropyOptions{}.chunk_rows;
+  step->add_option("--chunk-rows", chunk_rows, "Rows per logits chunk of the loss");
+  step->add_flag("--full-logits", full_logits, "Loss from materialised [B, T, V] logits (forward + causal_lm_loss), for comparison");
   std::string profile;
   step->add_option("--profile", profile, "Profile the timed steps into this chrome-trace file");
   add_model_options(step);
@@ -93,7 +97,7 @@ int main(int argc, char** argv) {
         opt.zero_grad();
         llm::ForwardInputs in;
         in.input_ids = ids;
-        auto l = llm::LlamaForCausalLMImpl::causal_lm_loss(model->forward(in), ids);
+        auto l = full_logits ? llm::LlamaForCausalLMImpl::causal_lm_loss(model->forward(in), ids) : model->loss(in, ids, nn::LinearCrossEntropyOptions{chunk_rows});
         l.backward();
         opt.step();
         loss = l.item<double>();
@@ -115,7 +119,7 @@ int main(int argc, char** argv) {
       for (auto& p : params) trainable += p.numel();
       j.update({{"mode", "step"}, {"steps", steps}, {"seconds_per_step", per}, {"tokens_per_s", batch * seq / per},
                 {"final_loss", loss}, {"batch", batch}, {"seq", seq}, {"trainable_params", trainable},
-                {"checkpointing", checkpointing}});
+                {"checkpointing", checkpointing}, {"loss", full_logits ? "full logits" : "chunked"}});
     } else {
       model->eval();
       auto prompt = torch::randint(3, cfg.vocab_size, {1, 32}, torch::kInt64).to(device);

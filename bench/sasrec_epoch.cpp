@@ -15,7 +15,7 @@
 using namespace sbtrec;
 
 int main(int argc, char** argv) {
-  cli::setup_logging();
+  cli::setup_process();
   CLI::App app{"sbtrec-bench-sasrec: time one SASRec training epoch"};
   cli::ConfigArgs cfg_args;
   cfg_args.add_to(app);

@@ -13,6 +13,7 @@
 
 #include "sbtrec/common/config.h"
 #include "sbtrec/common/error.h"
+#include "sbtrec/common/host_memory.h"
 
 namespace sbtrec::cli {
 
@@ -38,8 +39,10 @@ struct ConfigArgs {
   }
 };
 
-// Logs go to stderr so stdout carries results only (tables, --json lines, exported text).
-inline void setup_logging() {
+// Logs go to stderr so stdout carries results only (tables, --json lines, exported text); the host
+// allocator keeps freed memory (sbtrec/common/host_memory.h).
+inline void setup_process() {
+  sbtrec::retain_freed_host_memory();
   auto logger = spdlog::stderr_color_mt("sbtrec");
   spdlog::set_default_logger(logger);
   spdlog::set_pattern("[%H:%M:%S] %^%l%$ %v");

@@ -6,7 +6,7 @@
 using namespace sbtrec;
 
 int main(int argc, char** argv) {
-  cli::setup_logging();
+  cli::setup_process();
   CLI::App app{"sbtrec-data: inspect and export datasets under the LLaRA protocol"};
   app.require_subcommand(1);
   cli::ConfigArgs cfg_args;

@@ -9,7 +9,7 @@
 using namespace sbtrec;
 
 int main(int argc, char** argv) {
-  cli::setup_logging();
+  cli::setup_process();
   CLI::App app{"sbtrec-eval: evaluate a checkpoint (HR@1, ValidRatio, HR@10, NDCG@10)"};
   cli::ConfigArgs cfg_args;
   cfg_args.add_to(app);

@@ -31,7 +31,7 @@ std::vector<int64_t> parse_ids(const std::string& text) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  cli::setup_logging();
+  cli::setup_process();
   CLI::App app{"sbtrec-lm: Llama logits and generation from a Hugging Face model directory"};
   app.require_subcommand(1);
   std::string model_dir, adapter, dtype = "fp32", ids_text, out, prompt;

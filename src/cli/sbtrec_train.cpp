@@ -6,7 +6,7 @@
 using namespace sbtrec;
 
 int main(int argc, char** argv) {
-  cli::setup_logging();
+  cli::setup_process();
   CLI::App app{"sbtrec-train: train a sequential encoder (SASRec, GRU4Rec, Caser)"};
   cli::ConfigArgs cfg_args;
   cfg_args.add_to(app);

@@ -9,15 +9,11 @@
 #include <sstream>
 
 #include "sbtrec/common/error.h"
+#include "sbtrec/nn/rms_norm.h"
+#include "sbtrec/nn/rotary.h"
 
 namespace sbtrec::llm {
 namespace {
-
-// Halves rotation: [x1, x2] -> [-x2, x1] (Hugging Face's rotate_half).
-torch::Tensor rotate_half(const torch::Tensor& x) {
-  auto halves = x.chunk(2, -1);
-  return torch::cat({-halves[1], halves[0]}, -1);
-}
 
 // Re-runs a decoder layer in backward instead of keeping its activations (reentrant checkpointing,
 // as torch.utils.checkpoint): parameter gradients accumulate during the recomputation. The RNG state
@@ -65,11 +61,7 @@ RMSNormImpl::RMSNormImpl(int64_t d, double eps_) : eps(eps_) {
   weight = register_parameter("weight", torch::ones({d}), /*requires_grad=*/false);
 }
 
-torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
-  auto h = x.to(torch::kFloat32);
-  h = h * torch::rsqrt(h.pow(2).mean(-1, true) + eps);  // [..., D]
-  return weight * h.to(x.scalar_type());
-}
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) { return nn::rms_norm(x, weight, eps); }
 
 LlamaAttentionImpl::LlamaAttentionImpl(const LlamaConfig& c)
     : heads(c.num_attention_heads), kv_heads(c.num_key_value_heads), head_dim(c.dim_per_head()) {
@@ -82,12 +74,9 @@ LlamaAttentionImpl::LlamaAttentionImpl(const LlamaConfig& c)
 torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const AttentionInputs& in, KVCache* cache,
                                           int64_t layer) {
   const int64_t B = x.size(0), T = x.size(1);
-  auto q = q_proj(x).view({B, T, heads, head_dim}).transpose(1, 2);     // [B, H, T, E]
-  auto k = k_proj(x).view({B, T, kv_heads, head_dim}).transpose(1, 2);  // [B, Hkv, T, E]
-  auto v = v_proj(x).view({B, T, kv_heads, head_dim}).transpose(1, 2);  // [B, Hkv, T, E]
-  auto cos = in.cos.unsqueeze(1), sin = in.sin.unsqueeze(1);            // [B, 1, T, E]
-  q = q * cos + rotate_half(q) * sin;
-  k = k * cos + rotate_half(k) * sin;
+  auto q = nn::apply_rotary(q_proj(x).view({B, T, heads, head_dim}), in.cos, in.sin).transpose(1, 2);     // [B, H, T, E]
+  auto k = nn::apply_rotary(k_proj(x).view({B, T, kv_heads, head_dim}), in.cos, in.sin).transpose(1, 2);  // [B, Hkv, T, E]
+  auto v = v_proj(x).view({B, T, kv_heads, head_dim}).transpose(1, 2);                                    // [B, Hkv, T, E]
   if (cache) std::tie(k, v) = cache->append(layer, k, v);               // [B, Hkv, S, E]
   std::optional<torch::Tensor> mask;
   if (in.mask.defined()) mask = in.mask;
@@ -209,14 +198,29 @@ torch::Tensor LlamaForCausalLMImpl::forward(const ForwardInputs& in) {
   return lm_head(h).to(torch::kFloat32);  // [B, T', V]
 }
 
+torch::Tensor LlamaForCausalLMImpl::shift_labels(const torch::Tensor& labels) {
+  // The last position gets label -100: nothing follows it.
+  auto ignore = torch::full({labels.size(0), 1}, -100, labels.options());
+  return torch::cat({labels.narrow(1, 1, labels.size(1) - 1), ignore}, 1).reshape({-1});  // [B*T]
+}
+
 torch::Tensor LlamaForCausalLMImpl::causal_lm_loss(const torch::Tensor& logits, const torch::Tensor& labels) {
-  const int64_t V = logits.size(-1), B = labels.size(0);
+  const int64_t V = logits.size(-1);
   // Shift the labels, not the logits: slicing [B, T, V] logits would make autograd allocate, zero and
-  // copy a full-size gradient. The last position gets label -100 (nothing follows it).
-  auto ignore = torch::full({B, 1}, -100, labels.options());
-  auto shifted = torch::cat({labels.narrow(1, 1, labels.size(1) - 1), ignore}, 1).reshape({-1}).to(logits.device());  // [B*T]
-  return torch::nn::functional::cross_entropy(logits.to(torch::kFloat32).reshape({-1, V}), shifted,
+  // copy a full-size gradient.
+  return torch::nn::functional::cross_entropy(logits.to(torch::kFloat32).reshape({-1, V}),
+                                              shift_labels(labels).to(logits.device()),
                                               torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
+}
+
+torch::Tensor LlamaForCausalLMImpl::loss(const ForwardInputs& in, const torch::Tensor& labels,
+                                         const nn::LinearCrossEntropyOptions& options) {
+  TORCH_CHECK(!lm_head->has_lora(), "LlamaForCausalLM::loss: lm_head carries no adapter here");
+  auto h = model(in);  // [B, T, D]
+  TORCH_CHECK(labels.dim() == 2 && labels.size(0) == h.size(0) && labels.size(1) == h.size(1),
+              "labels must be [B, T] = [", h.size(0), ", ", h.size(1), "], got ", labels.sizes());
+  return nn::linear_cross_entropy(h.reshape({-1, h.size(2)}), lm_head->weight,
+                                  shift_labels(labels).to(h.device()), options);  // scalar
 }
 
 void LlamaForCausalLMImpl::add_tokens(int64_t n) {

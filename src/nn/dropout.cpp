@@ -26,6 +26,8 @@ uint64_t next_seed() {
 
 torch::Tensor dropout_mask(at::IntArrayRef sizes, double p, const torch::TensorOptions& options) {
   TORCH_CHECK(p >= 0 && p < 1, "dropout probability must be in [0, 1), got ", p);
+  if (options.device().type() != torch::kCPU)  // the device's own generator, as torch::dropout
+    return torch::empty(sizes, options).bernoulli_(1 - p).div_(1 - p);
   auto mask = torch::empty(sizes, options.dtype(torch::kFloat32).device(torch::kCPU));
   float* m = mask.data_ptr<float>();
   const int64_t n = mask.numel();

@@ -80,17 +80,10 @@ TEST_P(HFParity, LogitsAndLossWithLeftAndRightPadding) {
   EXPECT_NEAR(loss, fx["loss"].item<double>(), 1e-4);
 }
 
-TEST_P(HFParity, PeftAdapterLogitsLossAndGradients) {
-  auto m = load_llama(root + "/model");
-  load_adapter(root + "/adapter", *m);
-  m->train();  // lora_dropout is 0 in the fixture, so train mode is deterministic
-  auto l = logits(*m, fx["input_ids"], fx["attention_mask"], fx["position_ids"]);
-  EXPECT_LE(maxdiff_where(l.detach(), fx["lora_logits"], fx["attention_mask"]), 1e-4);
-  auto loss = LlamaForCausalLMImpl::causal_lm_loss(l, fx["labels"]);
-  EXPECT_NEAR(loss.item<double>(), fx["lora_loss"].item<double>(), 1e-4);
-  loss.backward();
+// Compares every LoRA gradient of `m` with PEFT's (fixture keys grad.base_model.model.<name>).
+void expect_lora_grads_match(LlamaForCausalLMImpl& m, std::map<std::string, torch::Tensor>& fx) {
   int compared = 0;
-  for (auto& item : m->named_parameters()) {
+  for (auto& item : m.named_parameters()) {
     if (item.key().find(".lora_") == std::string::npos) continue;
     const std::string key = "grad.base_model.model." + item.key();
     ASSERT_TRUE(fx.count(key)) << key;
@@ -100,6 +93,36 @@ TEST_P(HFParity, PeftAdapterLogitsLossAndGradients) {
     ++compared;
   }
   EXPECT_EQ(compared, (int)std::count_if(fx.begin(), fx.end(), [](auto& kv) { return kv.first.rfind("grad.", 0) == 0; }));
+}
+
+TEST_P(HFParity, PeftAdapterLogitsLossAndGradients) {
+  auto m = load_llama(root + "/model");
+  load_adapter(root + "/adapter", *m);
+  m->train();  // lora_dropout is 0 in the fixture, so train mode is deterministic
+  auto l = logits(*m, fx["input_ids"], fx["attention_mask"], fx["position_ids"]);
+  EXPECT_LE(maxdiff_where(l.detach(), fx["lora_logits"], fx["attention_mask"]), 1e-4);
+  auto loss = LlamaForCausalLMImpl::causal_lm_loss(l, fx["labels"]);
+  EXPECT_NEAR(loss.item<double>(), fx["lora_loss"].item<double>(), 1e-4);
+  loss.backward();
+  expect_lora_grads_match(*m, fx);
+}
+
+// The training path: the loss straight from hidden states (chunked linear + cross entropy, small
+// chunks so several are used) against PEFT's loss and gradients from full logits.
+TEST_P(HFParity, ChunkedLossFromHiddenStatesMatchesPeft) {
+  auto m = load_llama(root + "/model");
+  load_adapter(root + "/adapter", *m);
+  m->train();
+  ForwardInputs in;
+  in.input_ids = fx["input_ids"];
+  in.attention_mask = fx["attention_mask"];
+  in.position_ids = fx["position_ids"];
+  nn::LinearCrossEntropyOptions o;
+  o.chunk_rows = 5;
+  auto loss = m->loss(in, fx["labels"], o);
+  EXPECT_NEAR(loss.item<double>(), fx["lora_loss"].item<double>(), 1e-4);
+  loss.backward();
+  expect_lora_grads_match(*m, fx);
 }
 
 TEST_P(HFParity, GreedyBeamAndBatchedGenerationIdsAreIdentical) {

@@ -12,6 +12,7 @@
 #include "sbtrec/llm/kv_cache.h"
 #include "sbtrec/llm/llama_config.h"
 #include "sbtrec/llm/lora.h"
+#include "sbtrec/nn/linear_cross_entropy.h"
 
 namespace sbtrec::llm {
 
@@ -94,6 +95,12 @@ struct LlamaForCausalLMImpl : torch::nn::Module {
   // Mean next-token cross entropy over labels != -100 (labels [B, T] aligned with the inputs; the
   // shift is done here, as in transformers).
   static torch::Tensor causal_lm_loss(const torch::Tensor& logits, const torch::Tensor& labels);
+  // The same loss computed from the final hidden states by nn::linear_cross_entropy: no [B, T, V]
+  // logits are materialised and rows labelled -100 never reach lm_head (prompt tokens in SBT-Rec).
+  // This is what training uses; forward + causal_lm_loss stays for callers that want the logits.
+  torch::Tensor loss(const ForwardInputs& in, const torch::Tensor& labels, const nn::LinearCrossEntropyOptions& options = {});
+  // labels [B, T] -> next-token targets [B*T] (the last position of each row is -100).
+  static torch::Tensor shift_labels(const torch::Tensor& labels);
 
   // Appends `n` embedding rows (ids vocab_size .. vocab_size + n - 1) for extra special tokens, e.g.
   // behavioural-token slots; new rows are the mean of the existing ones. Untied lm_head grows too.

@@ -10,7 +10,8 @@ namespace sbtrec::nn {
 // Inverted dropout: keeps each element with probability 1 - p and scales kept ones by 1 / (1 - p).
 torch::Tensor dropout(const torch::Tensor& x, double p, bool training);
 
-// The multiplicative mask (values 0 or 1 / (1 - p)) for a CPU float tensor of `sizes`.
+// The multiplicative mask (values 0 or 1 / (1 - p)) of `sizes` in `options`' dtype and device (other
+// devices than the CPU draw it with their own generator).
 torch::Tensor dropout_mask(at::IntArrayRef sizes, double p, const torch::TensorOptions& options);
 
 }  // namespace sbtrec::nn

@@ -1,0 +1,24 @@
+// Cross entropy of a linear output layer without materialising the logits: rows are processed in
+// chunks, and each chunk's gradient is formed while its logits are still in cache (the loss is the
+// end of the graph, so d loss / d logits is known in forward). For a causal LM this replaces the
+// [B*T, V] float32 logits, their log-softmax and both of their gradients (~0.5 GB per 4 x 1024
+// tokens at V = 32000) with one [chunk, V] buffer. Legend: N rows, D width, V classes, C chunk rows.
+#pragma once
+#include <torch/torch.h>
+
+namespace sbtrec::nn {
+
+struct LinearCrossEntropyOptions {
+  int64_t chunk_rows = 128;    // rows per [C, V] logits chunk (128 x 32000 floats = 16 MB)
+  int64_t ignore_index = -100;  // rows with this label add nothing and count for nothing
+};
+
+// Mean over rows with label != ignore_index of -log softmax(hidden W^T)[label], equal to
+// cross_entropy(linear(hidden, weight).float(), labels, ignore_index) including its gradients with
+// respect to hidden and weight (weight's only when it requires grad). Logits are computed in the
+// weight's dtype and upcast to float32, as transformers does. No counted row: NaN, as torch.
+// hidden [N, D], weight [V, D], labels [N] int64 -> scalar float32.
+torch::Tensor linear_cross_entropy(const torch::Tensor& hidden, const torch::Tensor& weight, const torch::Tensor& labels,
+                                   const LinearCrossEntropyOptions& options = {});
+
+}  // namespace sbtrec::nn
