@@ -14,14 +14,6 @@ root=${SBTREC_DATA:-data/ml-100k}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 build/release/bin/sbtrec-data export --config configs/movielens/sasrec.yaml --set data.root="$root" --split train --out "$tmp/train.tsv" 2>/dev/null
-best_cpp=1e9; best_py=1e9
-for i in $(seq "$REPEATS"); do
-  cpp=$(build/release/bin/sbtrec-bench-sasrec --config configs/movielens/sasrec.yaml --set data.root="$root" --threads "$THREADS" 2>/dev/null | tail -n 1)
-  py=$(.venv/bin/python bench/reference/sasrec_epoch.py --samples "$tmp/train.tsv" --num-items 1682 --id-offset 1 --threads "$THREADS" | tail -n 1)
-  echo "$cpp"
-  echo "$py"
-  best_cpp=$(.venv/bin/python -c "import json,sys; print(min(float(sys.argv[1]), json.loads(sys.argv[2])['seconds']))" "$best_cpp" "$cpp")
-  best_py=$(.venv/bin/python -c "import json,sys; print(min(float(sys.argv[1]), json.loads(sys.argv[2])['seconds']))" "$best_py" "$py")
-done
-echo "best epoch seconds: sbtrec $best_cpp, pytorch $best_py (threads $THREADS, best of $REPEATS)"
-.venv/bin/python -c "import sys; print(f'speedup: {float(sys.argv[2]) / float(sys.argv[1]):.2f}')" "$best_cpp" "$best_py"
+.venv/bin/python bench/compare.py --key seconds --lower-is-better --repeats "$REPEATS" --label ", threads $THREADS" \
+  --cpp "build/release/bin/sbtrec-bench-sasrec --config configs/movielens/sasrec.yaml --set data.root=$root --threads $THREADS" \
+  --ref ".venv/bin/python bench/reference/sasrec_epoch.py --samples $tmp/train.tsv --num-items 1682 --id-offset 1 --threads $THREADS"

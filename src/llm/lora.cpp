@@ -38,9 +38,9 @@ void LoraLinearImpl::enable_lora(int64_t r, double alpha, double dropout) {
 
 namespace {
 
-// y = x W^T + (s (x * mask) A^T) B^T with W frozen, as one autograd node: the adapter's output is
-// accumulated into the base GEMM's (addmm), the scaling is applied on the [N, R] product, and the
-// dropout mask multiplies the input gradient inside one addcmul. Same values as PEFT's
+// y = x W^T + (s (x * mask) A^T) B^T with W frozen, as one autograd node: the base GEMM accumulates
+// onto the adapter's output (addmm), the scaling is applied on the [N, R] product, and the input
+// gradient is formed the same way. Same values as PEFT's
 // lora_B(lora_A(dropout(x))) * scaling up to float rounding; about a third less time per adapter on
 // CPU than the separate tensor ops and their autograd nodes.
 struct LoraFn : torch::autograd::Function<LoraFn> {
@@ -50,7 +50,9 @@ struct LoraFn : torch::autograd::Function<LoraFn> {
                                                 torch::Tensor mask, double scaling) {
     auto h = mask.numel() ? x * mask : x;         // [N, I]
     auto u = torch::mm(h, a.t()).mul_(scaling);   // [N, R]
-    auto y = torch::mm(x, weight.t()).addmm_(u, b.t());  // [N, O]
+    // The rank-R product first and the base GEMM accumulated onto it (beta = 1 is free inside a
+    // compute-bound GEMM; the other order re-reads and re-writes all of y in a memory-bound one).
+    auto y = torch::mm(u, b.t()).addmm_(x, weight.t());  // [N, O]
     ctx->save_for_backward({h, u, weight, a, b, mask});
     ctx->saved_data["scaling"] = scaling;
     return {y};
@@ -63,9 +65,9 @@ struct LoraFn : torch::autograd::Function<LoraFn> {
     auto gu = torch::mm(g, b).mul_(ctx->saved_data["scaling"].toDouble());      // [N, R]
     torch::Tensor gx;
     if (ctx->needs_input_grad(0)) {
-      gx = torch::mm(g, weight);                                                 // [N, I]
-      if (mask.numel()) gx.addcmul_(torch::mm(gu, a), mask);
-      else gx.addmm_(gu, a);
+      gx = torch::mm(gu, a);                                                     // [N, I]
+      if (mask.numel()) gx.mul_(mask);
+      gx.addmm_(g, weight);
     }
     auto ga = ctx->needs_input_grad(2) ? torch::mm(gu.t(), h) : torch::Tensor();  // [R, I]
     auto gb = ctx->needs_input_grad(3) ? torch::mm(g.t(), u) : torch::Tensor();   // [O, R]

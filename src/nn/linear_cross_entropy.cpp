@@ -26,10 +26,20 @@ Result chunked(const torch::Tensor& hidden, const torch::Tensor& weight, const t
     const int64_t c = std::min(chunk, N - s);
     auto h = hidden.narrow(0, s, c);                             // [C, D]
     auto y = labels.narrow(0, s, c).unsqueeze(1);                // [C, 1]
-    auto logp = torch::log_softmax(torch::mm(h, weight.t()).to(torch::kFloat32), 1);  // [C, V]
-    row_loss.narrow(0, s, c).copy_(logp.gather(1, y).squeeze(1).neg());
+    auto logits = torch::mm(h, weight.t()).to(torch::kFloat32);  // [C, V]
+    // One softmax kernel gives both the loss (-log p_y) and the gradient (p - onehot); it is faster
+    // than log_softmax followed by exp. Where p_y underflows (a loss above ~69 nats) the loss is
+    // taken exactly from logsumexp - logit_y instead.
+    auto g = torch::softmax(logits, 1);                          // [C, V]
+    auto p_y = g.gather(1, y).squeeze(1);                        // [C]
+    auto loss = p_y.log().neg_();                                // [C]
+    auto tiny = p_y.lt(1e-30f);
+    if (tiny.any().item<bool>()) {
+      auto exact = torch::logsumexp(logits, 1) - logits.gather(1, y).squeeze(1);
+      loss = torch::where(tiny, exact, loss);
+    }
+    row_loss.narrow(0, s, c).copy_(loss);
     if (!want_hidden && !want_weight) continue;
-    auto g = logp.exp_();                                        // softmax [C, V]
     g.scatter_add_(1, y, torch::full({c, 1}, -1.0, g.options()));  // softmax - onehot
     if (want_hidden) {
       auto out = r.grad_hidden.narrow(0, s, c);                  // [C, D]

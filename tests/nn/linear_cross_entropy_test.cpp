@@ -91,3 +91,14 @@ TEST(LinearCrossEntropy, AllIgnoredIsNaNAndBadLabelsAreErrors) {
   EXPECT_THROW(nn::linear_cross_entropy(c.h, c.w, c.y.narrow(0, 0, 5)), c10::Error);
   EXPECT_THROW(nn::linear_cross_entropy(c.h, c.w.to(torch::kBFloat16), c.y), c10::Error);
 }
+
+TEST(LinearCrossEntropy, LossesWhoseProbabilityUnderflowsStayExact) {
+  auto c = make_case(torch::kFloat32);
+  auto h = (c.h.detach() * 40).requires_grad_(true);  // logit gaps of hundreds: p_y underflows float32
+  auto want = torch::nn::functional::cross_entropy(torch::mm(h, c.w.detach().t()), c.y,
+                                                   torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
+  ASSERT_GT(want.item<double>(), 100.0);
+  auto got = nn::linear_cross_entropy(h, c.w.detach(), c.y);
+  EXPECT_TRUE(std::isfinite(got.item<double>()));
+  EXPECT_NEAR(got.item<double>(), want.item<double>(), 1e-4 * want.item<double>());
+}

@@ -9,7 +9,7 @@
 namespace sbtrec::nn {
 
 struct LinearCrossEntropyOptions {
-  int64_t chunk_rows = 128;    // rows per [C, V] logits chunk (128 x 32000 floats = 16 MB)
+  int64_t chunk_rows = 256;    // rows per [C, V] logits chunk (256 x 32000 floats = 32 MB)
   int64_t ignore_index = -100;  // rows with this label add nothing and count for nothing
 };
 
