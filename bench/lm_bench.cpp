@@ -72,6 +72,7 @@ int main(int argc, char** argv) {
   add_model_options(gen);
   gen->add_option("--threads", threads);
   gen->add_option("--new-tokens", new_tokens);
+  gen->add_option("--profile", profile, "Profile the timed generation into this chrome-trace file");
   SBTREC_PARSE(app, argc, argv);
   return cli::guarded_main([&]() {
     torch::set_num_threads(threads);
@@ -126,6 +127,8 @@ int main(int argc, char** argv) {
       llm::GenerationOptions o;
       o.max_new_tokens = new_tokens;  // no EOS: exactly new_tokens, as the reference
       llm::generate(*model, prompt, {}, o);  // warm-up
+      std::unique_ptr<torch::autograd::profiler::RecordProfile> prof;
+      if (!profile.empty()) prof = std::make_unique<torch::autograd::profiler::RecordProfile>(profile);
       sync(device);
       const double t0 = now();
       auto out = llm::generate(*model, prompt, {}, o);

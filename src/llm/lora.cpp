@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "sbtrec/nn/dropout.h"
+#include "sbtrec/nn/few_row_linear.h"
 
 namespace sbtrec::llm {
 
@@ -79,8 +80,13 @@ struct LoraFn : torch::autograd::Function<LoraFn> {
 
 }  // namespace
 
+torch::Tensor LoraLinearImpl::base_forward(const torch::Tensor& x) const {
+  // Decoding (a few rows, no gradient) streams W through the few-row kernel instead of the GEMM.
+  return nn::few_row_linear_applies(x, weight) ? nn::few_row_linear(x, weight) : torch::linear(x, weight);  // [N..., O]
+}
+
 torch::Tensor LoraLinearImpl::forward(const torch::Tensor& x) {
-  if (!has_lora() || merged_) return torch::linear(x, weight);  // [N..., O]
+  if (!has_lora() || merged_) return base_forward(x);  // [N..., O]
   const auto adapter_dtype = lora_A->weight.scalar_type();
   const bool training = is_training() && dropout_p > 0;
   if (x.scalar_type() == adapter_dtype && weight.scalar_type() == adapter_dtype && !weight.requires_grad() &&
@@ -92,7 +98,7 @@ torch::Tensor LoraLinearImpl::forward(const torch::Tensor& x) {
     sizes.back() = weight.size(0);
     return LoraFn::apply(x2, weight, lora_A->weight, lora_B->weight, mask, scaling)[0].view(sizes);  // [N..., O]
   }
-  auto y = torch::linear(x, weight);                                     // [N..., O]
+  auto y = base_forward(x);                                              // [N..., O]
   auto h = nn::dropout(x.to(adapter_dtype), dropout_p, is_training());  // [N..., I]
   return y + (lora_B(lora_A(h)) * scaling).to(y.scalar_type());         // [N..., O]
 }

@@ -1,6 +1,7 @@
-// The fused CPU kernels (RMSNorm, rotary embedding) against the tensor expressions they replace:
-// values and gradients, on sizes that are not multiples of the vector width.
+// The fused CPU kernels (RMSNorm, rotary embedding, few-row linear) against the tensor expressions
+// they replace: values and gradients, on sizes that are not multiples of the vector width.
 #include "../test_util.h"
+#include "sbtrec/nn/few_row_linear.h"
 #include "sbtrec/nn/rms_norm.h"
 #include "sbtrec/nn/rotary.h"
 
@@ -51,4 +52,31 @@ TEST(FusedKernels, RotaryEqualsRotateHalfExpression) {
   auto x3 = x.detach().clone().requires_grad_(true);
   nn::apply_rotary(x3, cos, sin).backward(g.transpose(1, 2).contiguous().transpose(1, 2));
   EXPECT_LT(maxdiff(x3.grad(), x2.grad()), 1e-6);
+}
+
+TEST(FusedKernels, FewRowLinearEqualsLinearAndAppliesOnlyWhereMeant) {
+  torch::NoGradGuard ng;
+  const int threads = torch::get_num_threads();
+  for (int t : {1, 2}) {
+    torch::set_num_threads(t);
+    for (int64_t I : {512, 77, 5}) {
+      torch::manual_seed(I);
+      auto w = torch::randn({301, I});
+      for (int64_t M : {1, 3, 8}) {
+        auto x = torch::randn({M, 1, I});
+        ASSERT_TRUE(nn::few_row_linear_applies(x, w));
+        auto got = nn::few_row_linear(x, w);
+        auto want = torch::linear(x.to(torch::kFloat64), w.to(torch::kFloat64));
+        ASSERT_EQ(got.sizes(), (std::vector<int64_t>{M, 1, 301}));
+        EXPECT_LT((got.to(torch::kFloat64) - want).abs().max().item<double>(), 1e-6 * std::sqrt((double)I) * 4) << I << " " << M;
+      }
+    }
+  }
+  torch::set_num_threads(threads);
+  auto w = torch::randn({16, 32});
+  EXPECT_FALSE(nn::few_row_linear_applies(torch::randn({9, 32}), w));                         // too many rows
+  EXPECT_FALSE(nn::few_row_linear_applies(torch::randn({1, 32}).to(torch::kBFloat16), w));   // dtype
+  EXPECT_FALSE(nn::few_row_linear_applies(torch::randn({1, 32}), w.t().contiguous().t()));   // layout
+  torch::AutoGradMode grad(true);
+  EXPECT_FALSE(nn::few_row_linear_applies(torch::randn({1, 32}, torch::requires_grad()), w));  // training
 }

@@ -41,6 +41,8 @@ class LoraLinearImpl : public torch::nn::Module {
   void merge();
   void unmerge();
   bool merged() const { return merged_; }
+  // x W^T alone: [N..., I] -> [N..., O].
+  torch::Tensor base_forward(const torch::Tensor& x) const;
   // Points the registered `weight` at another tensor (tying, resizing, loading onto a device).
   void replace_weight(const torch::Tensor& w) {
     parameters_["weight"] = w;

@@ -1,0 +1,65 @@
+// Few-row linear layer for decoding (see few_row_linear.h).
+#include "sbtrec/nn/few_row_linear.h"
+
+#include <ATen/Parallel.h>
+
+namespace sbtrec::nn {
+namespace {
+
+constexpr int kLanes = 32;  // independent partial sums: two AVX-512 or four AVX2 FMA chains
+
+// y[m, o] = x[m, :] . w[o, :] for o in [o_begin, o_end), all m < M. Row o of w is read from memory
+// once; the other M - 1 dot products re-read it from L1.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
+void rows(const float* x, const float* w, float* y, int64_t M, int64_t I, int64_t O, int64_t o_begin,
+          int64_t o_end) {
+  for (int64_t o = o_begin; o < o_end; ++o) {
+    const float* wr = w + o * I;
+    for (int64_t m = 0; m < M; ++m) {
+      const float* xr = x + m * I;
+      float acc[kLanes] = {0};
+      int64_t i = 0;
+      for (; i + kLanes <= I; i += kLanes)
+        for (int l = 0; l < kLanes; ++l) acc[l] += wr[i + l] * xr[i + l];
+      // Pairwise, so the lanes fold with vector adds (a left-to-right sum would be 32 dependent
+      // scalar adds per row: as long as streaming the row itself).
+      for (int width = kLanes / 2; width > 0; width /= 2)
+        for (int l = 0; l < width; ++l) acc[l] += acc[l + width];
+      float s = acc[0];
+      for (; i < I; ++i) s += wr[i] * xr[i];
+      y[m * O + o] = s;
+    }
+  }
+}
+
+}  // namespace
+
+bool few_row_linear_applies(const torch::Tensor& x, const torch::Tensor& weight) {
+  if (!x.device().is_cpu() || x.scalar_type() != torch::kFloat32 || weight.scalar_type() != torch::kFloat32 ||
+      !weight.device().is_cpu() || weight.dim() != 2 || !weight.is_contiguous() || x.dim() < 1 ||
+      x.size(-1) != weight.size(1) || x.numel() == 0)
+    return false;
+  if (torch::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad())) return false;
+  return x.numel() / x.size(-1) <= kFewRows;
+}
+
+torch::Tensor few_row_linear(const torch::Tensor& x, const torch::Tensor& weight) {
+  TORCH_CHECK(few_row_linear_applies(x, weight), "few_row_linear: needs CPU float32 x [<= ", kFewRows,
+              " rows, I] and contiguous weight [O, I] without gradients; got ", x.sizes(), " and ", weight.sizes());
+  const int64_t I = weight.size(1), O = weight.size(0), M = x.numel() / I;
+  auto xc = x.reshape({M, I}).contiguous();  // [M, I]
+  auto y = torch::empty({M, O}, x.options());  // [M, O]
+  const float* px = xc.data_ptr<float>();
+  const float* pw = weight.data_ptr<float>();
+  float* py = y.data_ptr<float>();
+  // ~64 KB of W per task: enough work to amortise a task, small enough to balance two threads.
+  const int64_t grain = std::max<int64_t>(1, 16384 / I);
+  at::parallel_for(0, O, grain, [&](int64_t begin, int64_t end) { rows(px, pw, py, M, I, O, begin, end); });
+  auto sizes = x.sizes().vec();
+  sizes.back() = O;
+  return y.view(sizes);  // [..., O]
+}
+
+}  // namespace sbtrec::nn
