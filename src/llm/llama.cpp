@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "sbtrec/common/error.h"
+#include "sbtrec/nn/decode_attention.h"
 #include "sbtrec/nn/rms_norm.h"
 #include "sbtrec/nn/rotary.h"
 
@@ -78,10 +79,15 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const Attentio
   auto k = nn::apply_rotary(k_proj(x).view({B, T, kv_heads, head_dim}), in.cos, in.sin).transpose(1, 2);  // [B, Hkv, T, E]
   auto v = v_proj(x).view({B, T, kv_heads, head_dim}).transpose(1, 2);                                    // [B, Hkv, T, E]
   if (cache) std::tie(k, v) = cache->append(layer, k, v);               // [B, Hkv, S, E]
-  std::optional<torch::Tensor> mask;
-  if (in.mask.defined()) mask = in.mask;
-  auto o = at::scaled_dot_product_attention(q, k, v, mask, 0.0, in.is_causal, 1.0 / std::sqrt((double)head_dim),
-                                            /*enable_gqa=*/heads != kv_heads);  // [B, H, T, E]
+  const double scale = 1.0 / std::sqrt((double)head_dim);
+  torch::Tensor o;  // [B, H, T, E]
+  if (!in.is_causal && nn::decode_attention_applies(q, k, v, in.mask)) {
+    o = nn::decode_attention(q, k, v, in.mask, scale);  // one new token per sequence (KV-cache decoding)
+  } else {
+    std::optional<torch::Tensor> mask;
+    if (in.mask.defined()) mask = in.mask;
+    o = at::scaled_dot_product_attention(q, k, v, mask, 0.0, in.is_causal, scale, /*enable_gqa=*/heads != kv_heads);
+  }
   return o_proj(o.transpose(1, 2).reshape({B, T, heads * head_dim}));         // [B, T, D]
 }
 

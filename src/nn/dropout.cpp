@@ -6,6 +6,8 @@
 
 #include <mutex>
 
+#include "sbtrec/common/cpu_clones.h"
+
 namespace sbtrec::nn {
 namespace {
 
@@ -18,9 +20,7 @@ inline uint64_t splitmix64(uint64_t x) {
 
 // Mask values for pairs [begin, end): pair i fills m[2i] and m[2i + 1] from one hash. Integer-only,
 // so the AVX-512 clone (64-bit multiplies in vector registers, ~8x faster) gives the same bits.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("arch=x86-64-v4", "default")))
-#endif
+SBTREC_CPU_CLONES
 void fill_pairs(float* m, int64_t begin, int64_t end, uint64_t seed, uint64_t threshold, float scale) {
   for (int64_t i = begin; i < end; ++i) {
     const uint64_t r = splitmix64(seed ^ (uint64_t)i * 0xd1b54a32d192ed03ull);

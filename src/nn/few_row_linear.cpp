@@ -3,6 +3,9 @@
 
 #include <ATen/Parallel.h>
 
+#include "dot.h"
+#include "sbtrec/common/cpu_clones.h"
+
 namespace sbtrec::nn {
 namespace {
 
@@ -10,25 +13,13 @@ constexpr int kLanes = 32;  // independent partial sums: two AVX-512 or four AVX
 
 // y[m, o] = x[m, :] . w[o, :] for o in [o_begin, o_end), all m < M. Row o of w is read from memory
 // once; the other M - 1 dot products re-read it from L1.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#endif
+SBTREC_CPU_CLONES
 void rows(const float* x, const float* w, float* y, int64_t M, int64_t I, int64_t O, int64_t o_begin,
           int64_t o_end) {
   for (int64_t o = o_begin; o < o_end; ++o) {
     const float* wr = w + o * I;
     for (int64_t m = 0; m < M; ++m) {
-      const float* xr = x + m * I;
-      float acc[kLanes] = {0};
-      int64_t i = 0;
-      for (; i + kLanes <= I; i += kLanes)
-        for (int l = 0; l < kLanes; ++l) acc[l] += wr[i + l] * xr[i + l];
-      // Pairwise, so the lanes fold with vector adds (a left-to-right sum would be 32 dependent
-      // scalar adds per row: as long as streaming the row itself).
-      for (int width = kLanes / 2; width > 0; width /= 2)
-        for (int l = 0; l < width; ++l) acc[l] += acc[l + width];
-      float s = acc[0];
-      for (; i < I; ++i) s += wr[i] * xr[i];
+      const float s = dot<kLanes>(wr, x + m * I, I);
       y[m * O + o] = s;
     }
   }

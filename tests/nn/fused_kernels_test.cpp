@@ -1,6 +1,7 @@
-// The fused CPU kernels (RMSNorm, rotary embedding, few-row linear) against the tensor expressions
-// they replace: values and gradients, on sizes that are not multiples of the vector width.
+// The fused CPU kernels (RMSNorm, rotary embedding, few-row linear, decode attention) against the
+// tensor expressions they replace: values and gradients, on sizes that are not multiples of the vector width.
 #include "../test_util.h"
+#include "sbtrec/nn/decode_attention.h"
 #include "sbtrec/nn/few_row_linear.h"
 #include "sbtrec/nn/rms_norm.h"
 #include "sbtrec/nn/rotary.h"
@@ -79,4 +80,28 @@ TEST(FusedKernels, FewRowLinearEqualsLinearAndAppliesOnlyWhereMeant) {
   EXPECT_FALSE(nn::few_row_linear_applies(torch::randn({1, 32}), w.t().contiguous().t()));   // layout
   torch::AutoGradMode grad(true);
   EXPECT_FALSE(nn::few_row_linear_applies(torch::randn({1, 32}, torch::requires_grad()), w));  // training
+}
+
+TEST(FusedKernels, DecodeAttentionEqualsSdpaWithCacheLayoutGqaAndPadding) {
+  torch::NoGradGuard ng;
+  torch::manual_seed(9);
+  const int64_t B = 3, H = 6, Hkv = 2, S = 37, E = 24, cap = 50;
+  auto q = torch::randn({B, 1, H, E}).transpose(1, 2);                    // [B, H, 1, E], strided as in the model
+  auto kbuf = torch::randn({B, Hkv, cap, E}), vbuf = torch::randn({B, Hkv, cap, E});
+  auto k = kbuf.narrow(2, 0, S), v = vbuf.narrow(2, 0, S);                // [B, Hkv, S, E] views of a cache
+  auto mask = torch::ones({B, S}, torch::kBool);
+  mask.index_put_({1, torch::indexing::Slice(0, 5)}, false);               // left padding in row 1
+  auto m4 = mask.view({B, 1, 1, S});
+  const double scale = 1.0 / std::sqrt((double)E);
+  for (bool masked : {false, true}) {
+    auto m = masked ? m4 : torch::Tensor();
+    ASSERT_TRUE(nn::decode_attention_applies(q, k, v, m));
+    auto got = nn::decode_attention(q, k, v, m, scale);
+    std::optional<torch::Tensor> om;
+    if (masked) om = m;
+    auto want = at::scaled_dot_product_attention(q, k, v, om, 0.0, false, scale, /*enable_gqa=*/true);
+    EXPECT_LT(maxdiff(got, want), 1e-5) << masked;
+  }
+  EXPECT_FALSE(nn::decode_attention_applies(torch::randn({B, H, 2, E}), k, v, {}));  // more than one query
+  EXPECT_FALSE(nn::decode_attention_applies(q.to(torch::kBFloat16), k, v, {}));
 }
