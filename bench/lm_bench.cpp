@@ -2,6 +2,8 @@
 //   step:     LoRA training steps (forward + causal-LM loss + backward + AdamW on the adapters) of
 //             llama_bench_small() (8 layers, width 512, vocab 32000, fp32), batch x seq random ids.
 //   generate: greedy decoding of N new tokens from a 32-token random prompt, batch 1, KV cache.
+//   stream:   one decoding step's weight traffic alone: x [rows, I] through every projection and lm_head,
+//             torch::linear vs nn::few_row_linear, in GB/s of weights read.
 // Prints one JSON line each; bench/lm_step.sh and bench/lm_generate.sh compare with the references.
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
@@ -12,6 +14,7 @@
 #include "../src/cli/cli_common.h"
 #include "sbtrec/llm/generation.h"
 #include "sbtrec/llm/llama.h"
+#include "sbtrec/nn/few_row_linear.h"
 
 using namespace sbtrec;
 
@@ -73,6 +76,12 @@ int main(int argc, char** argv) {
   gen->add_option("--threads", threads);
   gen->add_option("--new-tokens", new_tokens);
   gen->add_option("--profile", profile, "Profile the timed generation into this chrome-trace file");
+  auto* stream = app.add_subcommand("stream", "Weight streaming of one decoding step: torch::linear vs few_row_linear");
+  stream->add_option("--threads", threads);
+  int repeats = 30;
+  int64_t rows = 1;
+  stream->add_option("--repeats", repeats);
+  stream->add_option("--rows", rows, "Rows of x (sequences x beams at a decode step); few_row_linear takes at most 8");
   SBTREC_PARSE(app, argc, argv);
   return cli::guarded_main([&]() {
     torch::set_num_threads(threads);
@@ -121,6 +130,31 @@ int main(int argc, char** argv) {
       j.update({{"mode", "step"}, {"steps", steps}, {"seconds_per_step", per}, {"tokens_per_s", batch * seq / per},
                 {"final_loss", loss}, {"batch", batch}, {"seq", seq}, {"trainable_params", trainable},
                 {"checkpointing", checkpointing}, {"loss", full_logits ? "full logits" : "chunked"}});
+    } else if (*stream) {
+      if (!device.is_cpu() || dtype_name != "fp32") throw ConfigError("stream: CPU fp32 only");
+      torch::NoGradGuard no_grad;
+      std::vector<torch::Tensor> weights;  // every projection of every layer, then lm_head: [O, I] each
+      double bytes = 0;
+      for (auto& m : model->modules(false))
+        if (auto lin = std::dynamic_pointer_cast<llm::LoraLinearImpl>(m)) {
+          weights.push_back(lin->weight);
+          bytes += lin->weight.numel() * 4.0;
+        }
+      std::map<int64_t, torch::Tensor> inputs;  // one random row per input width
+      for (auto& w : weights)
+        if (!inputs.count(w.size(1))) inputs[w.size(1)] = torch::randn({rows, w.size(1)});
+      auto gbps = [&](bool few) {
+        auto pass = [&] {
+          for (auto& w : weights) few ? nn::few_row_linear(inputs[w.size(1)], w) : torch::linear(inputs[w.size(1)], w);
+        };
+        for (int i = 0; i < 3; ++i) pass();
+        const double t0 = now();
+        for (int i = 0; i < repeats; ++i) pass();
+        return bytes * repeats / (now() - t0) / 1e9;
+      };
+      const double linear = gbps(false), few = gbps(true);
+      j.update({{"mode", "stream"}, {"rows", rows}, {"weight_bytes", bytes}, {"matrices", weights.size()},
+                {"torch_linear_gb_per_s", linear}, {"few_row_linear_gb_per_s", few}});
     } else {
       model->eval();
       auto prompt = torch::randint(3, cfg.vocab_size, {1, 32}, torch::kInt64).to(device);

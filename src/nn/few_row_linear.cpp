@@ -27,18 +27,25 @@ void rows(const float* x, const float* w, float* y, int64_t M, int64_t I, int64_
 
 }  // namespace
 
-bool few_row_linear_applies(const torch::Tensor& x, const torch::Tensor& weight) {
+namespace {
+
+bool supported(const torch::Tensor& x, const torch::Tensor& weight) {
   if (!x.device().is_cpu() || x.scalar_type() != torch::kFloat32 || weight.scalar_type() != torch::kFloat32 ||
       !weight.device().is_cpu() || weight.dim() != 2 || !weight.is_contiguous() || x.dim() < 1 ||
       x.size(-1) != weight.size(1) || x.numel() == 0)
     return false;
-  if (torch::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad())) return false;
-  return x.numel() / x.size(-1) <= kFewRows;
+  return !(torch::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad()));
+}
+
+}  // namespace
+
+bool few_row_linear_applies(const torch::Tensor& x, const torch::Tensor& weight) {
+  return supported(x, weight) && x.numel() / x.size(-1) <= kFewRows;
 }
 
 torch::Tensor few_row_linear(const torch::Tensor& x, const torch::Tensor& weight) {
-  TORCH_CHECK(few_row_linear_applies(x, weight), "few_row_linear: needs CPU float32 x [<= ", kFewRows,
-              " rows, I] and contiguous weight [O, I] without gradients; got ", x.sizes(), " and ", weight.sizes());
+  TORCH_CHECK(supported(x, weight), "few_row_linear: needs CPU float32 x [..., I] and contiguous weight [O, I] "
+              "without gradients; got ", x.sizes(), " and ", weight.sizes());
   const int64_t I = weight.size(1), O = weight.size(0), M = x.numel() / I;
   auto xc = x.reshape({M, I}).contiguous();  // [M, I]
   auto y = torch::empty({M, O}, x.options());  // [M, O]

@@ -17,6 +17,7 @@ constexpr int64_t kFewRows = 8;
 bool few_row_linear_applies(const torch::Tensor& x, const torch::Tensor& weight);
 
 // x [..., I], weight [O, I] -> [..., O]; same values as torch::linear up to float rounding order.
+// Any row count works (benchmarks compare beyond kFewRows); the layer uses it via few_row_linear_applies.
 torch::Tensor few_row_linear(const torch::Tensor& x, const torch::Tensor& weight);
 
 }  // namespace sbtrec::nn
