@@ -1,8 +1,6 @@
 // Chunked linear + cross entropy (see linear_cross_entropy.h).
 #include "sbtrec/nn/linear_cross_entropy.h"
 
-#include <string>
-
 namespace sbtrec::nn {
 namespace {
 
