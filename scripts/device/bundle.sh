@@ -23,7 +23,8 @@ for f in "$out/bin/sbtrec-bench-lm" "$out/lib/libsbtrec.so"; do
   done
 done
 .venv/bin/pip download -q --no-deps -d "$out/wheels" -r scripts/requirements-parity.txt \
-  huggingface_hub tokenizers safetensors regex tqdm filelock packaging pyyaml psutil hf-xet typer-slim >/dev/null
+  huggingface_hub tokenizers safetensors regex tqdm filelock packaging pyyaml psutil hf-xet typer-slim \
+  httpx2 httpcore2 anyio h11 idna truststore click fsspec typing-extensions >/dev/null
 # Binary wheels for the other CPython versions the GPU machine might run.
 for pyv in 3.10 3.12 3.13; do
   .venv/bin/pip download -q --no-deps --only-binary=:all: --python-version "$pyv" --platform manylinux2014_x86_64 \
