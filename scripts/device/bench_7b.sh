@@ -35,6 +35,9 @@ $PY -m pip install -q --no-index --no-deps --find-links "$B/wheels" --target "$O
 STEPS=${STEPS:-5}
 THREADS=${THREADS:-$(nproc)}  # host threads, the same on both sides
 WARMUP=${WARMUP:-2}
+echo "== gpu tests (tests/gpu: the stack on CUDA against the CPU)"
+LD_LIBRARY_PATH="$B/lib:$torch_lib" SBTREC_TEST_DEVICE="$DEVICE" timeout 120 "$B/bin/gpu_tests" > "$OUT/gpu_tests.txt" 2>&1 \
+  && echo "passed" || { echo "FAILED (see gpu_tests.txt)"; tail -n 30 "$OUT/gpu_tests.txt"; }
 echo "== sbtrec"
 LD_LIBRARY_PATH="$B/lib:$torch_lib" timeout 240 "$B/bin/sbtrec-bench-lm" step --preset "$PRESET" --device "$DEVICE" --dtype "$DTYPE" \
   --batch "$BATCH" --seq "$SEQ" --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS" | tail -n 1 | tee "$OUT/sbtrec.json" || echo '{"impl": "sbtrec", "error": "failed"}' > "$OUT/sbtrec.json"
