@@ -3,25 +3,12 @@
 
 #include <ATen/Parallel.h>
 
-#include <cmath>
+#include "dot.h"
 
 namespace sbtrec::nn {
 namespace {
 
 constexpr int64_t kGrain = 16;  // rows per parallel task
-constexpr int kLanes = 16;      // independent partial sums: the reduction loops vectorise without -ffast-math
-
-// sum_i a[i] * b[i] over n floats.
-inline float dot(const float* a, const float* b, int64_t n) {
-  float acc[kLanes] = {0};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) acc[l] += a[i + l] * b[i + l];
-  float s = 0;
-  for (int l = 0; l < kLanes; ++l) s += acc[l];
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
 
 torch::Tensor composite(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
   auto h = x.to(torch::kFloat32);
@@ -73,7 +60,7 @@ struct RMSNormFn : torch::autograd::Function<RMSNormFn> {
         float* out = po + n * D;
         for (int64_t i = 0; i < D; ++i) out[i] = gr[i] * pw[i];  // g w
         const float r = pr[n];
-        const float c = dot(out, xr, D) * r * r * r / (float)D;
+        const float c = dot<16>(out, xr, D) * r * r * r / (float)D;
         for (int64_t i = 0; i < D; ++i) out[i] = r * out[i] - c * xr[i];
       }
     });
