@@ -1,8 +1,8 @@
 // Cross entropy of a linear output layer without materialising the logits: rows are processed in
 // chunks, and each chunk's gradient is formed while its logits are still in cache (the loss is the
 // end of the graph, so d loss / d logits is known in forward). For a causal LM this replaces the
-// [B*T, V] float32 logits, their log-softmax and both of their gradients (~0.5 GB per 4 x 1024
-// tokens at V = 32000) with one [chunk, V] buffer. Legend: N rows, D width, V classes, C chunk rows.
+// [B*T, V] float32 logits, their log-softmax and gradients (131 MB each per 1,024 tokens at
+// V = 32000) with [chunk, V] buffers. Legend: N rows, D width, V classes, C chunk rows.
 #pragma once
 #include <torch/torch.h>
 
