@@ -9,7 +9,7 @@
 #include "../src/cli/cli_common.h"
 #include "sbtrec/data/batch.h"
 #include "sbtrec/data/dataset.h"
-#include "sbtrec/encoder/trainer.h"
+#include "sbtrec/train/encoder_trainer.h"
 #include "sbtrec/optim/fused_adam.h"
 
 using namespace sbtrec;
@@ -31,8 +31,8 @@ int main(int argc, char** argv) {
     torch::set_num_threads(threads);
     torch::manual_seed(cfg.seed);
     const auto ds = data::load_dataset(cfg.data);
-    auto t = data::to_tensors(ds.train, ds.num_items, cfg.model.max_len);
-    auto model = encoder::make_encoder(cfg.model, ds.num_items);
+    auto t = data::to_tensors(ds.train, ds.num_items, cfg.encoder.max_len);
+    auto model = encoder::make_encoder(cfg.encoder, ds.num_items);
     model->train();
     optim::FusedAdam opt(model->parameters(), torch::optim::AdamOptions(cfg.train.lr));
     const int64_t S = t.seq.size(0), B = cfg.train.batch_size;
@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
     auto run = [&](int64_t first, int64_t count, const torch::Tensor& perm, double& loss) {
       for (int64_t s = first; s < first + count; ++s) {
         auto idx = perm.slice(0, s * B, std::min(S, (s + 1) * B));
-        loss = encoder::train_step(*model, opt, cfg.train.loss, t.seq.index_select(0, idx), t.lengths.index_select(0, idx),
+        loss = train::encoder_train_step(*model, opt, cfg.train.loss, t.seq.index_select(0, idx), t.lengths.index_select(0, idx),
                                    t.target.index_select(0, idx));
       }
     };

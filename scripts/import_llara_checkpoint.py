@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Convert one of LLaRA's pickled recommender checkpoints (whole nn.Module .pt: SASRec, GRU, Caser)
-into an sbtrec encoder checkpoint dir: model.safetensors (sbtrec tensor names) + config.yaml (model: section).
+into an sbtrec encoder checkpoint dir: model.safetensors (sbtrec tensor names) + config.yaml (encoder: section).
 
 LLaRA's classes are not needed: a restricted unpickler substitutes empty nn.Module stubs for them.
 """
@@ -238,7 +238,7 @@ def config_yaml(mtype: str, cfg: dict, source: str) -> str:
     fs = ", ".join(str(x) for x in c["caser"]["filter_sizes"])
     return (f"# sbtrec encoder config, converted by scripts/import_llara_checkpoint.py\n"
             f"# source: {source} (LLaRA {mtype}, item_num {c['item_num']})\n"
-            f"model:\n"
+            f"encoder:\n"
             f"  type: {mtype}            # sasrec | gru4rec | caser\n"
             f"  hidden_size: {c['hidden_size']}\n"
             f"  max_len: {c['max_len']}\n"

@@ -23,9 +23,11 @@ MSG
   $BIN/sbtrec-data synth --out "$root"
 fi
 $BIN/sbtrec-data stats --config configs/quickstart.yaml --set data.root="$root"
-$BIN/sbtrec-train --config configs/quickstart.yaml --set data.root="$root" "$@"
-out=$($BIN/sbtrec-train --config configs/quickstart.yaml --set data.root="$root" "$@" --dump-config | sed -n 's/^output_dir: "\(.*\)"$/\1/p')
+# --overwrite: the quickstart replaces its own previous run (a fresh metrics.jsonl, not appended).
+# The run directory is read back from results.json (the last stdout line with --json).
+results=$($BIN/sbtrec-train --config configs/quickstart.yaml --set data.root="$root" --overwrite --json "$@" | tail -n 1)
+out=$(printf '%s' "$results" | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["output_dir"])')
 echo
-echo "== evaluation of $out/checkpoint (HR@1 over 20 candidates; HR@10/NDCG@10 over all items) =="
-$BIN/sbtrec-eval --config configs/quickstart.yaml --set data.root="$root" "$@" --checkpoint "$out/checkpoint"
+echo "== evaluation of $out (HR@1 over 20 candidates; HR@10/NDCG@10 over all items) =="
+$BIN/sbtrec-eval --config configs/quickstart.yaml --set data.root="$root" "$@" --checkpoint "$out"
 echo "curves: .venv/bin/python scripts/plot_metrics.py $out"

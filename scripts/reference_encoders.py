@@ -189,7 +189,7 @@ class Caser(nn.Module):
 
 
 def build_model(cfg: dict, num_items: int) -> nn.Module:
-    """Build from the `model:` section of an sbtrec config.yaml."""
+    """Build from the `encoder:` section of an sbtrec config.yaml (`model:` before sbtrec 0.2)."""
     mtype = cfg.get("type")
     d = int(cfg.get("hidden_size", 64))
     max_len = int(cfg.get("max_len", 10))
@@ -203,7 +203,7 @@ def build_model(cfg: dict, num_items: int) -> nn.Module:
         c = cfg.get("caser") or {}
         return Caser(num_items, d, max_len, int(c.get("num_filters", 16)),
                      tuple(int(x) for x in c.get("filter_sizes", (2, 3, 4))), dropout)
-    raise ValueError(f"unknown model.type {mtype!r}; expected sasrec, gru4rec or caser")
+    raise ValueError(f"unknown encoder.type {mtype!r}; expected sasrec, gru4rec or caser")
 
 
 def load_sbtrec_checkpoint(path: str) -> nn.Module:
@@ -219,13 +219,14 @@ def load_sbtrec_checkpoint(path: str) -> nn.Module:
                                     f"(create one with scripts/import_llara_checkpoint.py)")
     with open(cfg_path, encoding="utf-8") as f:
         doc = yaml.safe_load(f)
-    if not isinstance(doc, dict) or not isinstance(doc.get("model"), dict):
-        raise ValueError(f"{cfg_path}: no `model:` mapping")
+    section = "encoder" if isinstance(doc, dict) and isinstance(doc.get("encoder"), dict) else "model"
+    if not isinstance(doc, dict) or not isinstance(doc.get(section), dict):
+        raise ValueError(f"{cfg_path}: no `encoder:` mapping")
     tensors = load_file(st_path)
     if "s_fc.bias" not in tensors:
         raise ValueError(f"{st_path}: no s_fc.bias tensor, cannot infer num_items")
     num_items = int(tensors["s_fc.bias"].shape[0])  # the item count is implied by the output layer
-    model = build_model(doc["model"], num_items)
+    model = build_model(doc[section], num_items)
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as e:

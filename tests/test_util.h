@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <string>
 
@@ -55,6 +56,34 @@ inline CommandResult run(const std::string& command) {
   const int status = pclose(p);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+// A fixture directory made by `command` (which gets " --out DIR" appended) once per build tree and
+// per `inputs` (the text that determines it, e.g. the generating script): ctest runs every TEST in
+// its own process, so fixtures that take a Python reference run are kept in
+// <build>/test-fixtures/<name>-<hash> and reused. Made in a temporary directory and renamed into
+// place, so concurrent test processes never see half a fixture. On failure returns "" and sets *error.
+inline std::string cached_fixture(const std::string& name, const std::string& inputs, const std::string& command,
+                                  std::string* error) {
+  const auto key = std::to_string(std::hash<std::string>{}(inputs));
+  const std::filesystem::path root = std::filesystem::path(SBTREC_BINARY_DIR) / "test-fixtures";
+  const std::filesystem::path dir = root / (name + "-" + key);
+  if (std::filesystem::exists(dir / "COMPLETE")) return dir.string();
+  std::filesystem::create_directories(root);
+  std::random_device rd;
+  const std::filesystem::path tmp = root / (name + "-" + key + ".tmp" + std::to_string(rd()));
+  auto r = run(command + " --out " + tmp.string());
+  if (r.exit_code != 0) {
+    *error = command + " failed:\n" + r.output;
+    std::error_code ec;
+    std::filesystem::remove_all(tmp, ec);
+    return "";
+  }
+  std::ofstream(tmp / "COMPLETE") << key;
+  std::error_code ec;
+  std::filesystem::rename(tmp, dir, ec);
+  if (ec) std::filesystem::remove_all(tmp, ec);  // another process finished first: use its copy
+  return dir.string();
 }
 
 }  // namespace sbtrec::test

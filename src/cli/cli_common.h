@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "sbtrec/common/config.h"
+#include "sbtrec/train/config.h"
 #include "sbtrec/common/error.h"
 #include "sbtrec/common/host_memory.h"
 
@@ -63,10 +63,11 @@ inline int guarded_main(const std::function<int()>& body) {
 
 }  // namespace sbtrec::cli
 
-// Parses argv with CLI11 and returns from main on --help or a usage error.
-#define SBTREC_PARSE(app, argc, argv) \
-  try {                               \
-    (app).parse((argc), (argv));      \
-  } catch (const CLI::ParseError& e) { \
-    return (app).exit(e);             \
+// Parses argv with CLI11 and returns from main on --help (0) or a usage error (1, as every other
+// error; CLI11's own codes differ per kind of mistake).
+#define SBTREC_PARSE(app, argc, argv)           \
+  try {                                         \
+    (app).parse((argc), (argv));                \
+  } catch (const CLI::ParseError& e) {          \
+    return (app).exit(e) == 0 ? 0 : 1;          \
   }

@@ -3,7 +3,9 @@
 #include "cli_common.h"
 #include "sbtrec/data/candidates.h"
 #include "sbtrec/data/dataset.h"
+#include "sbtrec/common/fs.h"
 #include "sbtrec/encoder/encoder.h"
+#include "sbtrec/encoder/evaluate.h"
 #include "sbtrec/eval/metrics.h"
 
 using namespace sbtrec;
@@ -15,7 +17,7 @@ int main(int argc, char** argv) {
   cfg_args.add_to(app);
   std::string checkpoint, split = "test";
   bool json = false;
-  app.add_option("--checkpoint", checkpoint, "Checkpoint directory (model.safetensors + config.yaml)")->required();
+  app.add_option("--checkpoint", checkpoint, "Checkpoint directory (model.safetensors + config.yaml), or the run directory holding it in checkpoint/")->required();
   app.add_option("--split", split, "val or test")->check(CLI::IsMember({"val", "test"}));
   app.add_flag("--json", json, "End stdout with one JSON object of the metrics");
   SBTREC_PARSE(app, argc, argv);
@@ -24,18 +26,19 @@ int main(int argc, char** argv) {
     if (!cfg_args.load(cfg)) return 0;
     if (cfg.threads > 0) torch::set_num_threads(cfg.threads);
     const auto ds = data::load_dataset(cfg.data);
-    ModelOptions mo;
-    auto model = encoder::load_encoder(checkpoint, ds.num_items, &mo);
+    const std::string dir = resolve_checkpoint_dir(checkpoint, "model.safetensors");
+    EncoderOptions mo;
+    auto model = encoder::load_encoder(dir, ds.num_items, &mo);
     const auto s = data::parse_split(split);
     const auto cands = data::make_candidates(ds, s, cfg.eval.num_negatives, cfg.eval.candidate_seed);
-    const auto m = eval::evaluate_encoder(*model, ds, s, cands, mo.max_len, cfg.eval.batch_size);
-    std::cout << eval::format_table(mo.type, split, m);
+    const auto m = encoder::evaluate_encoder(*model, ds, s, cands, mo.max_len, cfg.eval.batch_size);
+    std::cout << eval::format_table(encoder_name(mo.type), split, m);
     if (json) {
       auto j = m.to_json();
-      j["model"] = mo.type;
+      j["model"] = encoder_name(mo.type);
       j["dataset"] = ds.name;
       j["split"] = split;
-      j["checkpoint"] = checkpoint;
+      j["checkpoint"] = dir;
       j["num_candidates"] = cfg.eval.num_negatives + 1;
       j["candidate_seed"] = cfg.eval.candidate_seed;
       std::cout << j.dump() << std::endl;

@@ -1,7 +1,8 @@
-// sbtrec-train: trains the encoder named in the config and prints the test metrics table.
+// sbtrec-train: trains the encoder named in the config into output_dir and prints the test metrics
+// table; with --json the last stdout line is results.json as one object.
 #include "cli_common.h"
 #include "sbtrec/data/dataset.h"
-#include "sbtrec/encoder/trainer.h"
+#include "sbtrec/train/encoder_trainer.h"
 
 using namespace sbtrec;
 
@@ -9,11 +10,21 @@ int main(int argc, char** argv) {
   cli::setup_process();
   CLI::App app{"sbtrec-train: train a sequential encoder (SASRec, GRU4Rec, Caser)"};
   cli::ConfigArgs cfg_args;
-  cfg_args.add_to(app);
+  cfg_args.add_to(app, /*required=*/false);
+  bool overwrite = false, json = false, reference = false;
+  app.add_flag("--overwrite", overwrite, "Replace the run files of a previous run in output_dir");
+  app.add_flag("--json", json, "End stdout with results.json as one JSON object");
+  app.add_flag("--config-reference", reference, "Print the Markdown reference of every config key and exit");
   SBTREC_PARSE(app, argc, argv);
   return cli::guarded_main([&]() {
+    if (reference) {
+      std::cout << config_reference_markdown();
+      return 0;
+    }
+    if (cfg_args.path.empty()) throw ConfigError("--config is required (a YAML file, see configs/)");
     Config cfg;
     if (!cfg_args.load(cfg)) return 0;
+    train::Run run(cfg, overwrite);  // refuses a used output_dir before any work
     const auto ds = data::load_dataset(cfg.data);
     spdlog::info("{}: {} items, samples train {} / val {} / test {}", ds.name, ds.num_items, ds.train.size(),
                  ds.val.size(), ds.test.size());
@@ -21,10 +32,11 @@ int main(int argc, char** argv) {
     if (!dups.empty())
       spdlog::warn("{} titles are shared by several items (see `sbtrec-data stats`): generated titles naming them are ambiguous",
                    dups.size());
-    const auto r = encoder::train_encoder(cfg, ds);
-    spdlog::info("best epoch {} (val HR@1 {:.4f}); checkpoint {}; {:.1f}s", r.best_epoch, r.best_val.hr1,
+    const auto r = train::train_encoder(cfg, ds, run);
+    spdlog::info("best epoch {} (val HR@1 {:.4f}); checkpoint {}; {:.1f}s", r.best_epoch, r.best_val.hr1.value_or(0),
                  r.checkpoint_dir, r.seconds);
-    std::cout << eval::format_table(cfg.model.type, "test", r.test);
+    std::cout << eval::format_table(encoder_name(cfg.encoder.type), "test", r.test);
+    if (json) std::cout << r.results.dump() << std::endl;
     return 0;
   });
 }

@@ -60,4 +60,50 @@ void make_dirs(const std::string& path) {
 
 bool path_exists(const std::string& path) { return fs::exists(path); }
 
+bool nonempty_dir(const std::string& path) {
+  std::error_code ec;
+  return fs::is_directory(path, ec) && fs::directory_iterator(path, ec) != fs::directory_iterator();
+}
+
+void remove_path(const std::string& path) {
+  std::error_code ec;
+  fs::remove_all(path, ec);
+  if (ec) throw IoError("cannot remove '" + path + "': " + ec.message());
+}
+
+void atomic_write_dir(const std::string& path, const std::function<void(const std::string&)>& fill) {
+  const std::string pid = std::to_string(::getpid());
+  const std::string tmp = path + ".tmp." + pid, old = path + ".old." + pid;
+  try {
+    remove_path(tmp);
+    make_dirs(tmp);
+    fill(tmp);
+    std::error_code ec;
+    if (fs::exists(path)) {
+      fs::rename(path, old, ec);
+      if (ec) throw IoError("cannot move '" + path + "' aside to '" + old + "': " + ec.message());
+    }
+    fs::rename(tmp, path, ec);
+    if (ec) {
+      std::error_code ignored;
+      if (fs::exists(old)) fs::rename(old, path, ignored);
+      throw IoError("cannot rename '" + tmp + "' to '" + path + "': " + ec.message());
+    }
+    remove_path(old);
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove_all(tmp, ignored);
+    throw;
+  }
+}
+
+std::string resolve_checkpoint_dir(const std::string& path, const std::string& marker) {
+  if (fs::exists(fs::path(path) / marker)) return path;
+  const std::string nested = (fs::path(path) / "checkpoint").string();
+  if (fs::exists(fs::path(nested) / marker)) return nested;
+  throw CheckpointError("no checkpoint at '" + path + "': neither '" + (fs::path(path) / marker).string() + "' nor '" +
+                        (fs::path(nested) / marker).string() +
+                        "' exists. Pass a checkpoint directory or the run directory that sbtrec-train wrote");
+}
+
 }  // namespace sbtrec

@@ -57,7 +57,10 @@ void Progress::finish() {
   }
 }
 
-MetricsLog::MetricsLog(const std::string& dir) : path_(dir + "/metrics.jsonl") { make_dirs(dir); }
+MetricsLog::MetricsLog(const std::string& dir, bool fresh) : path_(dir + "/metrics.jsonl") {
+  make_dirs(dir);
+  if (fresh) atomic_write_string(path_, "");
+}
 
 void MetricsLog::write(const nlohmann::json& record) {
   std::ofstream out(path_, std::ios::app);

@@ -47,7 +47,7 @@ void append_window_samples(int64_t user, const std::vector<int32_t>& items, bool
 }
 
 Dataset load_dataset(const DataOptions& opt) {
-  Dataset ds = opt.format == "sbtrec" ? load_imported(opt) : load_movielens(opt);
+  Dataset ds = opt.format == DataFormat::kSbtrec ? load_imported(opt) : load_movielens(opt);
   if (ds.val.empty() || ds.test.empty())
     throw DataError(opt.root + ": the validation or test split has no samples (too few users, or data.min_history too high)");
   return ds;

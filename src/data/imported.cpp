@@ -3,7 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include <set>
+#include <map>
+#include <algorithm>
 
 #include "sbtrec/common/error.h"
 #include "sbtrec/common/fs.h"
@@ -16,8 +17,12 @@ const char* kImportHint =
     "Create the directory with scripts/import_llara_data.py --src <LLaRA data dir> --out <dir> "
     "(see README.md, 'Datasets')";
 
+// `sequence_length` keeps, per user, the interactions the files show: rows of one user are the
+// prefixes of one sequence (one row per target position, LLaRA's processed files cap histories at
+// 10), so a user has max(rows, longest history + 1) of them, counted before the window and filter.
+// `rows` counts each user's rows.
 std::vector<Sample> read_samples(const std::string& path, const Dataset& ds, const DataOptions& opt, bool required,
-                                 std::set<int64_t>& users) {
+                                 std::map<int64_t, int64_t>& sequence_length, std::map<int64_t, int64_t>& rows) {
   std::vector<Sample> out;
   if (!required && !path_exists(path)) return out;
   TextFile f(path, kImportHint);
@@ -41,7 +46,8 @@ std::vector<Sample> read_samples(const std::string& path, const Dataset& ds, con
       start = sp + 1;
     }
     s.target = check_item(f.to_int(fs[2], "target item id"));
-    users.insert(s.user);
+    int64_t& len = sequence_length[s.user];
+    len = std::max({len, (int64_t)s.history.size() + 1, ++rows[s.user]});
     if ((int)s.history.size() > opt.max_history)
       s.history.erase(s.history.begin(), s.history.end() - opt.max_history);
     if ((int)s.history.size() >= opt.min_history) out.push_back(std::move(s));
@@ -92,13 +98,12 @@ Dataset load_imported(const DataOptions& opt) {
   ds.raw_item_ids.resize(ds.num_items);
   for (int64_t i = 0; i < ds.num_items; ++i) ds.raw_item_ids[i] = i;
 
-  std::set<int64_t> users;
-  ds.train = read_samples(opt.root + "/train.tsv", ds, opt, false, users);
-  ds.val = read_samples(opt.root + "/val.tsv", ds, opt, true, users);
-  ds.test = read_samples(opt.root + "/test.tsv", ds, opt, true, users);
-  ds.num_users = (int64_t)users.size();
-  for (const auto* split : {&ds.train, &ds.val, &ds.test})
-    for (const auto& s : *split) ds.num_interactions += (int64_t)s.history.size() + 1;
+  std::map<int64_t, int64_t> sequence_length, rows;  // user -> interactions, user -> rows
+  ds.train = read_samples(opt.root + "/train.tsv", ds, opt, false, sequence_length, rows);
+  ds.val = read_samples(opt.root + "/val.tsv", ds, opt, true, sequence_length, rows);
+  ds.test = read_samples(opt.root + "/test.tsv", ds, opt, true, sequence_length, rows);
+  ds.num_users = (int64_t)sequence_length.size();
+  for (const auto& [user, n] : sequence_length) ds.num_interactions += n;
   if (ds.val.empty() || ds.test.empty())
     throw DataError(opt.root + ": validation or test split is empty after the min_history filter (data.min_history=" +
                     std::to_string(opt.min_history) + ")");

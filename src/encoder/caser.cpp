@@ -5,12 +5,12 @@
 
 namespace sbtrec::encoder {
 namespace {
-int64_t caser_width(const ModelOptions& o) {
+int64_t caser_width(const EncoderOptions& o) {
   return o.hidden_size + (int64_t)o.caser.num_filters * (int64_t)o.caser.filter_sizes.size();
 }
 }  // namespace
 
-CaserImpl::CaserImpl(const ModelOptions& o, int64_t num_items)
+CaserImpl::CaserImpl(const EncoderOptions& o, int64_t num_items)
     : EncoderImpl(num_items, o.hidden_size, caser_width(o)), max_len_(o.max_len), dropout_p_(o.dropout) {
   torch::nn::init::normal_(item_embeddings->weight, 0.0, 0.01);
   horizontal_cnn = register_module("horizontal_cnn", torch::nn::ModuleList());

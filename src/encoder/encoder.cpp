@@ -1,6 +1,8 @@
 // Encoder base, factory and checkpoint directory I/O (see encoder.h).
 #include "sbtrec/encoder/encoder.h"
 
+#include <spdlog/spdlog.h>
+
 #include "sbtrec/common/error.h"
 #include "sbtrec/common/fs.h"
 #include "sbtrec/common/safetensors.h"
@@ -32,11 +34,24 @@ torch::Tensor EncoderImpl::padding_mask(const torch::Tensor& seq) const {
   return seq.ne(num_items_).unsqueeze(-1).to(torch::kFloat32);  // [B, T, 1]
 }
 
-Encoder make_encoder(const ModelOptions& o, int64_t num_items) {
-  if (o.type == "sasrec") return SASRec(o, num_items).ptr();
-  if (o.type == "gru4rec") return GRU4Rec(o, num_items).ptr();
-  if (o.type == "caser") return Caser(o, num_items).ptr();
-  throw ConfigError("model.type '" + o.type + "' is not an encoder (sasrec, gru4rec, caser)");
+Encoder make_encoder(const EncoderOptions& o, int64_t num_items) {
+  switch (o.type) {
+    case EncoderType::kSASRec: return SASRec(o, num_items).ptr();
+    case EncoderType::kGRU4Rec: return GRU4Rec(o, num_items).ptr();
+    case EncoderType::kCaser: return Caser(o, num_items).ptr();
+  }
+  throw ConfigError("encoder.type: not an encoder (sasrec, gru4rec, caser)");
+}
+
+EncoderOptions parse_encoder_section(const std::string& yaml_text, const std::string& source) {
+  EncoderOptions o;
+  if (config::read_yaml_section(yaml_text, source, "encoder", config::visiting(o))) return o;
+  // Checkpoints written before sbtrec 0.2 call the section `model:`.
+  if (config::read_yaml_section(yaml_text, source, "model", config::visiting(o))) {
+    spdlog::info("{}: reading the encoder from its 'model:' section (the name before sbtrec 0.2; now 'encoder:')", source);
+    return o;
+  }
+  throw CheckpointError(source + ": no 'encoder:' section (a checkpoint's config.yaml must describe its encoder)");
 }
 
 void save_encoder(const std::string& dir, EncoderImpl& encoder, const std::string& config_yaml) {
@@ -51,7 +66,7 @@ void save_encoder(const std::string& dir, EncoderImpl& encoder, const std::strin
   atomic_write_string(dir + "/config.yaml", config_yaml);
 }
 
-Encoder load_encoder(const std::string& dir, int64_t num_items, ModelOptions* options_out) {
+Encoder load_encoder(const std::string& dir, int64_t num_items, EncoderOptions* options_out) {
   const std::string cfg_path = dir + "/config.yaml";
   std::string text;
   try {
@@ -60,7 +75,12 @@ Encoder load_encoder(const std::string& dir, int64_t num_items, ModelOptions* op
   } catch (const IoError& e) {
     throw CheckpointError(e.what());
   }
-  ModelOptions options = parse_model_section(text, cfg_path);
+  EncoderOptions options;
+  try {
+    options = parse_encoder_section(text, cfg_path);
+  } catch (const ConfigError& e) {
+    throw CheckpointError(std::string(e.what()) + " (in the checkpoint's config.yaml)");
+  }
   Encoder enc = make_encoder(options, num_items);
   const std::string weights = dir + "/model.safetensors";
   std::map<std::string, torch::Tensor> tensors;
@@ -74,7 +94,7 @@ Encoder load_encoder(const std::string& dir, int64_t num_items, ModelOptions* op
   auto copy_into = [&](const std::string& name, torch::Tensor& dst) {
     auto it = tensors.find(name);
     if (it == tensors.end())
-      throw CheckpointError(weights + ": missing tensor '" + name + "' for a " + options.type + " model (wrong model.type in " +
+      throw CheckpointError(weights + ": missing tensor '" + name + "' for a " + std::string(encoder_name(options.type)) + " model (wrong encoder.type in " +
                             cfg_path + "?)");
     if (it->second.sizes() != dst.sizes())
       throw CheckpointError(weights + ": tensor '" + name + "' has shape " + c10::str(it->second.sizes()) + " but the model needs " +
@@ -86,7 +106,7 @@ Encoder load_encoder(const std::string& dir, int64_t num_items, ModelOptions* op
   for (auto& p : enc->named_parameters()) copy_into(p.key(), p.value());
   for (auto& b : enc->named_buffers()) copy_into(b.key(), b.value());
   for (const auto& [name, t] : tensors)
-    if (!used.count(name)) throw CheckpointError(weights + ": unexpected tensor '" + name + "' for a " + options.type + " model");
+    if (!used.count(name)) throw CheckpointError(weights + ": unexpected tensor '" + name + "' for a " + std::string(encoder_name(options.type)) + " model");
   if (options_out) *options_out = options;
   return enc;
 }

@@ -5,7 +5,7 @@
 
 namespace sbtrec::encoder {
 
-GRU4RecImpl::GRU4RecImpl(const ModelOptions& o, int64_t num_items)
+GRU4RecImpl::GRU4RecImpl(const EncoderOptions& o, int64_t num_items)
     : EncoderImpl(num_items, o.hidden_size, o.hidden_size), dropout_p_(o.gru4rec.dropout) {
   torch::nn::init::normal_(item_embeddings->weight, 0.0, 0.01);
   gru = register_module("gru", torch::nn::GRU(torch::nn::GRUOptions(o.hidden_size, o.hidden_size)

@@ -62,7 +62,7 @@ torch::Tensor SASRecBlockImpl::forward_at(const torch::Tensor& x, const torch::T
   return attend_and_feed_forward(x, ln_1(xq), allowed, out_mask).squeeze(1);             // [B, D]
 }
 
-SASRecImpl::SASRecImpl(const ModelOptions& o, int64_t num_items)
+SASRecImpl::SASRecImpl(const EncoderOptions& o, int64_t num_items)
     : EncoderImpl(num_items, o.hidden_size, o.hidden_size), max_len_(o.max_len), dropout_p_(o.dropout) {
   torch::nn::init::normal_(item_embeddings->weight, 0.0, 1.0);  // LLaRA's initialisation
   positional_embeddings = register_module("positional_embeddings", torch::nn::Embedding(o.max_len, o.hidden_size));

@@ -1,23 +1,39 @@
 // Recommendation metrics (see metrics.h).
 #include "sbtrec/eval/metrics.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 
-#include "sbtrec/data/batch.h"
+#include "sbtrec/common/error.h"
 
 namespace sbtrec::eval {
 
+std::optional<double> Metrics::get(const std::string& name) const {
+  if (name == "hr@1") return hr1;
+  if (name == "valid_ratio") return valid_ratio;
+  if (name == "hr@10") return hr10;
+  if (name == "ndcg@10") return ndcg10;
+  return std::nullopt;
+}
+
 nlohmann::json Metrics::to_json() const {
-  return {{"n", n}, {"hr@1", hr1}, {"valid_ratio", valid_ratio}, {"hr@10", hr10}, {"ndcg@10", ndcg10}};
+  nlohmann::json j = {{"n", n}};
+  const std::pair<const char*, const std::optional<double>*> all[] = {
+      {"hr@1", &hr1}, {"valid_ratio", &valid_ratio}, {"hr@10", &hr10}, {"ndcg@10", &ndcg10}};
+  for (const auto& [name, v] : all)
+    if (v->has_value()) j[name] = **v;
+  return j;
 }
 
 void MetricsAccumulator::add_candidate_case(bool hit, bool valid_output) {
   ++n;
-  hits1 += hit;
+  hits1 += hit && valid_output;
   valid += valid_output;
 }
 
 void MetricsAccumulator::add_full_rank(int64_t rank) {
+  ++ranked;
   if (rank < 10) {
     hits10 += 1;
     ndcg10 += 1.0 / std::log2((double)rank + 2.0);
@@ -26,55 +42,49 @@ void MetricsAccumulator::add_full_rank(int64_t rank) {
 
 Metrics MetricsAccumulator::finalize() const {
   Metrics m;
-  m.n = n;
-  if (n == 0) return m;
-  m.hr1 = (double)hits1 / n;
-  m.valid_ratio = (double)valid / n;
-  m.hr10 = hits10 / n;
-  m.ndcg10 = ndcg10 / n;
+  m.n = std::max(n, ranked);
+  if (n > 0) {
+    m.hr1 = (double)hits1 / n;
+    m.valid_ratio = (double)valid / n;
+  }
+  if (ranked > 0) {
+    m.hr10 = hits10 / ranked;
+    m.ndcg10 = ndcg10 / ranked;
+  }
   return m;
 }
 
-Metrics evaluate_encoder(encoder::EncoderImpl& model, const data::Dataset& ds, data::Split split,
-                         const std::vector<data::CandidateSet>& candidates, int max_len, int batch_size) {
-  const auto& samples = ds.split(split);
-  TORCH_CHECK(candidates.size() == samples.size(), "candidate sets do not match the split");
-  torch::NoGradGuard no_grad;
-  const bool was_training = model.is_training();
-  model.eval();
-  auto all = data::to_tensors(samples, ds.num_items, max_len);
-  const int64_t S = (int64_t)samples.size();
+int64_t check_candidates(const std::vector<data::Sample>& samples, const std::vector<data::CandidateSet>& candidates,
+                         int64_t num_items, const std::string& split) {
+  if (candidates.size() != samples.size())
+    throw DataError(split + ": " + std::to_string(candidates.size()) + " candidate sets for " +
+                    std::to_string(samples.size()) + " samples (make them with data::make_candidates for this split)");
   const int64_t C = candidates.empty() ? 0 : (int64_t)candidates[0].items.size();
-  auto cand = torch::empty({S, C}, torch::kInt64);  // [S, C]
-  auto* cp_out = cand.data_ptr<int64_t>();
-  for (int64_t i = 0; i < S; ++i)
-    std::copy(candidates[i].items.begin(), candidates[i].items.end(), cp_out + i * C);
-  MetricsAccumulator acc;
-  for (int64_t b = 0; b < S; b += batch_size) {
-    const int64_t e = std::min(S, b + batch_size);
-    auto z = model.sequence_representation(all.seq.slice(0, b, e), all.lengths.slice(0, b, e));  // [B, Z]
-    auto logits = model.all_logits(z);                                                           // [B, N]
-    auto tgt = all.target.slice(0, b, e).unsqueeze(1);                                           // [B, 1]
-    auto tgt_score = logits.gather(1, tgt);                                                      // [B, 1]
-    // Full ranking: items strictly above the target, plus other items tied with it.
-    auto above = logits.gt(tgt_score).sum(1) + logits.eq(tgt_score).sum(1) - 1;                  // [B]
-    auto cand_scores = logits.gather(1, cand.slice(0, b, e));                                    // [B, C]
-    auto cand_above = cand_scores.ge(tgt_score).sum(1) - 1;                                      // [B]
-    auto ap = above.accessor<int64_t, 1>();
-    auto cp = cand_above.accessor<int64_t, 1>();
-    for (int64_t i = 0; i < e - b; ++i) {
-      acc.add_candidate_case(cp[i] == 0, true);
-      acc.add_full_rank(ap[i]);
-    }
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const auto& c = candidates[i];
+    const std::string where = split + " sample " + std::to_string(i) + ": ";
+    if ((int64_t)c.items.size() != C)
+      throw DataError(where + "candidate set of " + std::to_string(c.items.size()) + " items, but the first has " +
+                      std::to_string(C) + " (every case must have the same number of candidates)");
+    if (c.target_index < 0 || c.target_index >= (int)C || c.items[(size_t)c.target_index] != samples[i].target)
+      throw DataError(where + "the target item is not at target_index " + std::to_string(c.target_index) +
+                      " of its candidate set");
+    for (int32_t item : c.items)
+      if (item < 0 || item >= num_items)
+        throw DataError(where + "candidate item id " + std::to_string(item) + " is outside [0, " +
+                        std::to_string(num_items) + ")");
   }
-  if (was_training) model.train();
-  return acc.finalize();
+  return C;
 }
 
 std::string format_table(const std::string& model, const std::string& split, const Metrics& m) {
-  return fmt::format("{:<10} {:<6} {:>6} {:>7} {:>11} {:>7} {:>8}\n{:<10} {:<6} {:>6} {:>7.4f} {:>11.4f} {:>7.4f} {:>8.4f}\n",
-                     "model", "split", "n", "HR@1", "ValidRatio", "HR@10", "NDCG@10", model, split, m.n, m.hr1,
-                     m.valid_ratio, m.hr10, m.ndcg10);
+  auto cell = [](const std::optional<double>& v, int width) {
+    return v ? fmt::format("{:>{}.4f}", *v, width) : fmt::format("{:>{}}", "-", width);
+  };
+  return fmt::format("{:<10} {:<6} {:>6} {:>7} {:>11} {:>7} {:>8}\n", "model", "split", "n", "HR@1", "ValidRatio", "HR@10",
+                     "NDCG@10") +
+         fmt::format("{:<10} {:<6} {:>6} {} {} {} {}\n", model, split, m.n, cell(m.hr1, 7), cell(m.valid_ratio, 11),
+                     cell(m.hr10, 7), cell(m.ndcg10, 8));
 }
 
 }  // namespace sbtrec::eval

@@ -7,7 +7,7 @@ using namespace sbtrec;
 using namespace sbtrec::data;
 
 namespace {
-std::string load_error(const std::string& root, const std::string& format = "grouplens") {
+std::string load_error(const std::string& root, DataFormat format = DataFormat::kGroupLens) {
   DataOptions opt;
   opt.root = root;
   opt.format = format;
@@ -29,7 +29,7 @@ TEST(BadData, MissingFilesSayWhereToGetThem) {
   test::write_text(dir / "ml/u.item", test::tiny_u_item());
   e = load_error(dir / "ml");
   EXPECT_TRUE(has(e, "u.data")) << e;
-  e = load_error(dir / "imp", "sbtrec");
+  e = load_error(dir / "imp", DataFormat::kSbtrec);
   EXPECT_TRUE(has(e, "dataset.json") && has(e, "import_llara_data.py")) << e;
 }
 
@@ -86,23 +86,23 @@ TEST(BadData, ImportedDirectoryErrors) {
   test::TempDir dir;
   const std::string root = dir / "imp";
   test::write_text(root + "/dataset.json", R"({"format": "other"})");
-  EXPECT_TRUE(has(load_error(root, "sbtrec"), "not an sbtrec dataset"));
+  EXPECT_TRUE(has(load_error(root, DataFormat::kSbtrec), "not an sbtrec dataset"));
   test::write_text(root + "/dataset.json", R"({"format": "sbtrec-dataset", "version": 1, "num_items": 3})");
   test::write_text(root + "/items.tsv", "0\ta\n2\tc\n");
-  auto e = load_error(root, "sbtrec");
+  auto e = load_error(root, DataFormat::kSbtrec);
   EXPECT_TRUE(has(e, "items.tsv") && has(e, "item id 1 has no title")) << e;
   test::write_text(root + "/items.tsv", "0\ta\n1\tb\n2\tc\n");
   test::write_text(root + "/val.tsv", "0\t0 1 2\t1\n0\t0 1 7\t1\n");
-  e = load_error(root, "sbtrec");
+  e = load_error(root, DataFormat::kSbtrec);
   EXPECT_TRUE(has(e, "val.tsv:2") && has(e, "item id 7 out of range")) << e;
   test::write_text(root + "/val.tsv", "0\t0 1 2\t1\n");
   test::write_text(root + "/test.tsv", "0\t0 1 2 1\n");
-  e = load_error(root, "sbtrec");
+  e = load_error(root, DataFormat::kSbtrec);
   EXPECT_TRUE(has(e, "test.tsv:1") && has(e, "expected 3 fields")) << e;
   test::write_text(root + "/test.tsv", "5\t2 1 0\t1\r\n");
   DataOptions opt;
   opt.root = root;
-  opt.format = "sbtrec";
+  opt.format = DataFormat::kSbtrec;
   Dataset ds = load_dataset(opt);
   EXPECT_EQ(ds.num_items, 3);
   EXPECT_EQ(ds.test[0].user, 5);

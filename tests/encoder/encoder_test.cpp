@@ -5,15 +5,16 @@
 #include "sbtrec/common/error.h"
 #include "sbtrec/common/safetensors.h"
 #include "sbtrec/encoder/sasrec.h"
-#include "sbtrec/encoder/trainer.h"
+#include "sbtrec/train/encoder_trainer.h"
 
 using namespace sbtrec;
 using namespace sbtrec::encoder;
 
 namespace {
-ModelOptions opts(const std::string& type) {
-  ModelOptions o;
-  o.type = type;
+EncoderOptions opts(const std::string& type) {
+  EncoderOptions o;
+  for (const auto& [name, t] : encoder_types())
+    if (type == name) o.type = t;
   o.hidden_size = 16;
   o.max_len = 6;
   o.caser.num_filters = 4;
@@ -72,16 +73,16 @@ TEST(Encoder, CheckpointRoundTripAndShapeErrors) {
     auto enc = make_encoder(opts(type), 30);
     enc->eval();
     Config cfg;
-    cfg.model = opts(type);
+    cfg.encoder = opts(type);
     save_encoder(dir / type, *enc, config_to_yaml(cfg));
-    ModelOptions loaded_opts;
+    EncoderOptions loaded_opts;
     auto loaded = load_encoder(dir / type, 30, &loaded_opts);
     loaded->eval();
-    EXPECT_EQ(loaded_opts.type, type);
+    EXPECT_STREQ(encoder_name(loaded_opts.type), type);
     std::map<std::string, std::string> meta;
     safetensors::load(dir / (std::string(type) + "/model.safetensors"), std::nullopt, &meta);
     EXPECT_EQ(meta["format"], "sbtrec-encoder");
-    EXPECT_EQ(parse_model_section(meta["config"], "metadata").type, type);  // resolved config inside
+    EXPECT_STREQ(encoder_name(parse_encoder_section(meta["config"], "metadata").type), type);  // resolved config inside
     auto [seq, len] = batch(30);
     EXPECT_TRUE(torch::equal(enc->forward(seq, len), loaded->forward(seq, len))) << type;
     try {
@@ -101,7 +102,7 @@ TEST(Encoder, CheckpointRoundTripAndShapeErrors) {
 
 TEST(Encoder, TrainStepLearnsADeterministicSuccessor) {
   // next item = last item + 1: every encoder must fit this quickly with either loss.
-  for (const char* loss : {"bce", "ce"}) {
+  for (EncoderLoss loss : {EncoderLoss::kBCE, EncoderLoss::kCE}) {
     for (const char* type : kTypes) {
       torch::manual_seed(3);
       const int64_t n = 20;
@@ -115,14 +116,14 @@ TEST(Encoder, TrainStepLearnsADeterministicSuccessor) {
       double first = 0, last = 0;
       for (int i = 0; i < 150; ++i) {
         enc->train();
-        last = train_step(*enc, opt, loss, seq, len, target);
+        last = train::encoder_train_step(*enc, opt, loss, seq, len, target);
         if (i == 0) first = last;
       }
       enc->eval();
       torch::NoGradGuard ng;
       const double acc = enc->forward(seq, len).argmax(1).eq(target).to(torch::kFloat).mean().item<double>();
-      EXPECT_LT(last, first * 0.5) << type << " " << loss;
-      EXPECT_GT(acc, 0.9) << type << " " << loss;
+      EXPECT_LT(last, first * 0.5) << type << " " << config::choice_name(encoder_losses(), loss);
+      EXPECT_GT(acc, 0.9) << type << " " << config::choice_name(encoder_losses(), loss);
     }
   }
 }
@@ -131,7 +132,7 @@ TEST(Encoder, SASRecLastPositionPathEqualsAllPositions) {
   // sequence_representation computes the last block at one position only; it must equal the
   // all-positions hidden states read at length-1, for one and several blocks and heads.
   for (int blocks : {1, 3}) {
-    ModelOptions o = opts("sasrec");
+    EncoderOptions o = opts("sasrec");
     o.sasrec.num_blocks = blocks;
     o.sasrec.num_heads = 2;
     torch::manual_seed(4);

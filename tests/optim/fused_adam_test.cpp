@@ -11,6 +11,7 @@ void run_both(double weight_decay) {
   torch::manual_seed(0);
   auto a = torch::randn({300, 17}, torch::requires_grad());
   auto b = a.detach().clone().requires_grad_(true);
+  const auto initial = a.detach().clone();
   auto opts = torch::optim::AdamOptions(1e-2).weight_decay(weight_decay);
   optim::FusedAdam fused({a}, opts);
   torch::optim::Adam stock({b}, opts);
@@ -26,7 +27,9 @@ void run_both(double weight_decay) {
   // Equal up to float32 rounding (vectorised kernels may contract to FMA): after 50 steps the
   // parameters, of size ~1, agree to ~1e-6.
   EXPECT_LT((a - b).abs().max().item<double>(), 2e-5);
-  EXPECT_GT((a - a.detach().clone().normal_()).abs().max().item<double>(), 1e-2);  // the check can fail
+  // The steps moved the parameters far more than the tolerance, so the equality above is not
+  // trivially met by two optimizers that did nothing.
+  EXPECT_GT((a - initial).abs().max().item<double>(), 0.1);
   auto& s = static_cast<torch::optim::AdamParamState&>(*fused.state().at(a.unsafeGetTensorImpl()));
   EXPECT_EQ(s.step(), 50);
 }

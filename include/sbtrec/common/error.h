@@ -1,5 +1,5 @@
 // Exception families. Every message says what went wrong, where (file, line, key), and what to do;
-// the programs print it and exit non-zero (see cli/main_guard.h).
+// the programs print it and exit non-zero (cli::guarded_main in src/cli/cli_common.h).
 #pragma once
 #include <stdexcept>
 #include <string>
@@ -13,5 +13,6 @@ struct ConfigError : Error { using Error::Error; };      // YAML / --set / optio
 struct DataError : Error { using Error::Error; };        // dataset files, samples, candidates
 struct CheckpointError : Error { using Error::Error; };  // safetensors, checkpoint directories
 struct IoError : Error { using Error::Error; };          // filesystem failures
+struct EvalError : Error { using Error::Error; };        // evaluation inputs or scores that cannot give metrics
 
 }  // namespace sbtrec

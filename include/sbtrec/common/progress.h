@@ -28,9 +28,10 @@ class Progress {
 };
 
 // Appends one JSON object per line to <dir>/metrics.jsonl, flushed per line so a crash keeps it.
+// `fresh` starts the file empty (a new run never continues an old run's log).
 class MetricsLog {
  public:
-  explicit MetricsLog(const std::string& dir);
+  explicit MetricsLog(const std::string& dir, bool fresh = true);
   void write(const nlohmann::json& record);
   const std::string& path() const { return path_; }
 

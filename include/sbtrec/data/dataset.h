@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "sbtrec/common/config.h"
+#include "sbtrec/data/options.h"
 
 namespace sbtrec::data {
 

@@ -8,7 +8,7 @@ namespace sbtrec::encoder {
 
 class CaserImpl : public EncoderImpl {
  public:
-  CaserImpl(const ModelOptions& options, int64_t num_items);
+  CaserImpl(const EncoderOptions& options, int64_t num_items);
   torch::Tensor sequence_representation(const torch::Tensor& seq, const torch::Tensor& lengths) override;
 
  private:

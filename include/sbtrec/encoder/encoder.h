@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "sbtrec/common/config.h"
+#include "sbtrec/encoder/options.h"
 
 namespace sbtrec::encoder {
 
@@ -43,13 +43,17 @@ class EncoderImpl : public torch::nn::Module {
 using Encoder = std::shared_ptr<EncoderImpl>;
 
 // Builds the encoder named by options.type (fresh initialisation, seeded by torch's global RNG).
-Encoder make_encoder(const ModelOptions& options, int64_t num_items);
+Encoder make_encoder(const EncoderOptions& options, int64_t num_items);
+
+// The `encoder:` section of a config.yaml, checked as a config would be (`model:` in checkpoints
+// written before sbtrec 0.2 is read too, with a note in the log). Throws CheckpointError without one.
+EncoderOptions parse_encoder_section(const std::string& yaml_text, const std::string& source);
 
 // Checkpoint directory: model.safetensors (state dict, metadata format=sbtrec-encoder, version=1)
-// and config.yaml (at least the model: section). Writes are atomic per file.
+// and config.yaml (at least the encoder: section). Writes are atomic per file.
 void save_encoder(const std::string& dir, EncoderImpl& encoder, const std::string& config_yaml);
 // Loads a checkpoint directory; shapes are checked against the model built from its config.yaml
 // and `num_items` of the dataset; errors name the key. Returns the model options used.
-Encoder load_encoder(const std::string& dir, int64_t num_items, ModelOptions* options_out = nullptr);
+Encoder load_encoder(const std::string& dir, int64_t num_items, EncoderOptions* options_out = nullptr);
 
 }  // namespace sbtrec::encoder

@@ -9,7 +9,7 @@ namespace sbtrec::encoder {
 
 class GRU4RecImpl : public EncoderImpl {
  public:
-  GRU4RecImpl(const ModelOptions& options, int64_t num_items);
+  GRU4RecImpl(const EncoderOptions& options, int64_t num_items);
   torch::Tensor sequence_representation(const torch::Tensor& seq, const torch::Tensor& lengths) override;
 
  private:

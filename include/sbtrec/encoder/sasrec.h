@@ -36,7 +36,7 @@ TORCH_MODULE(SASRecBlock);
 
 class SASRecImpl : public EncoderImpl {
  public:
-  SASRecImpl(const ModelOptions& options, int64_t num_items);
+  SASRecImpl(const EncoderOptions& options, int64_t num_items);
   torch::Tensor sequence_representation(const torch::Tensor& seq, const torch::Tensor& lengths) override;
   // All positions' hidden states after ln_3: [B, T, D].
   torch::Tensor hidden_states(const torch::Tensor& seq);

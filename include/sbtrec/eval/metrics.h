@@ -1,28 +1,34 @@
 // Recommendation metrics. HR@1 over candidate sets = correct / all cases (LLaRA's published
-// definition); a tie with another candidate counts as a miss. HR@10 and NDCG@10 rank the target among
-// all items, ties counted against the target. For an encoder every case names exactly one candidate,
-// so ValidRatio is 1 by construction; LLM generation (later) is where it can fall below 1.
+// definition); ValidRatio = cases whose output names exactly one candidate / all cases; HR@10 and
+// NDCG@10 rank the target among all items (ties counted against the target). A metric that was not
+// measured (HR@10 of a generating LLM, say) is absent: never reported as 0. eval/ depends on data/ only.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "sbtrec/data/candidates.h"
 #include "sbtrec/data/dataset.h"
-#include "sbtrec/encoder/encoder.h"
 
 namespace sbtrec::eval {
 
 struct Metrics {
   int64_t n = 0;
-  double hr1 = 0, valid_ratio = 0, hr10 = 0, ndcg10 = 0;
+  std::optional<double> hr1, valid_ratio, hr10, ndcg10;
+  // By JSON name ("hr@1", "valid_ratio", "hr@10", "ndcg@10"); nullopt when absent or unknown.
+  std::optional<double> get(const std::string& name) const;
+  // {"n": .., and each measured metric}; absent metrics are not keys.
   nlohmann::json to_json() const;
 };
 
-// Accumulates per-case outcomes; finalize() divides by the number of cases.
+// Accumulates per-case outcomes; finalize() divides by the number of cases. Candidate metrics
+// (HR@1, ValidRatio) and full-ranking metrics (HR@10, NDCG@10) are present only when cases of
+// that kind were added.
 struct MetricsAccumulator {
-  int64_t n = 0, hits1 = 0, valid = 0;
+  int64_t n = 0, hits1 = 0, valid = 0, ranked = 0;
   double hits10 = 0, ndcg10 = 0;
   void add_candidate_case(bool hit, bool valid_output);
   // rank: number of items ranked above the target (0 = best).
@@ -30,12 +36,13 @@ struct MetricsAccumulator {
   Metrics finalize() const;
 };
 
-// Scores `split` with the encoder (eval mode, no grad): HR@1 on the given candidate sets, HR@10 and
-// NDCG@10 by full ranking.
-Metrics evaluate_encoder(encoder::EncoderImpl& model, const data::Dataset& ds, data::Split split,
-                         const std::vector<data::CandidateSet>& candidates, int max_len, int batch_size);
+// Rejects candidate sets that do not fit `samples`: a different count, sets of unequal size, a
+// target that is missing or not at target_index, or item ids outside [0, num_items). Throws
+// DataError naming the split and the sample. Returns the candidate count C.
+int64_t check_candidates(const std::vector<data::Sample>& samples, const std::vector<data::CandidateSet>& candidates,
+                         int64_t num_items, const std::string& split);
 
-// A small fixed-width table: "model  split  n  HR@1  ValidRatio  HR@10  NDCG@10".
+// A small fixed-width table: "model  split  n  HR@1  ValidRatio  HR@10  NDCG@10"; "-" marks absent metrics.
 std::string format_table(const std::string& model, const std::string& split, const Metrics& m);
 
 }  // namespace sbtrec::eval

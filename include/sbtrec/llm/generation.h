@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "sbtrec/common/config_io.h"
 #include "sbtrec/llm/llama.h"
 
 namespace sbtrec::llm {
@@ -24,6 +25,20 @@ struct GenerationOptions {
   std::vector<int64_t> stop_token_ids;  // extra finishing tokens (e.g. those decoding to a newline)
   int64_t pad_token_id = -1;            // filler after a row finished; -1 = first finishing token, or 0
 };
+
+inline const config::Choices<EarlyStopping>& early_stopping_choices() {
+  static const config::Choices<EarlyStopping> c = {
+      {"false", EarlyStopping::kFalse}, {"true", EarlyStopping::kTrue}, {"never", EarlyStopping::kNever}};
+  return c;
+}
+// The token ids (EOS, stops, padding) come from the tokenizer, not from the config.
+inline void visit_fields(GenerationOptions& o, config::Visitor& v) {
+  v.field("max_new_tokens", o.max_new_tokens, "tokens generated at most per case", config::at_least<int64_t>(1));
+  v.field("num_beams", o.num_beams, "1 = greedy, more = beam search", config::at_least<int64_t>(1));
+  v.field("length_penalty", o.length_penalty, "beam scores divided by length^this (transformers' semantics)");
+  v.field("early_stopping", o.early_stopping, "beam search stop rule, as transformers' early_stopping",
+          early_stopping_choices());
+}
 
 // input_ids [B, P] (left-padded when rows differ in length), attention_mask [B, P] or undefined.
 // Returns prompt + generated ids [B, P + N] (N <= max_new_tokens; finished rows padded).

@@ -2,13 +2,15 @@
 // A [r, in] Kaiming-uniform (a = sqrt(5)) and B [out, r] zeros at initialisation. Adapter weights are
 // kept in float32 even under a bf16/fp16 base (PEFT's autocast_adapter_dtype). The base weight is
 // registered as `weight`, the adapter as `lora_A.weight` / `lora_B.weight`, so checkpoint keys are
-// the base model's and adapter keys are PEFT's (with its `base_model.model.` prefix, see adapter.h).
+// the base model's and adapter keys are PEFT's (with its `base_model.model.` prefix, see checkpoint.h).
 // Legend: N rows (any leading dims), I in features, O out features, R rank.
 #pragma once
 #include <torch/torch.h>
 
 #include <string>
 #include <vector>
+
+#include "sbtrec/common/config_io.h"
 
 namespace sbtrec::llm {
 
@@ -19,6 +21,14 @@ struct LoraOptions {
   std::vector<std::string> target_modules = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
   double scaling() const { return alpha / (double)r; }
 };
+
+inline void visit_fields(LoraOptions& o, config::Visitor& v) {
+  v.field("r", o.r, "adapter rank", config::at_least<int64_t>(1));
+  v.field("alpha", o.alpha, "scaling numerator: the adapter is scaled by alpha / r", config::greater_than(0));
+  v.field("dropout", o.dropout, "dropout on the adapter input", config::in_half_open(0, 1));
+  v.field("target_modules", o.target_modules, "projections that get an adapter",
+          config::each_one_of({"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}, true));
+}
 
 // While a SkipInit is alive, new LoraLinear / Llama modules leave their weights uninitialised
 // (untouched memory), for loading checkpoints without paying for a random init of 7B weights.

@@ -1,0 +1,54 @@
+// A run's whole configuration: the top-level keys plus one section per stage, each section's struct
+// and keys declared beside its stage (data/options.h, encoder/options.h, llm/options.h, lora.h,
+// generation.h, train/options.h, eval/options.h). Strict YAML in, resolved YAML out, the key
+// reference (configs/README.md) generated from the same field lists.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sbtrec/common/config_io.h"
+#include "sbtrec/data/options.h"
+#include "sbtrec/encoder/options.h"
+#include "sbtrec/eval/options.h"
+#include "sbtrec/llm/generation.h"
+#include "sbtrec/llm/lora.h"
+#include "sbtrec/llm/options.h"
+#include "sbtrec/train/options.h"
+
+namespace sbtrec {
+
+enum class Preset { kPaper, kLLaRA };
+inline const config::Choices<Preset>& presets() {
+  static const config::Choices<Preset> c = {{"paper", Preset::kPaper}, {"llara", Preset::kLLaRA}};
+  return c;
+}
+
+struct Config {
+  Preset preset = Preset::kPaper;  // applied first, explicit keys override it
+  std::uint64_t seed = 42;
+  std::string output_dir = "runs/default";
+  int threads = 0;  // torch intra-op threads; 0 keeps torch's default
+  DataOptions data;
+  EncoderOptions encoder;
+  llm::LlmOptions llm;
+  llm::LoraOptions lora;
+  llm::GenerationOptions generation;
+  TrainOptions train;
+  EvalOptions eval;
+};
+
+void visit_fields(Config& c, config::Visitor& v);
+
+// Loads `path` (may be empty: defaults only), applies `overrides` ("a.b=value", YAML-typed values),
+// the preset, and resolves data.root. Throws ConfigError naming the key path and the file:line.
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+// Same, from YAML text (`source` names it in errors).
+Config parse_config(const std::string& yaml_text, const std::string& source,
+                    const std::vector<std::string>& overrides = {});
+// The resolved config as YAML (every key, so a run can be repeated from it).
+std::string config_to_yaml(const Config& config);
+// The key reference of every section, as configs/README.md embeds it.
+std::string config_reference_markdown();
+
+}  // namespace sbtrec

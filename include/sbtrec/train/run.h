@@ -1,0 +1,74 @@
+// The lifecycle every trainer shares (torchtune's recipe shape): a run directory that is refused
+// when it already holds something (unless overwriting), nothing written before the inputs are
+// checked, the resolved config.yaml, a fresh metrics.jsonl, progress lines, the validation schedule,
+// early stopping on named metrics, the best checkpoint written atomically, and results.json.
+//   <output_dir>/config.yaml  metrics.jsonl  checkpoint/  results.json
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "sbtrec/common/progress.h"
+#include "sbtrec/eval/metrics.h"
+#include "sbtrec/train/config.h"
+
+namespace sbtrec::train {
+
+class Run {
+ public:
+  // Checks only: throws ConfigError when output_dir is a file, or a non-empty directory and
+  // `overwrite` is false. Writes nothing.
+  Run(const Config& config, bool overwrite);
+
+  // Call once the inputs are checked: creates output_dir (with `overwrite`, first removes the files a
+  // previous run left: config.yaml, metrics.jsonl, results.json, checkpoint/), writes config.yaml
+  // and starts an empty metrics.jsonl.
+  void start();
+
+  const std::string& dir() const { return dir_; }
+  std::string checkpoint_dir() const { return dir_ + "/checkpoint"; }
+  const std::string& config_yaml() const { return config_yaml_; }
+
+  // One record of metrics.jsonl.
+  void log(const nlohmann::json& record);
+  // A progress line for one epoch (train.log_every).
+  Progress progress(const std::string& label, int64_t steps, int64_t samples_per_step) const;
+
+  // Validate after `epoch` (1-based) when it is a multiple of train.eval_every or the last epoch.
+  bool validation_due(int epoch) const;
+  // Records a validation result (also into metrics.jsonl). When it beats the best so far on
+  // train.monitor, calls `save(dir)` to fill a fresh checkpoint directory that then replaces
+  // checkpoint/ atomically, and returns true.
+  bool report_validation(int epoch, int64_t step, const eval::Metrics& val,
+                         const std::function<void(const std::string& dir)>& save);
+  // Patience exhausted (train.patience validations without improvement).
+  bool should_stop() const { return since_best_ >= patience_; }
+  int best_epoch() const { return best_epoch_; }
+  const eval::Metrics& best() const { return best_; }
+
+  // Writes results.json atomically: `results` plus output_dir, checkpoint, best_epoch, best val
+  // metrics and the run's seconds. Returns what was written.
+  nlohmann::json finish(nlohmann::json results);
+  double seconds() const;
+
+ private:
+  bool better(const eval::Metrics& a, const eval::Metrics& b) const;
+
+  std::string dir_, config_yaml_;
+  bool overwrite_;
+  int epochs_, eval_every_, patience_, log_every_;
+  std::vector<std::string> monitor_;
+  std::unique_ptr<MetricsLog> metrics_;
+  int best_epoch_ = -1, since_best_ = 0;
+  eval::Metrics best_;
+  std::chrono::steady_clock::time_point t0_;
+};
+
+// The `record` lines of metrics.jsonl for an evaluation: metrics plus epoch, step and split.
+nlohmann::json metrics_record(int epoch, int64_t step, const char* split, const eval::Metrics& m);
+
+}  // namespace sbtrec::train

@@ -1,0 +1,70 @@
+// The run configuration (see config.h): top-level keys, the preset, and path resolution.
+#include "sbtrec/train/config.h"
+
+#include <cstdlib>
+
+#include "sbtrec/common/fs.h"
+
+namespace sbtrec {
+namespace {
+
+void apply_preset(Config& c) {
+  // LLaRA's code draws 19 negatives + the target (20 candidates) although the paper says 20 + 1.
+  c.eval.num_negatives = c.preset == Preset::kLLaRA ? 19 : 20;
+}
+
+void visit_preset(Config& c, config::Visitor& v) {
+  v.field("preset", c.preset, "paper: 20 negatives + the target (as the paper states); llara: 19 + the target (LLaRA's code)",
+          presets());
+}
+
+}  // namespace
+
+void visit_fields(Config& c, config::Visitor& v) {
+  visit_preset(c, v);
+  v.field("seed", c.seed, "seed of initialisation, batching and dropout");
+  v.field("output_dir", c.output_dir, "run directory (config.yaml, metrics.jsonl, checkpoint/, results.json)",
+          config::not_empty());
+  v.field("threads", c.threads, "torch intra-op threads; 0 keeps torch's default", config::at_least(0));
+  v.section("data", c.data, "dataset and LLaRA's windowing protocol");
+  v.renamed("model", "encoder", "sbtrec 0.2");
+  v.section("encoder", c.encoder, "the sequential recommender (SASRec, GRU4Rec, Caser)");
+  v.section("llm", c.llm, "the language model checkpoint and where it runs");
+  v.section("lora", c.lora, "LoRA adapters on the LLM's projections (PEFT's semantics)");
+  v.section("generation", c.generation, "decoding of the answer title");
+  v.section("train", c.train, "the training loop");
+  v.section("eval", c.eval, "candidate sets and scoring");
+  v.rule("encoder.max_len", c.encoder.max_len >= c.data.max_history, "must be >= data.max_history");
+}
+
+Config parse_config(const std::string& yaml_text, const std::string& source, const std::vector<std::string>& overrides) {
+  Config c;
+  // The preset sets defaults first, so any key written in the file or on --set wins over it.
+  config::read_yaml(yaml_text, source, overrides, config::visiting(c), [&](config::Visitor& v) {
+    visit_preset(c, v);
+    apply_preset(c);
+  });
+  if (c.data.root.empty()) {
+    const char* env = std::getenv("SBTREC_DATA");
+    c.data.root = (env && *env) ? env : "data/ml-100k";
+  }
+  return c;
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  if (path.empty()) return parse_config("", "<defaults>", overrides);
+  const std::string text = read_file(path, "Pass an existing YAML file to --config (see configs/).");
+  return parse_config(text, path, overrides);
+}
+
+std::string config_to_yaml(const Config& config) {
+  Config copy = config;
+  return config::to_yaml(config::visiting(copy));
+}
+
+std::string config_reference_markdown() {
+  Config defaults;
+  return config::reference_markdown(config::visiting(defaults));
+}
+
+}  // namespace sbtrec

@@ -1,0 +1,102 @@
+// Encoder training loop (see encoder_trainer.h).
+#include "sbtrec/train/encoder_trainer.h"
+
+#include <spdlog/spdlog.h>
+
+#include "sbtrec/common/error.h"
+#include "sbtrec/data/batch.h"
+#include "sbtrec/data/candidates.h"
+#include "sbtrec/encoder/evaluate.h"
+#include "sbtrec/optim/fused_adam.h"
+
+namespace sbtrec::train {
+
+double encoder_train_step(encoder::EncoderImpl& model, torch::optim::Optimizer& optimizer, EncoderLoss loss,
+                          const torch::Tensor& seq, const torch::Tensor& lengths, const torch::Tensor& target) {
+  optimizer.zero_grad();
+  auto z = model.sequence_representation(seq, lengths);  // [B, Z]
+  torch::Tensor l;
+  if (loss == EncoderLoss::kCE) {
+    l = torch::nn::functional::cross_entropy(model.all_logits(z), target);
+  } else {
+    // One negative per sample, uniform over the N - 1 items that are not the target.
+    auto neg = torch::randint(0, model.num_items() - 1, target.sizes(), target.options());  // [B]
+    neg = neg + neg.ge(target).to(torch::kInt64);
+    auto logits = model.item_logits(z, torch::stack({target, neg}, 1));                     // [B, 2]
+    auto labels = torch::zeros_like(logits);
+    labels.select(1, 0).fill_(1.0);
+    l = torch::binary_cross_entropy_with_logits(logits, labels) * 2.0;  // = mean(pos loss) + mean(neg loss)
+  }
+  l.backward();
+  optimizer.step();
+  return l.item<double>();
+}
+
+EncoderTrainResult train_encoder(const Config& cfg, const data::Dataset& ds, Run& run) {
+  if (ds.train.empty()) throw DataError(ds.root + ": the training split has no samples");
+  torch::manual_seed(cfg.seed);
+  if (cfg.threads > 0) torch::set_num_threads(cfg.threads);
+  // Everything that can fail on the inputs happens before the run directory is written.
+  const auto val_candidates = data::make_candidates(ds, data::Split::kVal, cfg.eval.num_negatives, cfg.eval.candidate_seed);
+  const auto test_candidates = data::make_candidates(ds, data::Split::kTest, cfg.eval.num_negatives, cfg.eval.candidate_seed);
+  const auto train = data::to_tensors(ds.train, ds.num_items, cfg.encoder.max_len);
+  encoder::Encoder model = encoder::make_encoder(cfg.encoder, ds.num_items);
+  optim::FusedAdam optimizer(model->parameters(),
+                             torch::optim::AdamOptions(cfg.train.lr).weight_decay(cfg.train.weight_decay));
+  run.start();
+
+  const int64_t S = train.seq.size(0), B = cfg.train.batch_size;
+  const int64_t steps_per_epoch = (S + B - 1) / B;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(cfg.seed);
+  auto save = [&](const std::string& dir) { encoder::save_encoder(dir, *model, run.config_yaml()); };
+  auto validate = [&]() {
+    return encoder::evaluate_encoder(*model, ds, data::Split::kVal, val_candidates, cfg.encoder.max_len, cfg.eval.batch_size);
+  };
+  int64_t step = 0;
+  spdlog::info("training {} on {}: {} samples, {} steps/epoch, up to {} epochs", encoder_name(cfg.encoder.type), ds.name, S,
+               steps_per_epoch, cfg.train.epochs);
+  for (int epoch = 1; epoch <= cfg.train.epochs; ++epoch) {
+    model->train();
+    auto perm = torch::randperm(S, gen, torch::kInt64);
+    Progress progress = run.progress(fmt::format("epoch {}/{}", epoch, cfg.train.epochs), steps_per_epoch, B);
+    double loss_sum = 0;
+    for (int64_t s = 0; s < steps_per_epoch; ++s) {
+      auto idx = perm.slice(0, s * B, std::min(S, (s + 1) * B));
+      loss_sum += encoder_train_step(*model, optimizer, cfg.train.loss, train.seq.index_select(0, idx),
+                                     train.lengths.index_select(0, idx), train.target.index_select(0, idx));
+      ++step;
+      progress.update(s + 1, loss_sum / (s + 1));
+    }
+    progress.finish();
+    const double sps = progress.samples_per_second();
+    run.log({{"epoch", epoch}, {"step", step}, {"split", "train"}, {"loss", loss_sum / steps_per_epoch}, {"samples_per_s", sps}});
+    if (!run.validation_due(epoch)) continue;
+    const auto val = validate();
+    const bool improved = run.report_validation(epoch, step, val, save);
+    spdlog::info("epoch {} loss {:.4f} {:.0f} samples/s | val HR@1 {:.4f} NDCG@10 {:.4f}{}", epoch, loss_sum / steps_per_epoch,
+                 sps, val.hr1.value_or(0), val.ndcg10.value_or(0), improved ? " (best)" : "");
+    if (run.should_stop()) {
+      spdlog::info("early stop: no better validation {} for {} evaluations (best epoch {})", cfg.train.monitor.front(),
+                   cfg.train.patience, run.best_epoch());
+      break;
+    }
+  }
+  // epochs == 0: keep the initial model so evaluation still has a checkpoint.
+  if (run.best_epoch() < 0) run.report_validation(0, step, validate(), save);
+
+  EncoderTrainResult result;
+  result.best_epoch = run.best_epoch();
+  result.best_val = run.best();
+  result.checkpoint_dir = run.checkpoint_dir();
+  encoder::Encoder best = encoder::load_encoder(result.checkpoint_dir, ds.num_items);
+  result.test = encoder::evaluate_encoder(*best, ds, data::Split::kTest, test_candidates, cfg.encoder.max_len, cfg.eval.batch_size);
+  run.log(metrics_record(result.best_epoch, step, "test", result.test));
+  result.results = run.finish({{"model", encoder_name(cfg.encoder.type)},
+                               {"dataset", ds.name},
+                               {"seed", cfg.seed},
+                               {"test", result.test.to_json()}});
+  result.seconds = run.seconds();
+  return result;
+}
+
+}  // namespace sbtrec::train
