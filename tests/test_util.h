@@ -86,6 +86,14 @@ inline std::string cached_fixture(const std::string& name, const std::string& in
   return dir.string();
 }
 
+// Runs `code` with the project's Python (SBTREC_PYTHON), the repository's scripts/ importable; `args`
+// are appended to the command line as they are (quote them). The code goes through a file in `dir`.
+inline CommandResult run_python(const TempDir& dir, const std::string& code, const std::string& args = "") {
+  const std::string script = dir / "snippet.py";
+  write_text(script, "import sys\nsys.path.insert(0, '" + source("scripts") + "')\n" + code);
+  return run(std::string(SBTREC_PYTHON) + " " + script + " " + args);
+}
+
 }  // namespace sbtrec::test
 
 // Skips the test when a file or directory under ../shared is absent, saying what is missing.
@@ -94,4 +102,11 @@ inline std::string cached_fixture(const std::string& name, const std::string& in
     if (!std::filesystem::exists(::sbtrec::test::shared(rel)))                                      \
       GTEST_SKIP() << "missing " << ::sbtrec::test::shared(rel)                                     \
                    << " (the read-only shared data folder beside the repository)";                  \
+  } while (0)
+
+// Skips the test when the project's Python (.venv, made by scripts/setup.sh) is absent.
+#define SBTREC_REQUIRE_PYTHON()                                                                      \
+  do {                                                                                              \
+    if (!std::filesystem::exists(SBTREC_PYTHON))                                                    \
+      GTEST_SKIP() << "missing " << SBTREC_PYTHON << " (run ./scripts/setup.sh)";                   \
   } while (0)

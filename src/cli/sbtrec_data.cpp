@@ -1,5 +1,6 @@
 // sbtrec-data: dataset statistics, sample export (raw ids, LLaRA protocol), synthetic data.
 #include "cli_common.h"
+#include "sbtrec/data/candidates.h"
 #include "sbtrec/data/dataset.h"
 #include "sbtrec/data/movielens.h"
 
@@ -12,12 +13,16 @@ int main(int argc, char** argv) {
   cli::ConfigArgs cfg_args;
   auto* stats = app.add_subcommand("stats", "Print users / items / interactions / samples per split");
   cfg_args.add_to(*stats);
-  auto* exp = app.add_subcommand("export", "Write one line per sample: user<TAB>h1 ... hk<TAB>target (raw ids)");
+  auto* exp = app.add_subcommand("export", "Write one line per sample: user<TAB>h1 ... hk<TAB>target[<TAB>c1 ... cn] (raw ids)");
   cli::ConfigArgs exp_args;
   exp_args.add_to(*exp);
   std::string split = "train", out;
+  bool with_candidates = false;
   exp->add_option("--split", split, "train, val or test")->check(CLI::IsMember({"train", "val", "test"}));
   exp->add_option("--out", out, "Output file (written atomically)")->required();
+  exp->add_flag("--candidates", with_candidates,
+                "Add a fourth column: the sample's candidates (raw ids, in order), drawn with eval.num_negatives "
+                "and eval.candidate_seed as sbtrec-eval draws them");
   auto* synth = app.add_subcommand("synth", "Write a synthetic dataset in GroupLens format (u.data, u.item)");
   data::SyntheticOptions so;
   std::string synth_out;
@@ -36,8 +41,13 @@ int main(int argc, char** argv) {
       if (!exp_args.load(cfg)) return 0;
       const auto ds = data::load_dataset(cfg.data);
       const auto s = data::parse_split(split);
-      data::export_samples(ds, s, out);
-      spdlog::info("wrote {} {} samples to {}", ds.split(s).size(), split, out);
+      if (with_candidates) {
+        const auto cands = data::make_candidates(ds, s, cfg.eval.num_negatives, cfg.eval.candidate_seed);
+        data::export_samples(ds, s, out, &cands);
+      } else {
+        data::export_samples(ds, s, out);
+      }
+      spdlog::info("wrote {} {} samples{} to {}", ds.split(s).size(), split, with_candidates ? " with candidates" : "", out);
     } else if (*synth) {
       data::write_synthetic_grouplens(synth_out, so);
       spdlog::info("wrote a synthetic GroupLens-format dataset ({} users, {} items) to {}", so.num_users, so.num_items,

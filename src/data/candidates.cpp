@@ -1,28 +1,34 @@
-// Seeded candidate sets (see candidates.h).
+// Seeded candidate sets (the algorithm is spelled out in candidates.h).
 #include "sbtrec/data/candidates.h"
 
-#include <random>
+#include <algorithm>
 #include <unordered_set>
 
+#include "sbtrec/common/counter_rng.h"
 #include "sbtrec/common/error.h"
 
 namespace sbtrec::data {
 namespace {
 
-// splitmix64: decorrelates (seed, split, index) into one generator seed.
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
+// Fixed codes, not the enum's values, so reordering Split can never change the candidates.
+uint64_t split_code(Split split) {
+  switch (split) {
+    case Split::kTrain: return 0;
+    case Split::kVal: return 1;
+    case Split::kTest: return 2;
+  }
+  return 0;
 }
 
 }  // namespace
 
 std::vector<CandidateSet> make_candidates(const Dataset& ds, Split split, int num_negatives, uint64_t seed) {
+  if (num_negatives < 0)
+    throw DataError("eval.num_negatives=" + std::to_string(num_negatives) + " is negative; use 0 or more");
   const auto& samples = ds.split(split);
   std::vector<CandidateSet> out;
   out.reserve(samples.size());
+  const uint64_t split_key = splitmix64(splitmix64(seed) ^ split_code(split));
   for (size_t i = 0; i < samples.size(); ++i) {
     const Sample& s = samples[i];
     std::unordered_set<int32_t> excluded(s.history.begin(), s.history.end());
@@ -32,15 +38,14 @@ std::vector<CandidateSet> make_candidates(const Dataset& ds, Split split, int nu
       throw DataError(std::string(split_name(split)) + " sample " + std::to_string(i) + ": only " +
                       std::to_string(available) + " items are outside its history, fewer than eval.num_negatives=" +
                       std::to_string(num_negatives));
-    std::mt19937_64 rng(mix(mix(mix(seed) ^ (uint64_t)split) ^ (uint64_t)i));
-    std::uniform_int_distribution<int32_t> pick(0, (int32_t)ds.num_items - 1);
+    CounterStream rng(splitmix64(split_key ^ (uint64_t)i));
     CandidateSet c;
     c.items.push_back(s.target);
     while ((int)c.items.size() < num_negatives + 1) {
-      const int32_t item = pick(rng);
+      const auto item = (int32_t)rng.below((uint64_t)ds.num_items);
       if (excluded.insert(item).second) c.items.push_back(item);
     }
-    std::shuffle(c.items.begin(), c.items.end(), rng);
+    for (size_t j = c.items.size() - 1; j >= 1; --j) std::swap(c.items[j], c.items[rng.below(j + 1)]);
     c.target_index = (int)(std::find(c.items.begin(), c.items.end(), s.target) - c.items.begin());
     out.push_back(std::move(c));
   }

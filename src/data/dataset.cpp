@@ -6,6 +6,7 @@
 
 #include "sbtrec/common/error.h"
 #include "sbtrec/common/fs.h"
+#include "sbtrec/data/candidates.h"
 #include "sbtrec/data/imported.h"
 #include "sbtrec/data/movielens.h"
 #include "sbtrec/data/titles.h"
@@ -79,12 +80,27 @@ std::string describe(const Dataset& ds) {
   return o.str();
 }
 
-void export_samples(const Dataset& ds, Split split, const std::string& path) {
+void export_samples(const Dataset& ds, Split split, const std::string& path,
+                    const std::vector<CandidateSet>* candidates) {
+  const auto& samples = ds.split(split);
+  if (candidates && candidates->size() != samples.size())
+    throw DataError("export of " + path + ": " + std::to_string(candidates->size()) + " candidate sets for " +
+                    std::to_string(samples.size()) + " " + split_name(split) +
+                    " samples; draw them with make_candidates for the same split");
+  auto write_ids = [&](std::ostream& out, const std::vector<int32_t>& ids) {
+    for (size_t i = 0; i < ids.size(); ++i) out << (i ? " " : "") << ds.raw_item_ids[ids[i]];
+  };
   atomic_write(path, [&](std::ostream& out) {
-    for (const auto& s : ds.split(split)) {
+    for (size_t n = 0; n < samples.size(); ++n) {
+      const auto& s = samples[n];
       out << s.user << '\t';
-      for (size_t i = 0; i < s.history.size(); ++i) out << (i ? " " : "") << ds.raw_item_ids[s.history[i]];
-      out << '\t' << ds.raw_item_ids[s.target] << '\n';
+      write_ids(out, s.history);
+      out << '\t' << ds.raw_item_ids[s.target];
+      if (candidates) {
+        out << '\t';
+        write_ids(out, (*candidates)[n].items);
+      }
+      out << '\n';
     }
   });
 }

@@ -6,17 +6,11 @@
 
 #include <mutex>
 
+#include "sbtrec/common/counter_rng.h"
 #include "sbtrec/common/cpu_clones.h"
 
 namespace sbtrec::nn {
 namespace {
-
-inline uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 // Mask values for pairs [begin, end): pair i fills m[2i] and m[2i + 1] from one hash. Integer-only,
 // so the AVX-512 clone (64-bit multiplies in vector registers, ~14x faster here) gives the same bits.

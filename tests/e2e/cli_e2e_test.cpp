@@ -41,6 +41,37 @@ TEST(CLI, DataExportAndStatsOnMovieLens) {
   EXPECT_NE(r.output.find("train " + std::to_string(count_lines(test::read_text(dir / "train")))), std::string::npos);
 }
 
+// --candidates adds the candidate column; scripts/sbtrec_io.py recomputes it from the exported samples
+// (MovieLens internal id = raw id - 1), so Python-side tools can rebuild the evaluation sets.
+TEST(CLI, DataExportCandidatesMatchThePythonMirror) {
+  SBTREC_REQUIRE_SHARED("data/ml-100k/u.data");
+  SBTREC_REQUIRE_PYTHON();
+  test::TempDir dir;
+  auto r = test::run(test::bin("sbtrec-data") + " export --config " + ml_config() +
+                     " --set eval.num_negatives=7 --set eval.candidate_seed=11 --split test --candidates --out " +
+                     (dir / "test.tsv"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::regex line(R"(\d+\t\d+( \d+){2,9}\t(\d+)\t\d+( \d+){7})");
+  std::istringstream in(test::read_text(dir / "test.tsv"));
+  int lines = 0;
+  for (std::string l; std::getline(in, l); ++lines) {
+    std::smatch m;
+    ASSERT_TRUE(std::regex_match(l, m, line)) << l;
+    EXPECT_NE((" " + l.substr(l.rfind('\t') + 1) + " ").find(" " + m[2].str() + " "), std::string::npos) << l;
+  }
+  EXPECT_EQ(lines, 95);
+  r = test::run_python(dir, R"(
+from sbtrec_io import candidate_lists
+rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
+samples = [([int(h) - 1 for h in row[1].split()], int(row[2]) - 1) for row in rows]
+drawn = candidate_lists(samples, 1682, 7, 11, "test")
+bad = [i for i, (row, c) in enumerate(zip(rows, drawn)) if [int(x) - 1 for x in row[3].split()] != c]
+print("mismatched rows:", bad)
+sys.exit(1 if bad else 0)
+)", dir / "test.tsv");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
 TEST(CLI, TrainThenEvalJsonOnSyntheticData) {
   test::TempDir dir;
   auto r = test::run(test::bin("sbtrec-data") + " synth --out " + (dir / "syn") + " --users 120 --items 150");

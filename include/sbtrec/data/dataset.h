@@ -49,7 +49,12 @@ std::vector<std::vector<int32_t>> duplicate_titles(const Dataset& ds);
 // Human-readable statistics (users, items, interactions, samples per split, duplicate titles).
 std::string describe(const Dataset& ds);
 
-// Writes one line per sample: raw user id, TAB, raw history ids oldest first, TAB, raw target id.
-void export_samples(const Dataset& ds, Split split, const std::string& path);
+struct CandidateSet;  // candidates.h
+
+// Writes one line per sample: raw user id, TAB, raw history ids oldest first, TAB, raw target id;
+// given `candidates` (one per sample of the split, from make_candidates), a fourth TAB column holds
+// the candidates' raw ids in candidate order, space separated.
+void export_samples(const Dataset& ds, Split split, const std::string& path,
+                    const std::vector<CandidateSet>* candidates = nullptr);
 
 }  // namespace sbtrec::data
