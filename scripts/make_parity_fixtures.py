@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Reference numbers from Hugging Face transformers + PEFT for sbtrec's C++ Llama/LoRA parity tests: tiny random
-Llama checkpoints with their logits, loss, LoRA gradients and greedy/beam generations (default mode), PEFT logits for
-an adapter exported by sbtrec (`peft-logits`), and a greedy continuation of a converted llama2.c model (`stories`).
+Llama checkpoints with their logits, loss, LoRA gradients, the gradient of the loss with respect to inputs_embeds (with
+and without gradient checkpointing), greedy/beam generations from ids and from left-padded embeddings of different
+lengths (also with suppressed tokens) and a rank-stabilised (use_rslora) adapter (default mode), PEFT logits for an
+adapter exported by sbtrec (`peft-logits`), and a greedy continuation of a converted llama2.c model (`stories`).
 """
 
 from __future__ import annotations
@@ -53,6 +55,11 @@ CASE_SEEDS = {"mha": 72, "gqa": 18, "odd": 104}
 COMMON = dict(max_position_embeddings=128, bos_token_id=1, eos_token_id=2, pad_token_id=0)
 
 BATCH, SEQ, PAD_LEN, UNLABELED = 2, 12, 3, 6
+# Generation from embeddings: one prompt per row, each of a different length, left-padded to the longest.
+EMBED_PROMPT_LENS, EMBED_NEW, EMBED_BEAMS = (8, 5, 3), 8, 3
+# Seeds of the embeddings' noise, picked by scanning like CASE_SEEDS (their own generator, so the other fixtures'
+# values do not move with them).
+EMBED_SEEDS = {"mha": 2, "gqa": 3, "odd": 2}
 GREEDY_NEW, BATCH_NEW, BEAM_EOS_WIDTH = 20, 10, 32
 # Score noise a generated fixture must survive: far above float32 rounding of logits of size ~10 (~1e-5).
 JITTER, JITTER_DRAWS = 1e-3, 3
@@ -63,7 +70,7 @@ SHARD_SIZE = "200KB"
 
 # generate() normally stops a row at eos_token_id. Passing eos_token_id=None to generate() overrides the
 # model's generation_config (kwargs win), so exactly max_new_tokens are produced; the script also checks the length.
-EOS_HANDLING = ("greedy_ids, beam_ids, batch_greedy_ids, stories greedy_ids: generate(..., eos_token_id=None) "
+EOS_HANDLING = ("greedy_ids, beam_ids, batch_greedy_ids, embeds_*_ids, stories greedy_ids: generate(..., eos_token_id=None) "
                 "so no EOS stopping criterion exists and exactly max_new_tokens tokens are generated "
                 "(id 2 may appear and is kept going past); beam_eos_ids: eos_token_id=2 on, finished beams "
                 "stop, result right-padded with -1 to width 32, true length in beam_eos_len")
@@ -200,6 +207,34 @@ def compute_case(name: str, seed: int):
     if torch.allclose(t["lora_logits"], t["logits"]):
         die("LoRA logits equal the base logits: the adapter has no effect")
 
+    # d loss / d inputs_embeds through the LoRA model, what the aligner and codebooks receive in SBT-Rec. The
+    # embeddings are the tokens' rows plus noise (not rows of the table); row 1 is left-padded with its
+    # attention_mask, and labels carry -100 on the prompt and on the padding.
+    egen = torch.Generator().manual_seed(EMBED_SEEDS[name])
+    with torch.no_grad():
+        embeds = model.get_input_embeddings()(ids) + 0.1 * torch.randn(ids.shape + (config.hidden_size,), generator=egen)
+    t["embeds"] = embeds
+    inner = pmodel.base_model.model  # the LlamaForCausalLM PEFT wraps
+    pmodel.train()  # transformers checkpoints only in training mode; lora_dropout 0 keeps it deterministic
+    for suffix, checkpointing in (("", False), ("_checkpointed", True)):
+        if checkpointing:
+            inner.gradient_checkpointing_enable()
+        else:
+            inner.gradient_checkpointing_disable()
+        if inner.model.gradient_checkpointing != checkpointing:
+            die(f"case {name}: gradient checkpointing did not switch {'on' if checkpointing else 'off'}")
+        pmodel.zero_grad(set_to_none=True)
+        x = embeds.clone().requires_grad_(True)
+        loss = pmodel(inputs_embeds=x, attention_mask=mask, position_ids=pos, labels=labels).loss
+        loss.backward()
+        t[f"embeds_loss{suffix}"] = loss.detach()
+        t[f"embeds_grad{suffix}"] = x.grad.detach().clone()
+    inner.gradient_checkpointing_disable()
+    pmodel.zero_grad(set_to_none=True)
+    pmodel.eval()
+    if not t["embeds_grad"][mask == 0].abs().max() == 0:
+        die(f"case {name}: padding embeddings received a gradient (the attention mask was not applied)")
+
     # Generation with the base model (eval, KV cache, greedy/beam).
     prompt = ids[:1]
     gen_common = dict(do_sample=False, use_cache=True, pad_token_id=config.pad_token_id)
@@ -220,12 +255,47 @@ def compute_case(name: str, seed: int):
                              eos_token_id=None, output_scores=True, return_dict_in_generate=True, **gen_common)
         t["batch_greedy_ids"] = bg.sequences
         margin = min(margin, greedy_margin(bg.scores))
+
+        # Prompts given as embeddings, of different lengths, left-padded (pad rows hold noise that the mask must
+        # hide). transformers returns only the new tokens when given inputs_embeds alone.
+        P = max(EMBED_PROMPT_LENS)
+        emask = torch.zeros(len(EMBED_PROMPT_LENS), P, dtype=torch.long)
+        for row, n in enumerate(EMBED_PROMPT_LENS):
+            emask[row, P - n:] = 1
+        eids = torch.randint(3, V, emask.shape, generator=egen)
+        eemb = model.get_input_embeddings()(eids) + 0.1 * torch.randn(eids.shape + (config.hidden_size,), generator=egen)
+        eemb[emask == 0] = torch.randn(int((emask == 0).sum()), config.hidden_size, generator=egen)
+        t["gen_embeds"], t["gen_embeds_mask"] = eemb, emask
+        embeds_kw = dict(inputs_embeds=eemb, attention_mask=emask, max_new_tokens=EMBED_NEW, eos_token_id=None,
+                         **gen_common)
+        eg = robust_generate(model, name, "embeds_greedy_ids", output_scores=True, return_dict_in_generate=True,
+                             **embeds_kw)
+        t["embeds_greedy_ids"] = eg.sequences
+        margin = min(margin, greedy_margin(eg.scores))
+        t["embeds_beam_ids"] = robust_generate(model, name, "embeds_beam_ids", num_beams=EMBED_BEAMS, length_penalty=1.0,
+                                               early_stopping=False, num_return_sequences=1, **embeds_kw)
+        # Suppressed tokens (SuppressTokensLogitsProcessor: -inf on the raw scores in greedy, on the log-probs in
+        # beam search): every token the unsuppressed greedy run chose first, so each row has to change course.
+        suppress = sorted(set(eg.sequences[:, 0].tolist()))
+        t["suppress_token_ids"] = torch.tensor(suppress, dtype=torch.long)
+        sg = robust_generate(model, name, "embeds_suppressed_greedy_ids", output_scores=True,
+                             return_dict_in_generate=True, suppress_tokens=suppress, **embeds_kw)
+        t["embeds_suppressed_greedy_ids"] = sg.sequences
+        margin = min(margin, greedy_margin(tuple(s.masked_fill(s.isinf(), -1e9) for s in sg.scores)))
+        t["embeds_suppressed_beam_ids"] = robust_generate(
+            model, name, "embeds_suppressed_beam_ids", num_beams=EMBED_BEAMS, length_penalty=1.0, early_stopping=False,
+            num_return_sequences=1, suppress_tokens=suppress, **embeds_kw)
     if margin < MIN_GAP:
         raise NearTie(f"case {name}: a greedy step has top-1/top-2 logit gap {margin:.3g} < {MIN_GAP}")
     for key, want in (("greedy_ids", SEQ + GREEDY_NEW), ("beam_ids", SEQ + GREEDY_NEW),
                       ("batch_greedy_ids", SEQ + BATCH_NEW)):
         if t[key].shape[1] != want:
             die(f"case {name}: {key} has length {t[key].shape[1]}, expected {want} (EOS handling changed?)")
+    for key in ("embeds_greedy_ids", "embeds_beam_ids", "embeds_suppressed_greedy_ids", "embeds_suppressed_beam_ids"):
+        if tuple(t[key].shape) != (len(EMBED_PROMPT_LENS), EMBED_NEW):
+            die(f"case {name}: {key} has shape {tuple(t[key].shape)}, expected only the {EMBED_NEW} new tokens per row")
+    if torch.isin(t["embeds_suppressed_greedy_ids"], t["suppress_token_ids"]).any():
+        die(f"case {name}: a suppressed token was generated")
     be_len = be.shape[1]
     if be_len > BEAM_EOS_WIDTH:
         die(f"case {name}: beam_eos_ids longer than {BEAM_EOS_WIDTH}")
@@ -234,6 +304,19 @@ def compute_case(name: str, seed: int):
         die(f"case {name}: beam search stopped early at length {be_len} without EOS")
     t["beam_eos_ids"] = torch.cat([be, torch.full((1, BEAM_EOS_WIDTH - be_len), -1, dtype=torch.long)], dim=1)
     t["beam_eos_len"] = torch.tensor([be_len], dtype=torch.long)
+
+    # Rank-stabilised LoRA (scaling alpha / sqrt(r) = 4 instead of alpha / r = 2), made last so that its random
+    # init does not move the fixtures above.
+    rs_cfg = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=LORA_TARGETS, bias="none",
+                        task_type="CAUSAL_LM", init_lora_weights=False, use_rslora=True)
+    rsmodel = get_peft_model(copy.deepcopy(model), rs_cfg)
+    with torch.no_grad():
+        for n, p in rsmodel.named_parameters():
+            if "lora_B" in n and not p.abs().max() > 0:
+                p.normal_(0.0, 0.1)
+    rsmodel.eval()
+    with torch.no_grad():
+        t["rslora_logits"] = rsmodel(ids, attention_mask=mask, position_ids=pos).logits
 
     meta = {"case": name, "transformers": transformers.__version__, "peft": peft.__version__,
             "torch": torch.__version__, "eos_handling": EOS_HANDLING, "seed": str(seed),
@@ -246,15 +329,19 @@ def compute_case(name: str, seed: int):
             "position_ids_note": "logits/loss/lora_*: position_ids = clamp(cumsum(mask)-1, 0); right_logits: arange",
             "lora": json.dumps({"r": 4, "lora_alpha": 8, "scaling": 2.0, "init_lora_weights": False,
                                 "b_reinitialised_normal_0.1": bool(b_zero)}),
+            "embeds_note": ("embeds_grad*: d lora loss / d embeds (inputs_embeds, attention_mask, position_ids, labels), "
+                            "gradient checkpointing off / on, train mode; gen_embeds: prompts of lengths "
+                            f"{EMBED_PROMPT_LENS} left-padded, embeds_*_ids: new tokens only, num_beams {EMBED_BEAMS}"),
+            "rslora": json.dumps({"r": 4, "lora_alpha": 8, "use_rslora": True, "scaling": 4.0}),
             "greedy_min_top2_gap": f"{margin:.6g}", "beam_eos_finished": str(beam_finished).lower(),
             "config": json.dumps({**CASES[name], **COMMON})}
     t = {k: (v.float() if v.is_floating_point() else v).contiguous() for k, v in t.items()}
     info = {"margin": margin, "beam_eos_len": be_len, "lora_B_reinit": bool(b_zero), "tensors": len(t)}
-    return model, pmodel, t, meta, info
+    return model, pmodel, rsmodel, t, meta, info
 
 
 def make_case(name: str, case_dir: str, seed: int) -> dict:
-    model, pmodel, t, meta, info = compute_case(name, seed)
+    model, pmodel, rsmodel, t, meta, info = compute_case(name, seed)
 
     def write(tmp: str) -> None:
         model.save_pretrained(os.path.join(tmp, "model"))
@@ -264,6 +351,7 @@ def make_case(name: str, case_dir: str, seed: int) -> dict:
             if len(shards) < 3:
                 die(f"case gqa: only {len(shards)} shards; lower SHARD_SIZE in {__file__}")
         pmodel.save_pretrained(os.path.join(tmp, "adapter"))
+        rsmodel.save_pretrained(os.path.join(tmp, "adapter_rslora"))
         saved = set(load_file(os.path.join(tmp, "adapter", "adapter_model.safetensors")).keys())
         grads = {k[len("grad."):] for k in t if k.startswith("grad.")}
         if saved != grads:
@@ -398,7 +486,7 @@ def cmd_cases(argv: list[str]) -> int:
         try:
             info = make_case(name, os.path.join(a.out, name), CASE_SEEDS[name])
         except NearTie as e:
-            die(f"{e}; pick another seed in CASE_SEEDS ({__file__})")
+            die(f"{e}; pick another seed in CASE_SEEDS (or EMBED_SEEDS for embeds_*) ({__file__})")
         print(f"{name}: {info['tensors']} tensors, {info['bytes']} bytes, greedy min top-2 gap "
               f"{info['margin']:.3g}, beam_eos_len {info['beam_eos_len']}, {time.time() - t0:.1f}s")
     return 0

@@ -1,6 +1,7 @@
 """Reference tokenizations for sbtrec's tokenizer test: for each text of a JSON corpus, the ids and
 decoded text of transformers' Llama tokenizer (loaded from a tokenizer.model as a user would, BOS on)
-and of SentencePiece itself (BOS prepended by hand)."""
+and of SentencePiece itself (BOS prepended by hand). With --added-tokens, also the ids and decoded text
+after tokenizer.add_special_tokens({"additional_special_tokens": [...]}) (LLaRA's "[HistoryEmb]" etc.)."""
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tokenizer", required=True, help="SentencePiece tokenizer.model")
     ap.add_argument("--corpus", required=True, help="JSON list of strings")
     ap.add_argument("--out", required=True, help="JSON output")
+    ap.add_argument("--added-tokens", default="", help='comma-separated special tokens to add, e.g. "[HistoryEmb],[PH]"')
     args = ap.parse_args(argv)
+    added = [t for t in args.added_tokens.split(",") if t]
     try:
         corpus = json.load(open(args.corpus, encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
@@ -42,13 +45,24 @@ def main(argv: list[str] | None = None) -> int:
         with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
             json.dump(cfg, f)
         tok = AutoTokenizer.from_pretrained(d)
+        with_added = None
+        if added:
+            with_added = AutoTokenizer.from_pretrained(d)
+            with_added.add_special_tokens({"additional_special_tokens": added})
         rows = []
         for text in corpus:
             ids = tok.encode(text)
             sp_ids = [sp.bos_id()] + sp.encode(text)
-            rows.append({"text": text, "ids": ids, "decoded": tok.decode(ids, skip_special_tokens=True),
-                         "sp_ids": sp_ids, "sp_decoded": sp.decode(sp_ids[1:])})
+            row = {"text": text, "ids": ids, "decoded": tok.decode(ids, skip_special_tokens=True),
+                   "sp_ids": sp_ids, "sp_decoded": sp.decode(sp_ids[1:])}
+            if with_added is not None:
+                aids = with_added.encode(text)
+                row.update(added_ids=aids, added_decoded=with_added.decode(aids, skip_special_tokens=False))
+            rows.append(row)
     out = {"transformers": transformers.__version__, "tokenizer_class": type(tok).__name__, "rows": rows}
+    if with_added is not None:
+        out["added_tokens"] = {t: with_added.convert_tokens_to_ids(t) for t in added}
+        out["added_vocab_size"] = len(with_added)
     atomic_write_text(args.out, json.dumps(out, ensure_ascii=False) + "\n")
     print(f"wrote {args.out}: {len(rows)} texts ({type(tok).__name__}, transformers {transformers.__version__})")
     return 0

@@ -12,35 +12,15 @@
 #include <fstream>
 #include <limits>
 
+#include "sbtrec/common/dtype.h"
 #include "sbtrec/common/error.h"
 #include "sbtrec/common/fs.h"
 
 namespace sbtrec::safetensors {
 namespace {
 
-struct DType {
-  const char* name;
-  torch::ScalarType type;
-  size_t size;
-};
-const DType kDTypes[] = {
-    {"F64", torch::kFloat64, 8}, {"F32", torch::kFloat32, 4}, {"F16", torch::kFloat16, 2},
-    {"BF16", torch::kBFloat16, 2}, {"I64", torch::kInt64, 8}, {"I32", torch::kInt32, 4},
-    {"I16", torch::kInt16, 2},    {"I8", torch::kInt8, 1},     {"U8", torch::kUInt8, 1},
-    {"BOOL", torch::kBool, 1},    {"U16", torch::kUInt16, 2},  {"U32", torch::kUInt32, 4},
-    {"U64", torch::kUInt64, 8},
-};
-
-const DType* find_dtype(const std::string& name) {
-  for (const auto& d : kDTypes)
-    if (name == d.name) return &d;
-  return nullptr;
-}
-const DType& dtype_of(torch::ScalarType t) {
-  for (const auto& d : kDTypes)
-    if (d.type == t) return d;
-  throw CheckpointError(std::string("safetensors: cannot store tensors of type ") + c10::toString(t));
-}
+// parse_header accepts only the table's codes, so a parsed header's dtype always maps.
+torch::ScalarType scalar_type_of(const TensorInfo& info) { return *dtype_from_safetensors(info.dtype); }
 
 }  // namespace
 
@@ -52,8 +32,7 @@ std::map<std::string, torch::Tensor> load(const std::string& path, std::optional
   if (metadata) *metadata = h.metadata;
   std::map<std::string, torch::Tensor> out;
   for (const auto& [name, info] : h.tensors) {
-    const DType* dt = find_dtype(info.dtype);
-    auto t = torch::empty(info.shape, torch::TensorOptions().dtype(dt->type));
+    auto t = torch::empty(info.shape, torch::TensorOptions().dtype(scalar_type_of(info)));
     if (info.end > info.begin) std::memcpy(t.data_ptr(), p + h.data_start + info.begin, info.end - info.begin);
     if (float_dtype && t.is_floating_point()) t = t.to(*float_dtype);
     out.emplace(name, t);
@@ -101,10 +80,9 @@ torch::Tensor File::get(const std::string& name, std::optional<torch::ScalarType
   auto it = header_.tensors.find(name);
   if (it == header_.tensors.end()) throw CheckpointError("safetensors file '" + path_ + "': no tensor '" + name + "'");
   const auto& info = it->second;
-  const DType* dt = find_dtype(info.dtype);
   auto* data = (uint8_t*)map_ + header_.data_start + info.begin;
   // A view of the mapped bytes (never written: the mapping is private and read-only).
-  auto view = torch::from_blob(data, info.shape, torch::TensorOptions().dtype(dt->type));
+  auto view = torch::from_blob(data, info.shape, torch::TensorOptions().dtype(scalar_type_of(info)));
   const auto target = (dtype && view.is_floating_point()) ? *dtype : view.scalar_type();
   // .to() copies out of the mapping when dtype or device change; clone when neither does.
   auto out = view.to(device, target);
@@ -179,7 +157,7 @@ void save(const std::string& path, const std::map<std::string, torch::Tensor>& t
   for (const auto& [name, tensor] : tensors) {
     auto t = tensor.detach().to(torch::kCPU).contiguous();
     const uint64_t nbytes = (uint64_t)t.numel() * t.element_size();
-    header[name] = {{"dtype", dtype_of(t.scalar_type()).name},
+    header[name] = {{"dtype", safetensors_dtype(t.scalar_type())},
                     {"shape", t.sizes().vec()},
                     {"data_offsets", {offset, offset + nbytes}}};
     offset += nbytes;

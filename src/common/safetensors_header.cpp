@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "sbtrec/common/dtype_table.h"
 #include "sbtrec/common/error.h"
 
 namespace sbtrec::safetensors {
@@ -14,10 +15,10 @@ constexpr uint64_t kMaxHeaderBytes = 100ull << 20;  // the reference implementat
 }  // namespace
 
 size_t dtype_size(const std::string& n) {
-  if (n == "F64" || n == "I64" || n == "U64") return 8;
-  if (n == "F32" || n == "I32" || n == "U32") return 4;
-  if (n == "F16" || n == "BF16" || n == "I16" || n == "U16") return 2;
-  if (n == "I8" || n == "U8" || n == "BOOL") return 1;
+#define SBTREC_DTYPE_SIZE(st, code, name, others, bytes) \
+  if (n == code) return bytes;
+  SBTREC_DTYPES(SBTREC_DTYPE_SIZE)
+#undef SBTREC_DTYPE_SIZE
   return 0;
 }
 

@@ -3,8 +3,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <set>
 
+#include "sbtrec/common/dtype.h"
 #include "sbtrec/common/error.h"
 #include "sbtrec/common/fs.h"
 #include "sbtrec/common/safetensors.h"
@@ -71,7 +73,7 @@ LlamaForCausalLM load_llama(const std::string& dir, std::optional<torch::ScalarT
   for (auto& b : model->buffers()) b.set_data(b.to(device));
   for (auto& p : model->parameters())  // norms keep their init ones otherwise; all floating weights in `target`
     if (p.device() != device || p.scalar_type() != target) p.set_data(p.to(device, target));
-  model->config.torch_dtype = target == torch::kFloat32 ? "float32" : target == torch::kBFloat16 ? "bfloat16" : "float16";
+  model->config.torch_dtype = dtype_name(target);
   model->eval();
   return model;
 }
@@ -95,6 +97,7 @@ void save_adapter(const std::string& dir, LlamaForCausalLMImpl& model, const std
                         {"lora_alpha", model.lora.alpha},
                         {"lora_dropout", model.lora.dropout},
                         {"target_modules", model.lora.target_modules},
+                        {"use_rslora", model.lora.use_rslora},
                         {"bias", "none"},
                         {"fan_in_fan_out", false},
                         {"inference_mode", true},
@@ -123,9 +126,26 @@ void load_adapter(const std::string& dir, LlamaForCausalLMImpl& model) {
   if (!j.contains("target_modules") || !j["target_modules"].is_array())
     fail("target_modules must be a list of module names (regular expressions are not supported)");
   o.target_modules = j["target_modules"].get<std::vector<std::string>>();
-  model.add_lora(o);
-  if (j.value("use_rslora", false))  // rank-stabilised LoRA scales by alpha / sqrt(r)
-    for (auto& l : model.lora_layers()) l->scaling = o.alpha / std::sqrt((double)o.r);
+  if (j.contains("use_rslora") && !j["use_rslora"].is_boolean()) fail("'use_rslora' must be true or false");
+  o.use_rslora = j.value("use_rslora", false);
+  // Resuming training: an adapter of the same rank on the same modules keeps its parameter objects
+  // (an optimizer built over them stays valid) and only takes the new weights and scaling; any other
+  // adapter is replaced by a fresh one of the saved shape.
+  auto same_modules = [](std::vector<std::string> a, std::vector<std::string> b) {
+    std::sort(a.begin(), a.end());
+    std::sort(b.begin(), b.end());
+    return a == b;
+  };
+  if (model.lora.r == o.r && same_modules(model.lora.target_modules, o.target_modules) && !model.lora_layers().empty()) {
+    for (auto& l : model.lora_layers()) {
+      l->unmerge();  // a merged weight holds the old adapter's product
+      l->scaling = o.scaling();
+      l->dropout_p = o.dropout;
+    }
+    model.lora = o;
+  } else {
+    model.add_lora(o);
+  }
   safetensors::File file(dir + "/adapter_model.safetensors");
   torch::NoGradGuard no_grad;
   std::set<std::string> used;

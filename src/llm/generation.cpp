@@ -3,6 +3,7 @@
 #include "sbtrec/llm/generation.h"
 
 #include <cmath>
+#include <limits>
 
 #include "sbtrec/common/error.h"
 
@@ -12,7 +13,10 @@ namespace {
 constexpr float kNeg = -1.0e9f;
 
 struct Prompt {
-  torch::Tensor ids, embeds, mask;  // one of ids / embeds; mask [B, P] (always defined here)
+  torch::Tensor ids, embeds;  // one of them
+  torch::Tensor mask;         // [B, P], or undefined when no row is padded (the model's fast paths)
+  int64_t batch() const { return (ids.defined() ? ids : embeds).size(0); }
+  int64_t length() const { return (ids.defined() ? ids : embeds).size(1); }
 };
 
 torch::Tensor finishing_tokens(const GenerationOptions& o, const torch::Device& dev) {
@@ -27,9 +31,14 @@ int64_t filler(const GenerationOptions& o) {
   return 0;
 }
 
+// Sets the scores of suppressed tokens to -inf in place: scores [B, V].
+void suppress(torch::Tensor& scores, const torch::Tensor& ids) {
+  if (ids.numel()) scores.index_fill_(-1, ids, -std::numeric_limits<float>::infinity());
+}
+
 // Next-token logits [B, V] for a one-token step of every row.
 torch::Tensor step(LlamaForCausalLMImpl& model, const torch::Tensor& tokens, torch::Tensor& mask, KVCache& cache) {
-  mask = torch::cat({mask, torch::ones({mask.size(0), 1}, mask.options())}, 1);  // [B, S + 1]
+  if (mask.defined()) mask = torch::cat({mask, torch::ones({mask.size(0), 1}, mask.options())}, 1);  // [B, S + 1]
   ForwardInputs in;
   in.input_ids = tokens.unsqueeze(1);  // [B, 1]
   in.attention_mask = mask;
@@ -48,14 +57,15 @@ torch::Tensor prefill(LlamaForCausalLMImpl& model, const Prompt& p, KVCache& cac
   return model.forward(in).select(1, 0);  // [B, V]
 }
 
-torch::Tensor greedy(LlamaForCausalLMImpl& model, Prompt p, const GenerationOptions& o) {
-  const int64_t B = p.mask.size(0);
-  KVCache cache(model.config.num_hidden_layers, p.mask.size(1) + o.max_new_tokens);
+torch::Tensor greedy(LlamaForCausalLMImpl& model, Prompt p, const GenerationOptions& o, const torch::Tensor& banned) {
+  const int64_t B = p.batch();
+  KVCache cache(model.config.num_hidden_layers, p.length() + o.max_new_tokens);
   auto logits = prefill(model, p, cache);                                     // [B, V]
   const auto stop = finishing_tokens(o, logits.device());
   auto unfinished = torch::ones({B}, torch::TensorOptions().dtype(torch::kBool).device(logits.device()));
   std::vector<torch::Tensor> out;
   for (int64_t i = 0; i < o.max_new_tokens; ++i) {
+    suppress(logits, banned);
     auto next = logits.argmax(-1);                                            // [B]
     if (stop.numel()) next = torch::where(unfinished, next, torch::full_like(next, filler(o)));
     out.push_back(next);
@@ -77,16 +87,16 @@ torch::Tensor gather_beams(const torch::Tensor& t, const torch::Tensor& idx) {
   return t.gather(1, expanded.expand(shape));
 }
 
-torch::Tensor beam_search(LlamaForCausalLMImpl& model, Prompt p, const GenerationOptions& o) {
-  const int64_t B = p.mask.size(0), K = o.num_beams, N = o.max_new_tokens;
-  KVCache cache(model.config.num_hidden_layers, p.mask.size(1) + N);
+torch::Tensor beam_search(LlamaForCausalLMImpl& model, Prompt p, const GenerationOptions& o, const torch::Tensor& banned) {
+  const int64_t B = p.batch(), K = o.num_beams, N = o.max_new_tokens;
+  KVCache cache(model.config.num_hidden_layers, p.length() + N);
   auto logits = prefill(model, p, cache);  // [B, V]
   const auto dev = logits.device();
   const int64_t V = logits.size(-1);
   // Every beam of a row starts from the same prompt: replicate cache and mask K times.
   auto rows = torch::arange(B, torch::TensorOptions().dtype(torch::kInt64).device(dev)).repeat_interleave(K);  // [B*K]
   cache.reorder(rows);
-  p.mask = p.mask.index_select(0, rows);
+  if (p.mask.defined()) p.mask = p.mask.index_select(0, rows);
   logits = logits.index_select(0, rows);  // [B*K, V]
   const auto stop = finishing_tokens(o, dev);
   const int64_t C = std::max<int64_t>(2, 1 + (int64_t)o.eos_token_ids.size() + (int64_t)o.stop_token_ids.size()) * K;
@@ -103,7 +113,9 @@ torch::Tensor beam_search(LlamaForCausalLMImpl& model, Prompt p, const Generatio
   auto may_improve = torch::ones({B, 1}, torch::TensorOptions().dtype(torch::kBool).device(dev));
   auto top_k_mask = torch::cat({torch::ones({K}, i64), torch::zeros({C - K}, i64)}).to(torch::kBool);  // [C]
   for (int64_t t = 0; t < N; ++t) {
-    auto log_probs = torch::log_softmax(logits, -1).view({B, K, V}) + running_scores.unsqueeze(-1);  // [B, K, V]
+    auto log_probs = torch::log_softmax(logits, -1);                                                  // [B*K, V]
+    suppress(log_probs, banned);  // after the softmax, as transformers' processors: the others keep their mass
+    log_probs = log_probs.view({B, K, V}) + running_scores.unsqueeze(-1);                              // [B, K, V]
     auto [top_scores, top_index] = log_probs.view({B, K * V}).topk(C);                                // [B, C]
     auto from_beam = top_index.div(V, "floor");                                                        // [B, C]
     auto token = top_index.remainder(V);                                                               // [B, C]
@@ -147,7 +159,7 @@ torch::Tensor beam_search(LlamaForCausalLMImpl& model, Prompt p, const Generatio
     // Reorder the cache to the surviving beams and feed their last tokens.
     auto flat_src = (beam_src + torch::arange(B, i64).unsqueeze(1) * K).view({-1});                   // [B*K]
     cache.reorder(flat_src);
-    p.mask = p.mask.index_select(0, flat_src);
+    if (p.mask.defined()) p.mask = p.mask.index_select(0, flat_src);
     logits = step(model, running.select(2, t).reshape({-1}), p.mask, cache);                            // [B*K, V]
   }
   // Best finished hypothesis per row, trimmed to the longest generated length.
@@ -159,13 +171,26 @@ torch::Tensor beam_search(LlamaForCausalLMImpl& model, Prompt p, const Generatio
 torch::Tensor run(LlamaForCausalLMImpl& model, Prompt p, const GenerationOptions& o) {
   if (o.max_new_tokens < 1) throw ConfigError("max_new_tokens must be >= 1");
   if (o.num_beams < 1) throw ConfigError("num_beams must be >= 1");
+  const int64_t V = model.config.vocab_size;
+  for (int64_t id : o.suppress_token_ids)
+    if (id < 0 || id >= V)
+      throw ConfigError("generation suppress_token_ids: id " + std::to_string(id) + " is outside the model's vocabulary [0, " +
+                        std::to_string(V) + ")");
+  const auto& ref = p.ids.defined() ? p.ids : p.embeds;
+  if (p.mask.defined()) {
+    if (p.mask.dim() != 2 || p.mask.size(0) != ref.size(0) || p.mask.size(1) != ref.size(1))
+      throw ConfigError("generate: attention_mask must be [B, P] = [" + std::to_string(ref.size(0)) + ", " +
+                        std::to_string(ref.size(1)) + "] like the prompt, got " + c10::str(p.mask.sizes()));
+    // Checked once per call, not per step: without padding no mask is passed on, so every forward
+    // takes the unmasked kernels and none reads a mask back from the device.
+    if (p.mask.eq(0).any().item<bool>()) p.mask = p.mask.to(torch::kInt64).to(ref.device());
+    else p.mask = torch::Tensor();
+  }
+  const auto banned = torch::tensor(o.suppress_token_ids, torch::TensorOptions().dtype(torch::kInt64)).to(ref.device());
   torch::NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
-  const auto& ref = p.ids.defined() ? p.ids : p.embeds;
-  if (!p.mask.defined()) p.mask = torch::ones({ref.size(0), ref.size(1)}, torch::TensorOptions().dtype(torch::kInt64).device(ref.device()));
-  p.mask = p.mask.to(torch::kInt64).to(ref.device());
-  auto out = o.num_beams == 1 ? greedy(model, p, o) : beam_search(model, p, o);
+  auto out = o.num_beams == 1 ? greedy(model, p, o, banned) : beam_search(model, p, o, banned);
   if (was_training) model.train();
   return out;
 }

@@ -114,7 +114,7 @@ torch::Tensor LlamaDecoderLayerImpl::forward(const torch::Tensor& x, const Atten
   return h + mlp(post_attention_layernorm(h));                    // [B, T, D]
 }
 
-LlamaModelImpl::LlamaModelImpl(const LlamaConfig& c) : config(c) {
+LlamaModelImpl::LlamaModelImpl(const LlamaConfig& c) {
   embed_tokens = register_module("embed_tokens", TokenEmbedding(c.vocab_size, c.hidden_size));
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(LlamaDecoderLayer(c));
@@ -137,8 +137,12 @@ torch::Tensor LlamaModelImpl::forward(const ForwardInputs& in) {
   if (am.defined()) {
     TORCH_CHECK(am.dim() == 2 && am.size(0) == B && am.size(1) == S, "attention_mask must be [B, cached + new] = [", B,
                 ", ", S, "], got ", am.sizes());
-    am = am.to(dev);
-    if (am.all().item<bool>()) am = torch::Tensor();  // no padding: take the fast paths below
+    // Without padding the mask is dropped so the fast paths below apply (SDPA's causal kernel, the
+    // decode kernel). Only a host mask is inspected: reading a device mask back would stall the host
+    // once per forward, so a device mask is used as given (a mask of ones gives the same values).
+    // Generation passes no mask at all when its prompts are unpadded.
+    if (am.device().is_cpu() && am.all().item<bool>()) am = torch::Tensor();
+    else am = am.to(dev);
   }
   // Positions: explicit, else from the mask (as transformers' generate does), else consecutive.
   torch::Tensor pos = in.position_ids;
@@ -243,7 +247,6 @@ void LlamaForCausalLMImpl::add_tokens(int64_t n) {
     lm_head->replace_weight(grow(lm_head->weight));
   }
   config.vocab_size += n;
-  model->config.vocab_size = config.vocab_size;
 }
 
 std::vector<LoraLinear> LlamaForCausalLMImpl::lora_layers(bool only_with_adapter) {
@@ -260,6 +263,7 @@ void LlamaForCausalLMImpl::add_lora(const LoraOptions& options) {
   static const std::set<std::string> known = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
   for (const auto& t : options.target_modules)
     if (!known.count(t)) throw ConfigError("lora target module '" + t + "' is not one of q_proj k_proj v_proj o_proj gate_proj up_proj down_proj");
+  remove_lora();
   for (auto& p : parameters()) p.set_requires_grad(false);
   for (auto& item : model->named_modules()) {
     auto lin = std::dynamic_pointer_cast<LoraLinearImpl>(item.value());
@@ -267,9 +271,15 @@ void LlamaForCausalLMImpl::add_lora(const LoraOptions& options) {
     const std::string& name = item.key();
     const std::string leaf = name.substr(name.rfind('.') + 1);
     if (std::find(options.target_modules.begin(), options.target_modules.end(), leaf) != options.target_modules.end())
-      lin->enable_lora(options.r, options.alpha, options.dropout);
+      lin->enable_lora(options);
   }
   lora = options;
+}
+
+void LlamaForCausalLMImpl::remove_lora() {
+  for (auto& l : lora_layers()) l->disable_lora();
+  lora = LoraOptions{};
+  lora.r = 0;
 }
 
 void LlamaForCausalLMImpl::merge_lora() {

@@ -3,15 +3,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sbtrec/common/dtype.h"
 #include "sbtrec/common/error.h"
 #include "sbtrec/common/fs.h"
 
 namespace sbtrec::llm {
 
 torch::ScalarType parse_dtype(const std::string& n) {
-  if (n == "fp32" || n == "float32" || n == "float") return torch::kFloat32;
-  if (n == "bf16" || n == "bfloat16") return torch::kBFloat16;
-  if (n == "fp16" || n == "float16" || n == "half") return torch::kFloat16;
+  const auto t = dtype_from_name(n);
+  // The model computes in these three; the table knows more (integer types for checkpoints' ids).
+  if (t == torch::kFloat32 || t == torch::kBFloat16 || t == torch::kFloat16) return *t;
   throw ConfigError("unknown dtype '" + n + "': use fp32, bf16 or fp16");
 }
 

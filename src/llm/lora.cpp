@@ -21,8 +21,10 @@ LoraLinearImpl::LoraLinearImpl(int64_t in_features, int64_t out_features) {
   if (!skip_init()) torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
 }
 
-void LoraLinearImpl::enable_lora(int64_t r, double alpha, double dropout) {
-  TORCH_CHECK(r > 0, "LoRA rank must be positive");
+void LoraLinearImpl::enable_lora(const LoraOptions& o) {
+  TORCH_CHECK(o.r > 0, "LoRA rank must be positive");
+  disable_lora();
+  const int64_t r = o.r;
   const auto opts = torch::nn::LinearOptions(weight.size(1), r).bias(false);
   lora_A = register_module("lora_A", torch::nn::Linear(opts));
   lora_B = register_module("lora_B", torch::nn::Linear(torch::nn::LinearOptions(r, weight.size(0)).bias(false)));
@@ -33,8 +35,18 @@ void LoraLinearImpl::enable_lora(int64_t r, double alpha, double dropout) {
     lora_A->to(weight.device());
     lora_B->to(weight.device());
   }
-  scaling = alpha / (double)r;
-  dropout_p = dropout;
+  scaling = o.scaling();
+  dropout_p = o.dropout;
+}
+
+void LoraLinearImpl::disable_lora() {
+  if (!has_lora()) return;
+  unmerge();
+  unregister_module("lora_A");
+  unregister_module("lora_B");
+  lora_A = nullptr;
+  lora_B = nullptr;
+  scaling = dropout_p = 0;
 }
 
 namespace {

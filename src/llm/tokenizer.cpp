@@ -239,6 +239,12 @@ std::string Tokenizer::decode(const std::vector<int64_t>& ids, bool skip_special
   return out;
 }
 
+std::vector<int64_t> Tokenizer::added_token_ids() const {
+  std::vector<int64_t> ids(added_.size());
+  for (size_t i = 0; i < added_.size(); ++i) ids[i] = sp_->GetPieceSize() + (int64_t)i;
+  return ids;
+}
+
 std::vector<int64_t> Tokenizer::add_special_tokens(const std::vector<std::string>& tokens) {
   std::vector<int64_t> ids;
   for (const auto& t : tokens) {

@@ -1,8 +1,11 @@
 // Parity with Hugging Face transformers + PEFT on tiny random checkpoints covering multi-head and
 // grouped-query attention, tied and untied embeddings, rope_theta other than 10000 and odd sizes
 // (fixtures written at test time by scripts/make_parity_fixtures.py): logits (max abs diff <= 1e-4
-// at real positions, left and right padding), loss, LoRA logits and A/B gradients, greedy, beam and
-// batched greedy ids (identical), sharded checkpoints, and an sbtrec-exported adapter in PEFT.
+// at real positions, left and right padding), loss, LoRA logits and A/B gradients, d loss / d inputs_embeds
+// with and without checkpointing (max abs diff <= 1e-4), greedy, beam and batched greedy ids from ids and
+// from left-padded embeddings of different lengths, with and without suppressed tokens (identical),
+// rank-stabilised adapters, loading an adapter over an existing one, sharded checkpoints, and an
+// sbtrec-exported adapter in PEFT.
 #include "../test_util.h"
 #include "sbtrec/common/safetensors.h"
 #include "sbtrec/llm/checkpoint.h"
@@ -125,6 +128,37 @@ TEST_P(HFParity, ChunkedLossFromHiddenStatesMatchesPeft) {
   expect_lora_grads_match(*m, fx);
 }
 
+// d loss / d inputs_embeds is what SBT-Rec's aligner and codebooks are trained by: the chunked loss
+// from embeddings (row 1 left-padded, prompt and padding labelled -100) through the PEFT adapter,
+// checkpointing off and on, against transformers' loss.backward() with gradient checkpointing off/on.
+TEST_P(HFParity, InputsEmbedsGradientMatchesTransformersWithAndWithoutCheckpointing) {
+  auto m = load_llama(root + "/model");
+  load_adapter(root + "/adapter", *m);
+  m->train();  // lora_dropout is 0: deterministic
+  for (const bool checkpointing : {false, true}) {
+    SCOPED_TRACE(checkpointing ? "gradient checkpointing on" : "gradient checkpointing off");
+    const std::string suffix = checkpointing ? "_checkpointed" : "";
+    m->set_gradient_checkpointing(checkpointing);
+    auto x = fx["embeds"].clone().requires_grad_(true);  // [B, T, D]
+    ForwardInputs in;
+    in.inputs_embeds = x;
+    in.attention_mask = fx["attention_mask"];
+    in.position_ids = fx["position_ids"];
+    nn::LinearCrossEntropyOptions o;
+    o.chunk_rows = 5;
+    auto loss = m->loss(in, fx["labels"], o);
+    EXPECT_NEAR(loss.item<double>(), fx["embeds_loss" + suffix].item<double>(), 1e-4);
+    loss.backward();
+    ASSERT_TRUE(x.grad().defined());
+    const auto& want = fx["embeds_grad" + suffix];
+    const double diff = (x.grad() - want).abs().max().item<double>();
+    EXPECT_LE(diff, 1e-4) << "max |grad| " << want.abs().max().item<double>();  // tolerance: max abs diff 1e-4
+    std::cout << GetParam() << " d loss / d inputs_embeds" << suffix << ": max abs diff " << diff << " (max |grad| "
+              << want.abs().max().item<double>() << ")\n";
+    m->zero_grad();
+  }
+}
+
 TEST_P(HFParity, GreedyBeamAndBatchedGenerationIdsAreIdentical) {
   auto m = load_llama(root + "/model");
   auto prompt = fx["input_ids"].narrow(0, 0, 1);  // [1, 12]
@@ -140,12 +174,96 @@ TEST_P(HFParity, GreedyBeamAndBatchedGenerationIdsAreIdentical) {
   EXPECT_TRUE(torch::equal(batch, fx["batch_greedy_ids"]));
 }
 
+// Prompts as embeddings of different lengths, left-padded: transformers' generate(inputs_embeds=...,
+// attention_mask=...) returns only the new tokens, as generate_from_embeds does.
+TEST_P(HFParity, GenerationFromLeftPaddedEmbeddingsOfDifferentLengthsIsIdentical) {
+  auto m = load_llama(root + "/model");
+  const auto& e = fx["gen_embeds"];  // [3, P, D]
+  const auto& mask = fx["gen_embeds_mask"];
+  const int64_t n = fx["embeds_greedy_ids"].size(1);
+  auto check = [&](const GenerationOptions& o, const std::string& key) {
+    auto got = generate_from_embeds(*m, e, mask, o);
+    EXPECT_TRUE(torch::equal(got, fx[key])) << key << ": got\n" << got << "\nwant\n" << fx[key];
+  };
+  check(no_eos(n, 1), "embeds_greedy_ids");
+  check(no_eos(n, 3), "embeds_beam_ids");
+  const auto& s = fx["suppress_token_ids"];
+  std::vector<int64_t> suppressed(s.data_ptr<int64_t>(), s.data_ptr<int64_t>() + s.numel());
+  for (const int64_t beams : {1, 3}) {
+    auto o = no_eos(n, beams);
+    o.suppress_token_ids = suppressed;
+    check(o, beams == 1 ? "embeds_suppressed_greedy_ids" : "embeds_suppressed_beam_ids");
+  }
+}
+
+// use_rslora (scaling alpha / sqrt(r)): PEFT's adapter loads with PEFT's logits, and sbtrec's export of it
+// reads back identically with the flag kept.
+TEST_P(HFParity, RankStabilisedAdapterMatchesPeftAndRoundTrips) {
+  auto m = load_llama(root + "/model");
+  load_adapter(root + "/adapter_rslora", *m);
+  EXPECT_TRUE(m->lora.use_rslora);
+  EXPECT_DOUBLE_EQ(m->lora.scaling(), 4.0);  // 8 / sqrt(4), where plain LoRA would use 8 / 4
+  torch::NoGradGuard ng;
+  auto l = logits(*m, fx["input_ids"], fx["attention_mask"], fx["position_ids"]);
+  EXPECT_LE(maxdiff_where(l, fx["rslora_logits"], fx["attention_mask"]), 1e-4);
+  test::TempDir out;
+  save_adapter(out / "a", *m, root + "/model");
+  EXPECT_TRUE(nlohmann::json::parse(test::read_text(out / "a/adapter_config.json"))["use_rslora"].get<bool>());
+  auto back = load_llama(root + "/model");
+  load_adapter(out / "a", *back);
+  EXPECT_TRUE(torch::equal(logits(*back, fx["input_ids"], fx["attention_mask"], fx["position_ids"]), l));
+}
+
+// Resuming training: load_adapter on a model that already has adapters. Same rank and modules: the
+// weights are replaced in place (the parameter objects an optimizer holds stay); a different adapter
+// (rank, modules, even merged) is replaced by one of the saved shape.
+TEST_P(HFParity, LoadAdapterOverAnExistingAdapterReplacesIt) {
+  auto expect_peft_logits = [&](LlamaForCausalLMImpl& m) {
+    torch::NoGradGuard ng;
+    m.eval();
+    auto l = logits(m, fx["input_ids"], fx["attention_mask"], fx["position_ids"]);
+    EXPECT_LE(maxdiff_where(l, fx["lora_logits"], fx["attention_mask"]), 1e-4);
+  };
+  auto randomise_b = [](LlamaForCausalLMImpl& m) {
+    torch::NoGradGuard ng;
+    for (auto& l : m.lora_layers()) l->lora_B->weight.normal_(0, 0.3);
+  };
+  auto same = load_llama(root + "/model");
+  LoraOptions lo;  // the fixture's r 4, alpha 8 on all seven projections
+  lo.r = 4;
+  lo.alpha = 8;
+  lo.dropout = 0.0;
+  same->add_lora(lo);
+  randomise_b(*same);
+  std::vector<const void*> before;
+  for (auto& l : same->lora_layers()) before.push_back(l->lora_A->weight.unsafeGetTensorImpl());
+  load_adapter(root + "/adapter", *same);
+  std::vector<const void*> after;
+  for (auto& l : same->lora_layers()) after.push_back(l->lora_A->weight.unsafeGetTensorImpl());
+  EXPECT_EQ(before, after);
+  expect_peft_logits(*same);
+
+  auto other = load_llama(root + "/model");
+  LoraOptions small;
+  small.r = 2;
+  small.alpha = 16;
+  small.target_modules = {"q_proj", "v_proj"};
+  other->add_lora(small);
+  randomise_b(*other);
+  other->merge_lora();  // the merged product must leave the base weight before the new adapter comes
+  load_adapter(root + "/adapter", *other);
+  EXPECT_EQ(other->lora.r, 4);
+  EXPECT_EQ(other->lora_layers().size(), (size_t)(7 * other->config.num_hidden_layers));
+  expect_peft_logits(*other);
+}
+
 TEST_P(HFParity, AdapterExportedBySbtrecLoadsInPeft) {
   auto m = load_llama(root + "/model");
   LoraOptions lo;
   lo.r = 3;
   lo.alpha = 6;
   lo.dropout = 0.0;
+  lo.use_rslora = std::string(GetParam()) == "gqa";  // one case exports a rank-stabilised adapter to PEFT
   m->add_lora(lo);
   {
     torch::NoGradGuard ng;

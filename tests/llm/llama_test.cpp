@@ -340,3 +340,45 @@ TEST(Generation, BatchedLeftPaddingEqualsSingleRows) {
     EXPECT_TRUE(torch::equal(out.select(0, 1).narrow(0, 5, 6), r1.select(0, 0).narrow(0, 3, 6))) << beams;
   }
 }
+
+// A model made to prefer an added token at every step (every embedding shares a large first
+// component, which only that token's lm_head row reads) emits it without suppression and never with
+// it, in greedy and beam search; out-of-vocabulary suppressed ids are errors.
+TEST(Generation, SuppressedTokensAreNeverEmitted) {
+  auto m = tiny(12);
+  m->add_tokens(3);
+  const int64_t added = m->config.vocab_size - 2;  // the middle one of the three
+  {
+    torch::NoGradGuard ng;
+    m->model->embed_tokens->weight.select(1, 0).fill_(100.0);
+    m->lm_head->weight.select(0, added).zero_().select(0, 0).fill_(10.0);
+  }
+  auto prompt = ids({1, 17, 42, 99});
+  for (const int64_t beams : {1, 3}) {
+    SCOPED_TRACE(beams == 1 ? "greedy" : "beam search");
+    GenerationOptions o;
+    o.max_new_tokens = 6;
+    o.num_beams = beams;
+    auto free_run = generate(*m, prompt, {}, o).narrow(1, 4, 6);
+    EXPECT_TRUE(free_run.eq(added).all().item<bool>()) << free_run;  // the bias works
+    o.suppress_token_ids = {added};
+    auto out = generate(*m, prompt, {}, o).narrow(1, 4, 6);
+    EXPECT_FALSE(out.eq(added).any().item<bool>()) << out;
+    auto from_embeds = generate_from_embeds(*m, m->model->embed_tokens(prompt).detach(), {}, o);
+    EXPECT_FALSE(from_embeds.eq(added).any().item<bool>()) << from_embeds;
+  }
+  GenerationOptions bad;
+  bad.suppress_token_ids = {m->config.vocab_size};
+  EXPECT_NE(error_of([&] { generate(*m, prompt, {}, bad); }).find("suppress_token_ids"), std::string::npos);
+}
+
+// An all-ones attention mask (on the host) and no mask give the same logits and generations.
+TEST(Llama, AllOnesMaskEqualsNoMask) {
+  auto m = tiny(13);
+  auto x = torch::cat({ids({1, 5, 6, 7, 8}), ids({1, 9, 10, 11, 12})}, 0);
+  torch::NoGradGuard ng;
+  EXPECT_TRUE(torch::equal(logits_of(*m, x, torch::ones({2, 5}, torch::kInt64)), logits_of(*m, x)));
+  GenerationOptions o;
+  o.max_new_tokens = 5;
+  EXPECT_TRUE(torch::equal(generate(*m, x, torch::ones({2, 5}, torch::kInt64), o), generate(*m, x, {}, o)));
+}

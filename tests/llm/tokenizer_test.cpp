@@ -1,11 +1,14 @@
 // Tokenizer parity: on a fixed corpus (hand-picked hard cases, every MovieLens title, LastFM artist
 // names and Steam titles from ../shared), sbtrec's ids and decoded text equal transformers' Llama
-// tokenizer's; in SentencePiece mode they equal SentencePiece's own.
+// tokenizer's; in SentencePiece mode they equal SentencePiece's own. Added special tokens, added to
+// tokenizer and model by one call, tokenize as transformers' after add_special_tokens and grow the
+// embedding with the vocabulary.
 #include "sbtrec/llm/tokenizer.h"
 
 #include "../test_util.h"
 #include "sbtrec/common/error.h"
 #include "sbtrec/data/dataset.h"
+#include "sbtrec/llm/special_tokens.h"
 
 using namespace sbtrec;
 using llm::Tokenizer;
@@ -94,4 +97,56 @@ TEST(Tokenizer, AddedSpecialTokensAndErrors) {
   test::TempDir dir;
   test::write_text(dir / "bad.model", "not a protobuf");
   EXPECT_THROW(Tokenizer(dir / "bad.model"), ConfigError);
+}
+
+TEST(Tokenizer, AddedSpecialTokensMatchTransformersAndGrowTheModel) {
+  SBTREC_REQUIRE_SHARED(kTokenizer);
+  if (!std::filesystem::exists(SBTREC_PYTHON)) GTEST_SKIP() << "missing " << SBTREC_PYTHON << " (run ./scripts/setup.sh)";
+  const std::vector<std::string> added = {"[HistoryEmb]", "[CansEmb]", "[PH]"};
+  const std::vector<std::string> texts = {
+      "[HistoryEmb]", "This user has watched [HistoryEmb] Toy Story, [HistoryEmb] Heat.",
+      "candidates:[CansEmb][CansEmb] x", " [PH] leading space", "a[PH]b", "[PH]\n[CansEmb]", "no added tokens here",
+      "[History] [HistoryEmb", "<s>[PH]</s>"};
+  test::TempDir dir;
+  test::write_text(dir / "corpus.json", nlohmann::json(texts).dump());
+  auto r = test::run(std::string(SBTREC_PYTHON) + " " + test::source("scripts/make_tokenizer_fixtures.py") +
+                     " --tokenizer " + test::shared(kTokenizer) + " --corpus " + (dir / "corpus.json") + " --out " +
+                     (dir / "ref.json") + " --added-tokens \"[HistoryEmb],[CansEmb],[PH]\"");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto ref = nlohmann::json::parse(test::read_text(dir / "ref.json"));
+
+  Tokenizer tok(test::shared(kTokenizer));
+  auto cfg = llm::llama_tiny();
+  cfg.vocab_size = tok.vocab_size();
+  llm::LlamaForCausalLM model(cfg);
+  const auto ids = llm::add_special_tokens(tok, *model, added);
+  for (size_t i = 0; i < added.size(); ++i) EXPECT_EQ(ids[i], ref["added_tokens"][added[i]].get<int64_t>()) << added[i];
+  const int64_t vocab = ref["added_vocab_size"].get<int64_t>();
+  EXPECT_EQ(tok.vocab_size(), vocab);
+  EXPECT_EQ(model->config.vocab_size, vocab);
+  EXPECT_EQ(model->model->embed_tokens->weight.size(0), vocab);
+  EXPECT_EQ(model->lm_head->weight.size(0), vocab);
+  for (const auto& row : ref["rows"]) {
+    const std::string text = row["text"];
+    const auto got = tok.encode(text);
+    EXPECT_EQ(got, row["added_ids"].get<std::vector<int64_t>>()) << nlohmann::json(text).dump();
+    EXPECT_EQ(tok.decode(got, false), row["added_decoded"].get<std::string>()) << nlohmann::json(text).dump();
+  }
+  // Again: the same ids, nothing grows.
+  EXPECT_EQ(llm::add_special_tokens(tok, *model, {"[PH]", "[HistoryEmb]"}), (std::vector<int64_t>{ids[2], ids[0]}));
+  EXPECT_EQ(model->config.vocab_size, vocab);
+  // Generation is told to leave them out (llama_test's SuppressedTokensAreNeverEmitted checks the effect).
+  llm::GenerationOptions o;
+  o.suppress_token_ids = {5};
+  llm::suppress_added_tokens(tok, o);
+  llm::suppress_added_tokens(tok, o);
+  EXPECT_EQ(o.suppress_token_ids, (std::vector<int64_t>{5, ids[0], ids[1], ids[2]}));
+  // A model smaller than the tokenizer does not belong to it.
+  llm::LlamaForCausalLM small(llm::llama_tiny());
+  try {
+    llm::add_special_tokens(tok, *small, {"[X]"});
+    ADD_FAILURE() << "no error for a model with fewer rows than the tokenizer";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("tokenizer.model that belongs"), std::string::npos) << e.what();
+  }
 }

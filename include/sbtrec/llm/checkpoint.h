@@ -22,7 +22,10 @@ void save_llama(const std::string& dir, LlamaForCausalLMImpl& model);
 // base_model.model.<module>.lora_A.weight / lora_B.weight.
 void save_adapter(const std::string& dir, LlamaForCausalLMImpl& model, const std::string& base_model_name_or_path);
 // Adds LoRA per adapter_config.json (r, lora_alpha, lora_dropout, target_modules, use_rslora) and
-// loads its weights. Unsupported settings (DoRA, biases, rank patterns, ...) are errors.
+// loads its weights. On a model that already has adapters (resuming training): the same rank on the
+// same modules keeps the parameter objects and takes the saved weights and scaling in place; any other
+// adapter is replaced by one of the saved shape. Unsupported settings (DoRA, biases, rank patterns,
+// ...) are errors.
 void load_adapter(const std::string& dir, LlamaForCausalLMImpl& model);
 
 }  // namespace sbtrec::llm

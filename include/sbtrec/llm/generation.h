@@ -1,7 +1,8 @@
 // Text generation with a KV cache: greedy and beam search with transformers' semantics (num_beams,
 // length_penalty, early_stopping true/false/"never", the vectorised beam search of transformers 5),
-// max_new_tokens, stop at EOS and/or extra stop tokens (e.g. end of line), batched prompts with left
-// padding, deterministic. Prompts come as token ids or as embeddings (SBT-Rec's hybrid prompts).
+// max_new_tokens, stop at EOS and/or extra stop tokens (e.g. end of line), suppressed tokens (as
+// transformers' suppress_tokens: -inf on the logits in greedy, on the log-probabilities in beam search),
+// batched prompts with left padding, deterministic. Prompts come as token ids or as embeddings (SBT-Rec's hybrid prompts).
 // Legend: B batch, P prompt length, N new tokens, K beams, V vocabulary.
 #pragma once
 #include <torch/torch.h>
@@ -24,6 +25,7 @@ struct GenerationOptions {
   std::vector<int64_t> eos_token_ids;   // finishing tokens; empty = generate exactly max_new_tokens
   std::vector<int64_t> stop_token_ids;  // extra finishing tokens (e.g. those decoding to a newline)
   int64_t pad_token_id = -1;            // filler after a row finished; -1 = first finishing token, or 0
+  std::vector<int64_t> suppress_token_ids;  // never generated (score -inf before each choice), e.g. added special tokens
 };
 
 inline const config::Choices<EarlyStopping>& early_stopping_choices() {

@@ -80,7 +80,8 @@ struct ForwardInputs {
 struct LlamaModelImpl : torch::nn::Module {
   explicit LlamaModelImpl(const LlamaConfig& c);
   torch::Tensor forward(const ForwardInputs& in);  // final hidden states [B, T, D]
-  LlamaConfig config;
+  // No config copy here: LlamaForCausalLMImpl::config is the one (a second copy had to be kept in step
+  // by hand, and load_llama's torch_dtype was not).
   TokenEmbedding embed_tokens{nullptr};
   torch::nn::ModuleList layers{nullptr};
   RMSNorm norm{nullptr};
@@ -107,7 +108,10 @@ struct LlamaForCausalLMImpl : torch::nn::Module {
   void add_tokens(int64_t n);
   void set_gradient_checkpointing(bool on) { model->gradient_checkpointing = on; }
   // Adds LoRA adapters to the target projections of every layer and freezes everything else.
+  // Adapters already present are removed first (their parameters are new objects afterwards).
   void add_lora(const LoraOptions& options);
+  // Removes every adapter (merged ones are unmerged first); the base weights stay frozen.
+  void remove_lora();
   std::vector<LoraLinear> lora_layers(bool only_with_adapter = true);
   void merge_lora();
   void unmerge_lora();

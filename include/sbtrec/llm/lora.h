@@ -1,4 +1,5 @@
-// LoRA (Hu et al.) as PEFT implements it: y = W x + (alpha / r) * B A dropout(x), with W frozen,
+// LoRA (Hu et al.) as PEFT implements it: y = W x + s * B A dropout(x), s = alpha / r (or alpha / sqrt(r)
+// with rank-stabilised LoRA, Kalajdzievski 2023), with W frozen,
 // A [r, in] Kaiming-uniform (a = sqrt(5)) and B [out, r] zeros at initialisation. Adapter weights are
 // kept in float32 even under a bf16/fp16 base (PEFT's autocast_adapter_dtype). The base weight is
 // registered as `weight`, the adapter as `lora_A.weight` / `lora_B.weight`, so checkpoint keys are
@@ -7,6 +8,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -15,11 +17,12 @@
 namespace sbtrec::llm {
 
 struct LoraOptions {
-  int64_t r = 8;
-  double alpha = 32;
-  double dropout = 0.1;
+  int64_t r = 8;           // rank
+  double alpha = 32;       // lora_alpha
+  double dropout = 0.1;    // lora_dropout, on the adapter's input only
   std::vector<std::string> target_modules = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
-  double scaling() const { return alpha / (double)r; }
+  bool use_rslora = false;  // scale by alpha / sqrt(r) instead of alpha / r (PEFT's use_rslora)
+  double scaling() const { return use_rslora ? alpha / std::sqrt((double)r) : alpha / (double)r; }
 };
 
 inline void visit_fields(LoraOptions& o, config::Visitor& v) {
@@ -44,8 +47,11 @@ class LoraLinearImpl : public torch::nn::Module {
   // x [N..., I] -> [N..., O]
   torch::Tensor forward(const torch::Tensor& x);
 
-  // Adds a fresh adapter (PEFT initialisation); the base weight is frozen.
-  void enable_lora(int64_t r, double alpha, double dropout);
+  // Adds a fresh adapter of rank o.r scaled by o.scaling() (PEFT initialisation); the base weight is
+  // frozen. An adapter already present is removed first.
+  void enable_lora(const LoraOptions& o);
+  // Removes the adapter (unmerged first, so the base weight is the checkpoint's again).
+  void disable_lora();
   bool has_lora() const { return !lora_A.is_empty(); }
   // W += scaling * B A (for inference) and back. Forward skips the adapter while merged.
   void merge();

@@ -33,7 +33,9 @@ class Tokenizer {
   int64_t eos_id() const { return eos_; }
   int64_t vocab_size() const;  // SentencePiece pieces + added tokens
   // Adds special tokens (e.g. "[HistoryEmb]") with ids vocab_size(), vocab_size() + 1, ...
+  // Prefer llm::add_special_tokens (special_tokens.h), which grows the model's embedding with it.
   std::vector<int64_t> add_special_tokens(const std::vector<std::string>& tokens);
+  std::vector<int64_t> added_token_ids() const;  // ids of the tokens added so far, in order
   // Ids whose piece contains a newline (byte <0x0A> or a piece with '\n'): "stop at end of line".
   std::vector<int64_t> newline_ids() const;
 
