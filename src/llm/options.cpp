@@ -3,16 +3,13 @@
 
 #include <regex>
 
+#include "sbtrec/common/dtype.h"
+
 namespace sbtrec::llm {
 
 std::optional<torch::ScalarType> scalar_type(LlmDtype d) {
-  switch (d) {
-    case LlmDtype::kFloat32: return torch::kFloat32;
-    case LlmDtype::kBFloat16: return torch::kBFloat16;
-    case LlmDtype::kFloat16: return torch::kFloat16;
-    case LlmDtype::kAuto: break;
-  }
-  return std::nullopt;
+  // The choice names are names of the one dtype table (common/dtype_table.h); "auto" is not in it.
+  return d == LlmDtype::kAuto ? std::nullopt : dtype_from_name(config::choice_name(llm_dtypes(), d));
 }
 
 config::Check<std::string> device_check() {

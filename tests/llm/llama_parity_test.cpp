@@ -17,24 +17,21 @@ using torch::indexing::Slice;
 
 namespace {
 
-// Fixtures are made once per test binary run.
+// Fixtures are made once per build tree and fixture script (ctest runs each TEST in its own process).
 class FixtureEnv : public ::testing::Environment {
  public:
   static std::string dir, error;
   void SetUp() override {
-    dir_.reset(new test::TempDir());
-    dir = *dir_ / "fx";
     if (!std::filesystem::exists(SBTREC_PYTHON)) {
       error = std::string("missing ") + SBTREC_PYTHON + " (run ./scripts/setup.sh)";
       return;
     }
-    auto r = test::run(std::string(SBTREC_PYTHON) + " " + test::source("scripts/make_parity_fixtures.py") + " --out " + dir);
-    if (r.exit_code != 0) error = "make_parity_fixtures.py failed:\n" + r.output;
+    const std::string script = test::source("scripts/make_parity_fixtures.py");
+    // The script and the pinned reference versions determine the fixtures.
+    const std::string inputs = test::read_text(script) + test::read_text(test::source("scripts/requirements-parity.txt")) +
+                               test::read_text(test::source("scripts/requirements.txt"));
+    dir = test::cached_fixture("parity", inputs, std::string(SBTREC_PYTHON) + " " + script, &error);
   }
-  void TearDown() override { dir_.reset(); }
-
- private:
-  std::unique_ptr<test::TempDir> dir_;
 };
 std::string FixtureEnv::dir, FixtureEnv::error;
 const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new FixtureEnv);

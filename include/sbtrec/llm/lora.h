@@ -27,10 +27,11 @@ struct LoraOptions {
 
 inline void visit_fields(LoraOptions& o, config::Visitor& v) {
   v.field("r", o.r, "adapter rank", config::at_least<int64_t>(1));
-  v.field("alpha", o.alpha, "scaling numerator: the adapter is scaled by alpha / r", config::greater_than(0));
+  v.field("alpha", o.alpha, "scaling numerator: the adapter is scaled by alpha / r (or alpha / sqrt(r) with use_rslora)", config::greater_than(0));
   v.field("dropout", o.dropout, "dropout on the adapter input", config::in_half_open(0, 1));
   v.field("target_modules", o.target_modules, "projections that get an adapter",
           config::each_one_of({"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}, true));
+  v.field("use_rslora", o.use_rslora, "scale by alpha / sqrt(r) instead of alpha / r (rank-stabilised LoRA, PEFT's use_rslora)");
 }
 
 // While a SkipInit is alive, new LoraLinear / Llama modules leave their weights uninitialised
