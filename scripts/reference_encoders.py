@@ -231,7 +231,7 @@ def load_sbtrec_checkpoint(path: str) -> nn.Module:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as e:
         raise ValueError(f"{st_path}: does not match {cfg_path}: {e}") from e
-    model.sbtrec_config = doc["model"]
+    model.sbtrec_config = doc[section]
     return model
 
 

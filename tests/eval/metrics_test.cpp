@@ -10,6 +10,15 @@
 
 using namespace sbtrec;
 
+namespace {
+data::Dataset tiny_dataset(const test::TempDir& dir) {
+  test::write_tiny_grouplens(dir / "ml");
+  DataOptions opt;
+  opt.root = dir / "ml";
+  return data::load_dataset(opt);
+}
+}  // namespace
+
 TEST(Metrics, AccumulatorArithmetic) {
   eval::MetricsAccumulator acc;
   acc.add_candidate_case(true, true);
@@ -30,10 +39,7 @@ TEST(Metrics, AccumulatorArithmetic) {
 
 TEST(Metrics, EncoderEvaluationUsesCandidatesAndCountsTiesAsMisses) {
   test::TempDir dir;
-  test::write_tiny_grouplens(dir / "ml");
-  DataOptions opt;
-  opt.root = dir / "ml";
-  auto ds = data::load_dataset(opt);
+  const auto ds = tiny_dataset(dir);
   EncoderOptions mo;
   mo.hidden_size = 4;
   auto enc = encoder::make_encoder(mo, ds.num_items);
@@ -73,10 +79,7 @@ TEST(Metrics, UnmeasuredMetricsAreAbsentNotZero) {
 
 TEST(Metrics, DivergedScoresAndBadCandidateSetsAreErrors) {
   test::TempDir dir;
-  test::write_tiny_grouplens(dir / "ml");
-  DataOptions opt;
-  opt.root = dir / "ml";
-  auto ds = data::load_dataset(opt);
+  const auto ds = tiny_dataset(dir);
   EncoderOptions mo;
   mo.hidden_size = 4;
   auto enc = encoder::make_encoder(mo, ds.num_items);
