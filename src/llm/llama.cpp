@@ -3,6 +3,7 @@
 #include "sbtrec/llm/llama.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
 
 #include <cmath>
 #include <set>
