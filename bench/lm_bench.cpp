@@ -6,6 +6,7 @@
 //             torch::linear vs nn::few_row_linear, in GB/s of weights read.
 // Prints one JSON line each; bench/lm_step.sh and bench/lm_generate.sh compare with the references.
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <nlohmann/json.hpp>
 #include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <chrono>
