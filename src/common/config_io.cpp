@@ -13,16 +13,14 @@
 namespace sbtrec::config {
 
 std::string show(double v) {
-  std::ostringstream s;
-  s.precision(17);
-  for (int p = 1; p <= 17; ++p) {  // shortest precision that reads back exactly
-    std::ostringstream t;
+  std::ostringstream t;
+  for (int p = 1; p <= 17; ++p) {  // shortest precision that reads back exactly (17 always does)
+    t.str("");
     t.precision(p);
     t << v;
-    if (std::stod(t.str()) == v) return t.str();
+    if (std::stod(t.str()) == v) break;
   }
-  s << v;
-  return s.str();
+  return t.str();
 }
 
 Check<double> in_half_open(double lo, double hi) {

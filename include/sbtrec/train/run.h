@@ -25,7 +25,7 @@ class Run {
   Run(const Config& config, bool overwrite);
 
   // Call once the inputs are checked: creates output_dir (with `overwrite`, first removes the files a
-  // previous run left: config.yaml, metrics.jsonl, results.json, checkpoint/), writes config.yaml
+  // previous run left: config.yaml, metrics.jsonl, results.json, checkpoint/, metrics.png), writes config.yaml
   // and starts an empty metrics.jsonl.
   void start();
 
