@@ -1,7 +1,8 @@
 // Benchmarks of the Llama stack on CPU, mirroring bench/reference/lm_step.py and lm_generate.py:
 //   step:     LoRA training steps (forward + causal-LM loss + backward + AdamW on the adapters) of
-//             llama_bench_small() (8 layers, width 512, vocab 32000, fp32), batch x seq random ids.
-//   generate: greedy decoding of N new tokens from a 32-token random prompt, batch 1, KV cache.
+//             llama_bench_small() (8 layers, width 512, vocab 32000, fp32) or a real model (--model),
+//             batch x seq random ids, labels on all tokens or on the last --label-tokens of each row.
+//   generate: greedy decoding of N new tokens from a random prompt (--prompt-tokens), batch 1, KV cache.
 //   stream:   one decoding step's weight traffic alone: x [rows, I] through every projection and lm_head,
 //             torch::linear vs nn::few_row_linear, in GB/s of weights read.
 // Prints one JSON line each; bench/lm_step.sh and bench/lm_generate.sh compare with the references.
@@ -13,6 +14,7 @@
 #include <iostream>
 
 #include "../src/cli/cli_common.h"
+#include "sbtrec/llm/checkpoint.h"
 #include "sbtrec/llm/generation.h"
 #include "sbtrec/llm/llama.h"
 #include "sbtrec/nn/few_row_linear.h"
@@ -50,10 +52,12 @@ int main(int argc, char** argv) {
   cli::setup_process();
   CLI::App app{"sbtrec-bench-lm: Llama LoRA training step and greedy generation timings"};
   app.require_subcommand(1);
-  int threads = 1, steps = 3, warmup = 1, batch = 4, seq = 256, new_tokens = 64, seed = 0;
+  int threads = 1, steps = 3, warmup = 1, batch = 4, seq = 256, new_tokens = 64, seed = 0, label_tokens = 0,
+      prompt_tokens = 32;
   bool checkpointing = false;
-  std::string preset = "small", device_name = "cpu", dtype_name = "fp32";
+  std::string preset = "small", device_name = "cpu", dtype_name = "fp32", model_path;
   auto add_model_options = [&](CLI::App* sub) {
+    sub->add_option("--model", model_path, "Real weights (HF directory, .gguf or default) instead of a random --preset");
     sub->add_option("--preset", preset, "small (8 layers, width 512) | 7b (Llama-2-7B shape)")->check(CLI::IsMember({"small", "7b"}));
     sub->add_option("--device", device_name, "cpu | cuda | cuda:N");
     sub->add_option("--dtype", dtype_name, "fp32 | bf16 | fp16")->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
@@ -65,6 +69,7 @@ int main(int argc, char** argv) {
   step->add_option("--batch", batch);
   step->add_option("--seq", seq);
   step->add_flag("--checkpointing", checkpointing, "Activation checkpointing per layer");
+  step->add_option("--label-tokens", label_tokens, "Labels only on the last N tokens of each row (0 = all), as SBT-Rec's answers");
   bool full_logits = false;
   int64_t chunk_rows = nn::LinearCrossEntropyOptions{}.chunk_rows;
   step->add_option("--chunk-rows", chunk_rows, "Rows per logits chunk of the loss");
@@ -76,6 +81,7 @@ int main(int argc, char** argv) {
   add_model_options(gen);
   gen->add_option("--threads", threads);
   gen->add_option("--new-tokens", new_tokens);
+  gen->add_option("--prompt-tokens", prompt_tokens);
   gen->add_option("--profile", profile, "Profile the timed generation into this chrome-trace file");
   auto* stream = app.add_subcommand("stream", "Weight streaming of one decoding step: torch::linear vs few_row_linear");
   stream->add_option("--threads", threads);
@@ -89,10 +95,12 @@ int main(int argc, char** argv) {
     torch::manual_seed(seed);
     const torch::Device device(device_name);
     if (device.is_cuda() && !torch::cuda::is_available()) throw ConfigError("--device " + device_name + ": no CUDA device here");
-    const auto cfg = preset == "7b" ? llm::llama2_7b() : llm::llama_bench_small();
-    auto model = random_model(cfg, device, llm::parse_dtype(dtype_name));
-    nlohmann::json j = {{"impl", "sbtrec"}, {"threads", threads}, {"torch", TORCH_VERSION}, {"preset", preset},
-                        {"device", device_name}, {"dtype", dtype_name}};
+    auto model = model_path.empty()
+                     ? random_model(preset == "7b" ? llm::llama2_7b() : llm::llama_bench_small(), device, llm::parse_dtype(dtype_name))
+                     : llm::load_llama(model_path, llm::parse_dtype(dtype_name), device);
+    const auto cfg = model->config;
+    nlohmann::json j = {{"impl", "sbtrec"}, {"threads", threads}, {"torch", TORCH_VERSION},
+                        {"preset", model_path.empty() ? preset : model_path}, {"device", device_name}, {"dtype", dtype_name}};
     if (*step) {
       llm::LoraOptions lo;  // r 8, alpha 32, dropout 0.1, all seven projections
       model->add_lora(lo);
@@ -103,12 +111,15 @@ int main(int argc, char** argv) {
         if (p.requires_grad()) params.push_back(p);
       torch::optim::AdamW opt(params, torch::optim::AdamWOptions(1e-4));
       auto ids = torch::randint(0, cfg.vocab_size, {batch, seq}, torch::kInt64).to(device);
+      auto labels = ids.clone();  // [B, T]
+      if (label_tokens > 0) labels.narrow(1, 0, std::max(0, seq - label_tokens)).fill_(-100);
       double loss = 0;
       auto one = [&]() {
         opt.zero_grad();
         llm::ForwardInputs in;
         in.input_ids = ids;
-        auto l = full_logits ? llm::LlamaForCausalLMImpl::causal_lm_loss(model->forward(in), ids) : model->loss(in, ids, nn::LinearCrossEntropyOptions{chunk_rows});
+        auto l = full_logits ? llm::LlamaForCausalLMImpl::causal_lm_loss(model->forward(in), labels)
+                             : model->loss(in, labels, nn::LinearCrossEntropyOptions{chunk_rows});
         l.backward();
         opt.step();
         loss = l.item<double>();
@@ -130,7 +141,8 @@ int main(int argc, char** argv) {
       for (auto& p : params) trainable += p.numel();
       j.update({{"mode", "step"}, {"steps", steps}, {"seconds_per_step", per}, {"tokens_per_s", batch * seq / per},
                 {"final_loss", loss}, {"batch", batch}, {"seq", seq}, {"trainable_params", trainable},
-                {"checkpointing", checkpointing}, {"loss", full_logits ? "full logits" : "chunked"}});
+                {"checkpointing", checkpointing}, {"loss", full_logits ? "full logits" : "chunked"},
+                {"label_tokens", label_tokens}});
     } else if (*stream) {
       if (!device.is_cpu() || dtype_name != "fp32") throw ConfigError("stream: CPU fp32 only");
       torch::NoGradGuard no_grad;
@@ -158,7 +170,7 @@ int main(int argc, char** argv) {
                 {"torch_linear_gb_per_s", linear}, {"few_row_linear_gb_per_s", few}});
     } else {
       model->eval();
-      auto prompt = torch::randint(3, cfg.vocab_size, {1, 32}, torch::kInt64).to(device);
+      auto prompt = torch::randint(3, cfg.vocab_size, {1, prompt_tokens}, torch::kInt64).to(device);
       llm::GenerationOptions o;
       o.max_new_tokens = new_tokens;  // no EOS: exactly new_tokens, as the reference
       llm::generate(*model, prompt, {}, o);  // warm-up
@@ -170,7 +182,7 @@ int main(int argc, char** argv) {
       sync(device);
       const double secs = now() - t0;
       const int64_t made = out.size(1) - prompt.size(1);
-      j.update({{"mode", "generate"}, {"new_tokens", made}, {"prompt_tokens", 32}, {"seconds", secs},
+      j.update({{"mode", "generate"}, {"new_tokens", made}, {"prompt_tokens", prompt_tokens}, {"seconds", secs},
                 {"tokens_per_s", made / secs}});
     }
     std::cout << j.dump() << std::endl;

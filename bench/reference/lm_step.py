@@ -46,6 +46,8 @@ def add_shape_flags(ap: argparse.ArgumentParser) -> None:
 
 
 def build_model(args: argparse.Namespace, seed: int) -> tuple[LlamaForCausalLM, dict]:
+    if getattr(args, "model", ""):
+        return load_model(args)
     cfg = dict(BENCH_MODEL, num_hidden_layers=args.layers, hidden_size=args.hidden,
                intermediate_size=args.intermediate, vocab_size=args.vocab)
     if getattr(args, "preset", "small") == "7b":
@@ -61,6 +63,21 @@ def build_model(args: argparse.Namespace, seed: int) -> tuple[LlamaForCausalLM, 
     return model, dict(cfg, attn_implementation="sdpa", dtype=str(dtype).replace("torch.", ""))
 
 
+def load_model(args: argparse.Namespace) -> tuple[LlamaForCausalLM, dict]:
+    """Real weights from a Hugging Face directory (bench/smollm_*.sh convert the GGUF once with transformers)."""
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[getattr(args, "dtype", "fp32")]
+    model = LlamaForCausalLM.from_pretrained(args.model, dtype=dtype, attn_implementation="sdpa")
+    model.to(getattr(args, "device", "cpu"))
+    c = model.config
+    return model, dict(model=args.model, num_hidden_layers=c.num_hidden_layers, hidden_size=c.hidden_size,
+                       vocab_size=c.vocab_size, pad_token_id=c.pad_token_id if c.pad_token_id is not None else 0,
+                       attn_implementation="sdpa", dtype=str(dtype).replace("torch.", ""))
+
+
+def add_model_flag(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--model", default="", help="Hugging Face model directory (real weights) instead of the random model")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -72,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", choices=["small", "7b"], default="small", help="model shape")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    ap.add_argument("--label-tokens", type=int, default=0, help="labels only on the last N tokens of each row (0 = all)")
+    add_model_flag(ap)
     add_shape_flags(ap)
     args = ap.parse_args(argv)
     if args.threads < 1 or args.steps < 1 or args.warmup < 0 or args.batch < 1 or args.seq < 2:
@@ -85,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     opt = torch.optim.AdamW(params, lr=1e-4)
     gen = torch.Generator().manual_seed(args.seed)
     ids = torch.randint(0, cfg["vocab_size"], (args.batch, args.seq), generator=gen).to(args.device)
+    labels = ids.clone()
+    if args.label_tokens > 0:
+        labels[:, :max(0, args.seq - args.label_tokens)] = -100
     cuda = args.device.startswith("cuda")
 
     def sync() -> None:
@@ -93,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def step() -> float:
         opt.zero_grad(set_to_none=True)
-        loss = model(input_ids=ids, labels=ids).loss
+        loss = model(input_ids=ids, labels=labels).loss
         loss.backward()
         opt.step()
         return loss.item()
@@ -111,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     per_step = (time.perf_counter() - t0) / args.steps
     print(json.dumps({"impl": "transformers+peft", "steps": args.steps, "seconds_per_step": per_step,
                       "tokens_per_s": args.batch * args.seq / per_step, "final_loss": loss, "batch": args.batch,
-                      "seq": args.seq, "threads": args.threads, "torch": torch.__version__,
+                      "seq": args.seq, "label_tokens": args.label_tokens, "threads": args.threads, "torch": torch.__version__,
                       "transformers": transformers.__version__, "peft": peft.__version__,
                       "trainable_params": sum(p.numel() for p in params), "device": args.device,
                       "peak_memory_bytes": torch.cuda.max_memory_allocated() if cuda else None,

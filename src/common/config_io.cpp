@@ -12,6 +12,12 @@
 
 namespace sbtrec::config {
 
+void unknown_choice(const std::string& where, const std::string& name, const std::vector<std::string>& names) {
+  std::string all;
+  for (const auto& n : names) all += (all.empty() ? "" : ", ") + n;
+  throw ConfigError(where + ": must be one of " + all + " (got '" + name + "')");
+}
+
 std::string show(double v) {
   std::ostringstream t;
   for (int p = 1; p <= 17; ++p) {  // shortest precision that reads back exactly (17 always does)

@@ -4,7 +4,13 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "sbtrec/common/error.h"
 
@@ -104,6 +110,31 @@ std::string resolve_checkpoint_dir(const std::string& path, const std::string& m
   throw CheckpointError("no checkpoint at '" + path + "': neither '" + (fs::path(path) / marker).string() + "' nor '" +
                         (fs::path(nested) / marker).string() +
                         "' exists. Pass a checkpoint directory or the run directory that sbtrec-train wrote");
+}
+
+MappedFile::MappedFile(const std::string& path, const std::string& kind) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) throw CheckpointError("cannot open " + kind + " '" + path + "': " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw CheckpointError("cannot read " + kind + " '" + path + "': not a regular file");
+  }
+  size_ = (size_t)st.st_size;
+  if (size_ > 0) {
+    map_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map_ == MAP_FAILED) {
+      map_ = nullptr;
+      const int err = errno;
+      ::close(fd);
+      throw CheckpointError("cannot map " + kind + " '" + path + "' into memory: " + std::strerror(err));
+    }
+  }
+  ::close(fd);
+}
+
+MappedFile::~MappedFile() {
+  if (map_) ::munmap(map_, size_);
 }
 
 }  // namespace sbtrec

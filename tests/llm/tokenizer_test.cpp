@@ -3,6 +3,8 @@
 // tokenizer's; in SentencePiece mode they equal SentencePiece's own. Added special tokens, added to
 // tokenizer and model by one call, tokenize as transformers' after add_special_tokens and grow the
 // embedding with the vocabulary.
+#include <nlohmann/json.hpp>
+
 #include "sbtrec/llm/tokenizer.h"
 
 #include "../test_util.h"

@@ -43,6 +43,17 @@ template <class E> const char* choice_name(const Choices<E>& choices, E value) {
     if (v == value) return name;
   return "?";
 }
+// `name` as one of `choices` (command-line options naming the same choices as a config key); throws
+// ConfigError naming `where` and listing the choices otherwise.
+[[noreturn]] void unknown_choice(const std::string& where, const std::string& name, const std::vector<std::string>& names);
+template <class E> E parse_choice(const Choices<E>& choices, const std::string& name, const std::string& where) {
+  std::vector<std::string> names;
+  for (const auto& [n, v] : choices) {
+    if (name == n) return v;
+    names.emplace_back(n);
+  }
+  unknown_choice(where, name, names);
+}
 
 class Visitor {
  public:

@@ -1,6 +1,8 @@
 // Filesystem helpers: whole-file reads with useful errors, and atomic writes (temp file + rename) so
 // an interrupted run never leaves a half-written checkpoint, config or export behind.
 #pragma once
+#include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <ostream>
 #include <string>
@@ -31,5 +33,22 @@ void atomic_write_dir(const std::string& path, const std::function<void(const st
 // first of `path`, `path/checkpoint` that contains `marker` (e.g. "model.safetensors"); throws
 // CheckpointError naming both places otherwise.
 std::string resolve_checkpoint_dir(const std::string& path, const std::string& marker);
+
+// A whole file mapped read-only (private) into memory, for checkpoint readers that hand out views of
+// tensor bytes without copying the file. Throws CheckpointError naming the path (`kind` says what
+// the file should be, e.g. "safetensors file") when it cannot be opened or mapped.
+class MappedFile {
+ public:
+  MappedFile(const std::string& path, const std::string& kind);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  const uint8_t* data() const { return (const uint8_t*)map_; }
+  size_t size() const { return size_; }
+
+ private:
+  void* map_ = nullptr;
+  size_t size_ = 0;
+};
 
 }  // namespace sbtrec

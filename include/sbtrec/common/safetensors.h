@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "sbtrec/common/fs.h"
 #include "sbtrec/common/safetensors_header.h"
 
 namespace sbtrec::safetensors {
@@ -19,7 +20,6 @@ namespace sbtrec::safetensors {
 class File {
  public:
   explicit File(const std::string& path);
-  ~File();
   File(const File&) = delete;
   File& operator=(const File&) = delete;
 
@@ -34,9 +34,8 @@ class File {
 
  private:
   std::string path_;
+  MappedFile map_;
   Header header_;
-  void* map_ = nullptr;
-  size_t size_ = 0;
 };
 
 // A checkpoint made of one file or of shards listed by <dir>/model.safetensors.index.json

@@ -10,10 +10,12 @@
 
 namespace sbtrec::llm {
 
-// Loads config.json and the weights. `dtype`: floating weights' dtype (default: fp32 on CPU, the
+// Loads a model from a Hugging Face directory (config.json + weights), a GGUF file (architecture from
+// its metadata, quantized weights dequantized to `dtype`; see gguf_llama.h) or "default" (see
+// resolve_model in options.h). `dtype`: floating weights' dtype (default: fp32 on CPU, the
 // config's torch_dtype elsewhere). Shapes are checked against the config (errors name the key);
 // missing or unexpected tensors are errors.
-LlamaForCausalLM load_llama(const std::string& dir, std::optional<torch::ScalarType> dtype = std::nullopt,
+LlamaForCausalLM load_llama(const std::string& model, std::optional<torch::ScalarType> dtype = std::nullopt,
                             const torch::Device& device = torch::kCPU);
 // Writes config.json + model.safetensors (base weights only; tied lm_head omitted, as transformers).
 void save_llama(const std::string& dir, LlamaForCausalLMImpl& model);

