@@ -72,7 +72,8 @@ int main(int argc, char** argv) {
       spdlog::info("wrote logits {} to {}", c10::str(l.sizes()), out);
       return 0;
     }
-    llm::Tokenizer tok(model_dir + "/tokenizer.model");
+    auto tokenizer = llm::load_tokenizer(model_dir);
+    const llm::Tokenizer& tok = *tokenizer;
     auto ids = tok.encode(prompt, true);
     llm::GenerationOptions o;
     o.max_new_tokens = max_new_tokens;
