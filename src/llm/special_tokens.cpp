@@ -12,7 +12,7 @@ std::vector<int64_t> add_special_tokens(Tokenizer& tokenizer, LlamaForCausalLMIm
   if (model.config.vocab_size < tokenizer.vocab_size())
     throw ConfigError("add_special_tokens: the model has " + std::to_string(model.config.vocab_size) +
                       " embedding rows but the tokenizer has " + std::to_string(tokenizer.vocab_size()) +
-                      " ids; load the tokenizer.model that belongs to this checkpoint");
+                      " ids; load the tokenizer that belongs to this checkpoint (its tokenizer.model or tokenizer.json)");
   auto ids = tokenizer.add_special_tokens(tokens);
   // A model with spare rows (a vocabulary padded past the tokenizer's) needs no new ones.
   model.add_tokens(tokenizer.vocab_size() - model.config.vocab_size);

@@ -1,13 +1,15 @@
-// Llama tokenizer (see tokenizer.h).
+// The tokenizer factory and Llama-2's SentencePiece tokenizer (see tokenizer.h).
 #include "sbtrec/llm/tokenizer.h"
 
 #include <sentencepiece_processor.h>
 
 #include <algorithm>
-#include <queue>
+#include <filesystem>
 
+#include "bpe_merge.h"
 #include "sbtrec/common/error.h"
 #include "sbtrec/common/fs.h"
+#include "sbtrec/llm/bpe_tokenizer.h"
 
 namespace sbtrec::llm {
 namespace {
@@ -40,11 +42,9 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
   return s;
 }
 
-uint64_t pair_key(int32_t l, int32_t r) { return ((uint64_t)(uint32_t)l << 32) | (uint32_t)r; }
-
 }  // namespace
 
-Tokenizer::Tokenizer(const std::string& model_path, Mode mode)
+SentencePieceTokenizer::SentencePieceTokenizer(const std::string& model_path, Mode mode)
     : sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()), mode_(mode) {
   if (!path_exists(model_path))
     throw ConfigError("tokenizer '" + model_path + "': no such file (a Llama model directory holds tokenizer.model)");
@@ -54,6 +54,7 @@ Tokenizer::Tokenizer(const std::string& model_path, Mode mode)
   bos_ = sp_->bos_id() >= 0 ? sp_->bos_id() : 1;
   eos_ = sp_->eos_id() >= 0 ? sp_->eos_id() : 2;
   unk_ = sp_->unk_id() >= 0 ? sp_->unk_id() : 0;
+  pad_ = sp_->pad_id() >= 0 ? sp_->pad_id() : -1;
   for (int i = 0; i < sp_->GetPieceSize(); ++i) {
     piece_to_id_.emplace(sp_->IdToPiece(i), i);
     // transformers matches the special pieces' text ("<s>", ...) inside the input; SentencePiece does not.
@@ -68,12 +69,12 @@ Tokenizer::Tokenizer(const std::string& model_path, Mode mode)
   if (mode_ == Mode::kTransformers) build_merges();
 }
 
-Tokenizer::~Tokenizer() = default;
+SentencePieceTokenizer::~SentencePieceTokenizer() = default;
 
 // Merges as transformers derives them from a SentencePiece tokenizer.model (generate_merges without
 // scores): every split of every piece into two pieces, ranked by (piece id, left length, right
 // length) ascending. Ranking by id rather than score is what makes runs of spaces merge into "▁▁".
-void Tokenizer::build_merges() {
+void SentencePieceTokenizer::build_merges() {
   struct Cand {
     int32_t llen, rlen, left, right, result;
   };
@@ -100,43 +101,10 @@ void Tokenizer::build_merges() {
     return a.rlen < b.rlen;
   });
   for (size_t rank = 0; rank < cands.size(); ++rank)
-    merges_.emplace(pair_key(cands[rank].left, cands[rank].right), Merge{(int32_t)rank, cands[rank].result});
+    merges_.emplace(detail::bpe_pair_key(cands[rank].left, cands[rank].right), Merge{(int32_t)rank, cands[rank].result});
 }
 
-// Byte-pair merging over one section: repeatedly merge the adjacent pair of lowest rank (leftmost
-// first), with a heap and a linked list so long prompts stay O(n log n).
-void Tokenizer::bpe(const std::vector<int32_t>& symbols, std::vector<int64_t>& out) const {
-  const int n = (int)symbols.size();
-  std::vector<int32_t> id(symbols), prev(n), next(n);
-  std::vector<bool> alive(n, true);
-  for (int i = 0; i < n; ++i) prev[i] = i - 1, next[i] = i + 1 < n ? i + 1 : -1;
-  using Item = std::tuple<int32_t, int32_t, int32_t, int32_t>;  // rank, position, left id, right id
-  std::priority_queue<Item, std::vector<Item>, std::greater<Item>> heap;
-  auto push = [&](int i) {
-    if (i < 0 || next[i] < 0) return;
-    auto it = merges_.find(pair_key(id[i], id[next[i]]));
-    if (it != merges_.end()) heap.emplace(it->second.rank, i, id[i], id[next[i]]);
-  };
-  for (int i = 0; i + 1 < n; ++i) push(i);
-  while (!heap.empty()) {
-    auto [rank, i, l, r] = heap.top();
-    heap.pop();
-    if (!alive[i] || next[i] < 0 || id[i] != l || id[next[i]] != r) continue;  // stale entry
-    const int j = next[i];
-    id[i] = merges_.at(pair_key(l, r)).result;
-    alive[j] = false;
-    next[i] = next[j];
-    if (next[j] >= 0) prev[next[j]] = i;
-    push(prev[i]);
-    push(i);
-  }
-  for (int i = 0; i < n; i = next[i]) {
-    out.push_back(id[i]);
-    if (next[i] < 0) break;
-  }
-}
-
-void Tokenizer::encode_section(const std::string& text, bool first, std::vector<int64_t>& out) const {
+void SentencePieceTokenizer::encode_section(const std::string& text, bool first, std::vector<int64_t>& out) const {
   if (text.empty()) return;
   if (mode_ == Mode::kSentencePiece) {
     std::vector<int> ids;
@@ -162,14 +130,14 @@ void Tokenizer::encode_section(const std::string& text, bool first, std::vector<
       symbols.push_back((int32_t)unk_);
     }
   }
-  bpe(symbols, out);
+  detail::bpe_merge(symbols, merges_, out);
 }
 
-int64_t Tokenizer::vocab_size() const { return sp_->GetPieceSize() + (int64_t)added_.size(); }
+int64_t SentencePieceTokenizer::vocab_size() const { return sp_->GetPieceSize() + (int64_t)added_.size(); }
 
-std::vector<int64_t> Tokenizer::encode(const std::string& text, bool add_bos) const {
+std::vector<int64_t> SentencePieceTokenizer::encode(const std::string& text, bool add_special_tokens) const {
   std::vector<int64_t> out;
-  if (add_bos) out.push_back(bos_);
+  if (add_special_tokens) out.push_back(bos_);  // Llama-2's tokenizer_config: add_bos_token, no EOS
   // Special-token strings are cut out first (leftmost, longest), the rest is encoded per section.
   size_t pos = 0;
   while (pos <= text.size()) {
@@ -190,7 +158,7 @@ std::vector<int64_t> Tokenizer::encode(const std::string& text, bool add_bos) co
   return out;
 }
 
-std::string Tokenizer::decode(const std::vector<int64_t>& ids, bool skip_special_tokens) const {
+std::string SentencePieceTokenizer::decode(const std::vector<int64_t>& ids, bool skip_special_tokens) const {
   const int64_t n = sp_->GetPieceSize();
   if (mode_ == Mode::kSentencePiece) {  // runs of ordinary ids go through SentencePiece's own decoder
     std::string out;
@@ -239,13 +207,13 @@ std::string Tokenizer::decode(const std::vector<int64_t>& ids, bool skip_special
   return out;
 }
 
-std::vector<int64_t> Tokenizer::added_token_ids() const {
+std::vector<int64_t> SentencePieceTokenizer::added_token_ids() const {
   std::vector<int64_t> ids(added_.size());
   for (size_t i = 0; i < added_.size(); ++i) ids[i] = sp_->GetPieceSize() + (int64_t)i;
   return ids;
 }
 
-std::vector<int64_t> Tokenizer::add_special_tokens(const std::vector<std::string>& tokens) {
+std::vector<int64_t> SentencePieceTokenizer::add_special_tokens(const std::vector<std::string>& tokens) {
   std::vector<int64_t> ids;
   for (const auto& t : tokens) {
     if (t.empty()) throw ConfigError("tokenizer: a special token must not be empty");
@@ -260,13 +228,44 @@ std::vector<int64_t> Tokenizer::add_special_tokens(const std::vector<std::string
   return ids;
 }
 
-std::vector<int64_t> Tokenizer::newline_ids() const {
+std::optional<int64_t> SentencePieceTokenizer::token_to_id(const std::string& token) const {
+  auto it = std::find(added_.begin(), added_.end(), token);
+  if (it != added_.end()) return sp_->GetPieceSize() + (int64_t)(it - added_.begin());
+  auto p = piece_to_id_.find(token);
+  if (p != piece_to_id_.end()) return p->second;
+  return std::nullopt;
+}
+
+std::vector<int64_t> SentencePieceTokenizer::newline_ids() const {
   std::vector<int64_t> out;
   for (int i = 0; i < sp_->GetPieceSize(); ++i) {
     const std::string piece = sp_->IdToPiece(i);
     if (piece == "<0x0A>" || piece.find('\n') != std::string::npos) out.push_back(i);
   }
   return out;
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
+  namespace fs = std::filesystem;
+  auto ends_with = [&](const std::string& suffix) {
+    return path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    // tokenizer.model first: a Llama directory also holds a tokenizer.json, of SentencePiece-style
+    // BPE (Metaspace, byte fallback) that the byte-level reader rightly refuses.
+    if (fs::exists(path + "/tokenizer.model", ec)) return std::make_unique<SentencePieceTokenizer>(path + "/tokenizer.model");
+    if (fs::exists(path + "/tokenizer.json", ec)) return std::make_unique<ByteLevelBpeTokenizer>(ByteLevelBpeTokenizer::from_tokenizer_json(path + "/tokenizer.json"));
+    throw ConfigError("tokenizer: directory '" + path + "' holds neither tokenizer.model (SentencePiece) nor tokenizer.json "
+                      "(Hugging Face byte-level BPE); pass the model directory that has one, or the file itself");
+  }
+  if (ends_with(".model")) return std::make_unique<SentencePieceTokenizer>(path);
+  if (ends_with(".json")) return std::make_unique<ByteLevelBpeTokenizer>(ByteLevelBpeTokenizer::from_tokenizer_json(path));
+  if (!path_exists(path))
+    throw ConfigError("tokenizer '" + path + "': no such file or directory (expected a model directory with tokenizer.model "
+                      "or tokenizer.json, or one of those files)");
+  throw ConfigError("tokenizer '" + path + "': not a directory, a *.model (SentencePiece) or a *.json (Hugging Face "
+                    "tokenizer.json) file; pass the model directory or its tokenizer file");
 }
 
 }  // namespace sbtrec::llm

@@ -33,7 +33,7 @@ TEST(Stories260K, GreedyFromBosMatchesTransformersFor200Tokens) {
   const int64_t first_diff = got.ne(want).nonzero().numel() ? got.ne(want).nonzero()[0][1].item<int64_t>() : -1;
   EXPECT_EQ(first_diff, -1) << "first differing position " << first_diff;
   // The text through the converted SentencePiece tokenizer, and sbtrec-lm's output for an empty prompt.
-  llm::Tokenizer tok(dir / "hf/tokenizer.model", llm::Tokenizer::Mode::kSentencePiece);
+  llm::SentencePieceTokenizer tok(dir / "hf/tokenizer.model", llm::SentencePieceTokenizer::Mode::kSentencePiece);
   std::vector<int64_t> ids(got.data_ptr<int64_t>() + 1, got.data_ptr<int64_t>() + got.numel());
   const std::string text = tok.decode(ids);
   EXPECT_EQ(text.rfind("Once upon a time", 0), 0u) << text;

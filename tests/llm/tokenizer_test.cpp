@@ -9,11 +9,11 @@
 
 #include "../test_util.h"
 #include "sbtrec/common/error.h"
-#include "sbtrec/data/dataset.h"
 #include "sbtrec/llm/special_tokens.h"
+#include "tokenizer_corpus.h"
 
 using namespace sbtrec;
-using llm::Tokenizer;
+using llm::SentencePieceTokenizer;
 
 namespace {
 const char* kTokenizer = "models/llama2-tokenizer/tokenizer.model";
@@ -25,20 +25,8 @@ std::vector<std::string> corpus() {
       "<s>inside</s> and <unk>", "This user has watched Toy Story (1995), Heat and The Usual Suspects.",
       "[HistoryEmb] is not special", "1234567890", "ends with a newline\n", "   leading three",
       "Se7en", "What's up? -- ok...", "quote \"x\" 'y'", "numbers 3.14159 and 2,718"};
-  DataOptions ml;
-  ml.root = test::shared("data/ml-100k");
-  if (std::filesystem::exists(ml.root + "/u.item")) {
-    auto ds = data::load_dataset(ml);
-    c.insert(c.end(), ds.titles.begin(), ds.titles.end());
-  }
-  for (const char* rel : {"data/llara/lastfm/id2name.txt", "data/llara/steam/id2name.txt"}) {
-    std::istringstream in(test::read_text(test::shared(rel)));
-    int k = 0;
-    for (std::string line; std::getline(in, line) && k < 800; ++k) {
-      const auto sep = line.find("::");
-      if (sep != std::string::npos) c.push_back(line.substr(sep + 2));
-    }
-  }
+  const auto titles = test::shared_titles(800);
+  c.insert(c.end(), titles.begin(), titles.end());
   return c;
 }
 }  // namespace
@@ -58,8 +46,8 @@ TEST(Tokenizer, MatchesTransformersAndSentencePieceOnCorpus) {
                      (dir / "ref.json"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto ref = nlohmann::json::parse(test::read_text(dir / "ref.json"));
-  Tokenizer hf(test::shared(kTokenizer));
-  Tokenizer sp(test::shared(kTokenizer), Tokenizer::Mode::kSentencePiece);
+  SentencePieceTokenizer hf(test::shared(kTokenizer));
+  SentencePieceTokenizer sp(test::shared(kTokenizer), SentencePieceTokenizer::Mode::kSentencePiece);
   int ids_equal = 0, text_equal = 0, sp_equal = 0, n = 0;
   for (const auto& row : ref["rows"]) {
     const std::string text = row["text"];
@@ -86,7 +74,7 @@ TEST(Tokenizer, MatchesTransformersAndSentencePieceOnCorpus) {
 
 TEST(Tokenizer, AddedSpecialTokensAndErrors) {
   SBTREC_REQUIRE_SHARED(kTokenizer);
-  Tokenizer tok(test::shared(kTokenizer));
+  SentencePieceTokenizer tok(test::shared(kTokenizer));
   EXPECT_EQ(tok.vocab_size(), 32000);
   auto ids = tok.add_special_tokens({"[HistoryEmb]", "[CansEmb]"});
   EXPECT_EQ(ids, (std::vector<int64_t>{32000, 32001}));
@@ -95,10 +83,20 @@ TEST(Tokenizer, AddedSpecialTokensAndErrors) {
   EXPECT_EQ(std::count(enc.begin(), enc.end(), 32001), 1);
   EXPECT_EQ(tok.decode(enc, false), "<s> watched [HistoryEmb] then[CansEmb]");
   EXPECT_FALSE(tok.newline_ids().empty());
-  EXPECT_THROW(Tokenizer("/nonexistent/tokenizer.model"), ConfigError);
+  EXPECT_EQ(tok.token_to_id("<s>"), 1);
+  EXPECT_EQ(tok.token_to_id("[CansEmb]"), 32001);
+  EXPECT_EQ(tok.token_to_id("not a piece"), std::nullopt);
+  EXPECT_EQ(tok.pad_id(), -1);
+  // load_tokenizer: the file itself, or the directory holding it.
+  for (const std::string path : {test::shared(kTokenizer), test::shared("models/llama2-tokenizer")}) {
+    auto loaded = llm::load_tokenizer(path);
+    ASSERT_NE(dynamic_cast<SentencePieceTokenizer*>(loaded.get()), nullptr) << path;
+    EXPECT_EQ(loaded->encode("Hello world"), SentencePieceTokenizer(test::shared(kTokenizer)).encode("Hello world"));
+  }
+  EXPECT_THROW(SentencePieceTokenizer("/nonexistent/tokenizer.model"), ConfigError);
   test::TempDir dir;
   test::write_text(dir / "bad.model", "not a protobuf");
-  EXPECT_THROW(Tokenizer(dir / "bad.model"), ConfigError);
+  EXPECT_THROW(SentencePieceTokenizer(dir / "bad.model"), ConfigError);
 }
 
 TEST(Tokenizer, AddedSpecialTokensMatchTransformersAndGrowTheModel) {
@@ -117,7 +115,7 @@ TEST(Tokenizer, AddedSpecialTokensMatchTransformersAndGrowTheModel) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto ref = nlohmann::json::parse(test::read_text(dir / "ref.json"));
 
-  Tokenizer tok(test::shared(kTokenizer));
+  SentencePieceTokenizer tok(test::shared(kTokenizer));
   auto cfg = llm::llama_tiny();
   cfg.vocab_size = tok.vocab_size();
   llm::LlamaForCausalLM model(cfg);
@@ -149,6 +147,6 @@ TEST(Tokenizer, AddedSpecialTokensMatchTransformersAndGrowTheModel) {
     llm::add_special_tokens(tok, *small, {"[X]"});
     ADD_FAILURE() << "no error for a model with fewer rows than the tokenizer";
   } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("tokenizer.model that belongs"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("tokenizer that belongs"), std::string::npos) << e.what();
   }
 }
