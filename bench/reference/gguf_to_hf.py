@@ -20,10 +20,16 @@ def main(argv: list[str] | None = None) -> int:
     if not os.path.isfile(args.gguf):
         raise SystemExit(f"error: {args.gguf}: no such file (run ./scripts/setup.sh)")
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     d, f = os.path.split(os.path.abspath(args.gguf))
-    model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32)
+    loaded = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32)
+    # transformers refuses to save a model it loaded from GGUF ("not serializable"): the same weights
+    # go into a plain LlamaForCausalLM of the same config, without the GGUF quantization note.
+    cfg = loaded.config.to_dict()
+    cfg.pop("quantization_config", None)
+    model = LlamaForCausalLM(LlamaConfig(**cfg))
+    model.load_state_dict(loaded.state_dict())
     model.save_pretrained(args.out)
     AutoTokenizer.from_pretrained(d, gguf_file=f).save_pretrained(args.out)
     with open(stamp, "w") as fh:

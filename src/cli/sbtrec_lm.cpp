@@ -4,7 +4,9 @@
 // tokenizing and decoding, and converting a GGUF file into a Hugging Face directory.
 #include "cli_common.h"
 #include "sbtrec/common/fs.h"
+#include "sbtrec/common/gguf.h"
 #include "sbtrec/common/safetensors.h"
+#include "sbtrec/llm/bpe_tokenizer.h"
 #include "sbtrec/llm/chat_format.h"
 #include "sbtrec/llm/checkpoint.h"
 #include "sbtrec/llm/generation.h"
@@ -120,9 +122,11 @@ int main(int argc, char** argv) {
         throw ConfigError("convert: --out '" + out + "' exists and is not empty; pass --overwrite to replace it");
       auto m = llm::load_llama(path, st.value_or(torch::kFloat32));
       auto tok = llm::load_tokenizer(path);
+      const auto* bpe = dynamic_cast<const llm::ByteLevelBpeTokenizer*>(tok.get());
+      if (!bpe) throw ConfigError("convert: '" + path + "' has no byte-level BPE vocabulary to write as tokenizer.json");
       atomic_write_dir(out, [&](const std::string& tmp) {
         llm::save_llama(tmp, *m);
-        llm::save_tokenizer(*tok, tmp, llm::read_chat_template(path));
+        llm::write_tokenizer_json(bpe->vocabulary(), tmp);  // tokenizer.json + tokenizer_config.json (chat template)
       });
       spdlog::info("wrote {} ({} layers, vocab {}, {}) to {}", path, m->config.num_hidden_layers, m->config.vocab_size,
                    m->config.torch_dtype, out);

@@ -78,4 +78,34 @@ torch::Tensor unpermute_qk_rows(const torch::Tensor& w, int64_t heads) {
   return w.reshape({heads, half, 2, -1}).transpose(1, 2).reshape(w.sizes()).contiguous();
 }
 
+BpeVocabulary bpe_vocabulary_from_gguf(const gguf::Header& h) {
+  const std::string model = h.get_string("tokenizer.ggml.model");
+  if (model != "gpt2")
+    throw CheckpointError("GGUF file '" + h.source + "': tokenizer.ggml.model is \"" + model +
+                          "\"; sbtrec reads byte-level BPE (\"gpt2\") vocabularies from GGUF. For a SentencePiece "
+                          "(Llama-2) vocabulary, use the Hugging Face directory's tokenizer.model");
+  BpeVocabulary v;
+  v.source = h.source;
+  v.tokens = h.get_strings("tokenizer.ggml.tokens");
+  v.merges = h.get_strings("tokenizer.ggml.merges");
+  if (h.find("tokenizer.ggml.token_type"))
+    for (int64_t t : h.get_ints("tokenizer.ggml.token_type")) v.token_types.push_back((int32_t)t);
+  else
+    v.token_types.assign(v.tokens.size(), 1);  // all normal: token_types given selects transformers' GGUF reading
+  if (v.token_types.size() != v.tokens.size())
+    throw CheckpointError("GGUF file '" + h.source + "': tokenizer.ggml.token_type has " + std::to_string(v.token_types.size()) +
+                          " entries for " + std::to_string(v.tokens.size()) + " tokens");
+  // transformers splits with ByteLevel's regex whatever tokenizer.ggml.pre says ("smollm" included:
+  // its vocabulary has no multi-digit tokens, so splitting digits first changes nothing).
+  v.pre_tokenizer = "gpt2";
+  v.bos_id = h.find_int("tokenizer.ggml.bos_token_id").value_or(-1);
+  v.eos_id = h.find_int("tokenizer.ggml.eos_token_id").value_or(-1);
+  v.pad_id = h.find_int("tokenizer.ggml.padding_token_id").value_or(-1);
+  v.unk_id = -1;  // transformers builds the BPE model without an unk token from a GGUF
+  v.add_bos = h.find_bool("tokenizer.ggml.add_bos_token").value_or(false);
+  v.add_eos = h.find_bool("tokenizer.ggml.add_eos_token").value_or(false);
+  v.chat_template = h.find_string("tokenizer.chat_template").value_or("");
+  return v;
+}
+
 }  // namespace sbtrec::llm

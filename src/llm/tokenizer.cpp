@@ -9,6 +9,9 @@
 #include "bpe_merge.h"
 #include "sbtrec/common/error.h"
 #include "sbtrec/common/fs.h"
+#include "sbtrec/common/gguf.h"
+#include "sbtrec/llm/gguf_llama.h"
+#include "sbtrec/llm/options.h"
 #include "sbtrec/llm/bpe_tokenizer.h"
 
 namespace sbtrec::llm {
@@ -245,12 +248,17 @@ std::vector<int64_t> SentencePieceTokenizer::newline_ids() const {
   return out;
 }
 
-std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model) {
+  const std::string path = resolve_model(model);
   namespace fs = std::filesystem;
   auto ends_with = [&](const std::string& suffix) {
     return path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
   std::error_code ec;
+  if (gguf::is_gguf_file(path)) {
+    gguf::File file(path);  // header only: tensors stay unread in the mapping
+    return std::make_unique<ByteLevelBpeTokenizer>(bpe_vocabulary_from_gguf(file.header()));
+  }
   if (fs::is_directory(path, ec)) {
     // tokenizer.model first: a Llama directory also holds a tokenizer.json, of SentencePiece-style
     // BPE (Metaspace, byte fallback) that the byte-level reader rightly refuses.

@@ -98,7 +98,11 @@ TEST(BpeTokenizer, MatchesTransformersOnSmolLM2FromGguf) {
   const auto r = reference();
   ASSERT_FALSE(r.dir.empty()) << r.error;
   const auto& [texts, fx, error, ref] = r;
-  const auto tok = ByteLevelBpeTokenizer::from_tokenizer_json(fx + "/gguf/tokenizer.json");
+  // transformers' tokenizer.json of the GGUF, and the GGUF file itself (its tokenizer.ggml.* metadata).
+  for (const std::string source : {fx + "/gguf/tokenizer.json", test::default_model_gguf()}) {
+  SCOPED_TRACE(source);
+  const auto loaded = llm::load_tokenizer(source);
+  const auto& tok = dynamic_cast<const ByteLevelBpeTokenizer&>(*loaded);
   EXPECT_EQ(tok.vocab_size(), ref["vocab_size"].get<int64_t>());
   EXPECT_EQ(tok.bos_id(), ref["bos_token_id"].get<int64_t>());
   EXPECT_EQ(tok.eos_id(), ref["eos_token_id"].get<int64_t>());
@@ -138,6 +142,7 @@ TEST(BpeTokenizer, MatchesTransformersOnSmolLM2FromGguf) {
             << text_bad.count << "; " << ref["decodes"].size() << " random decodes, " << decode_bad.count
             << " differ (" << ref["tokenizer_class"].get<std::string>() << ", transformers "
             << ref["transformers"].get<std::string>() << ", tokenizers " << ref["tokenizers"].get<std::string>() << ")\n";
+  }
 }
 
 TEST(BpeTokenizer, TokenizerJsonVariantsMatchTokenizers) {

@@ -7,9 +7,11 @@
 
 #include "../test_util.h"
 #include "sbtrec/common/safetensors.h"
+#include "sbtrec/llm/chat_format.h"
 #include "sbtrec/llm/checkpoint.h"
 #include "sbtrec/llm/generation.h"
 #include "sbtrec/llm/options.h"
+#include "sbtrec/llm/tokenizer.h"
 
 using namespace sbtrec;
 using namespace sbtrec::llm;
@@ -127,4 +129,33 @@ TEST(SmolLM2Parity, LoraLossAndGradientsMatchPeft) {
     EXPECT_EQ(compared, 2 * 7 * 30);
     std::cout << (chunked ? "chunked" : "logits") << " loss: LoRA gradients' worst relative max abs diff " << worst << "\n";
   }
+}
+
+// --chat: ChatML (SmolLM2's template, its default system message) and Llama-2-chat's [INST] format,
+// text and ids against transformers' apply_chat_template (Llama-2 with the shared tokenizer.model).
+TEST(SmolLM2Parity, ChatFormatsMatchApplyChatTemplate) {
+  SMOL_REQUIRE();
+  const auto t = resolve_chat_format(ChatFormat::kAuto, SmolFixture::model);
+  EXPECT_EQ(t.format, ChatFormat::kChatML);
+  EXPECT_EQ(t.default_system, "You are a helpful AI assistant named SmolLM, trained by Hugging Face");
+  auto tok = load_tokenizer(SmolFixture::model);
+  const auto cases = nlohmann::json::parse(test::read_text(SmolFixture::dir + "/generation.json"));
+  for (const auto& c : cases) {
+    const std::string text = apply_chat_format(t, c["prompt"].get<std::string>());
+    EXPECT_EQ(text, c["text"].get<std::string>());
+    EXPECT_EQ(tok->encode(text, false), c["ids"].get<std::vector<int64_t>>());
+  }
+  EXPECT_EQ(apply_chat_format(t, "hi", std::string("Be brief.")),
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+  const std::string l2 = SmolFixture::dir + "/llama2_chat.json";
+  if (!std::filesystem::exists(l2)) GTEST_SKIP() << "missing ../shared/models/llama2-tokenizer/tokenizer.model: Llama-2-chat case not run";
+  SentencePieceTokenizer sp(test::shared("models/llama2-tokenizer/tokenizer.model"));
+  const ChatTemplate llama2{ChatFormat::kLlama2Chat, ""};
+  for (const auto& c : nlohmann::json::parse(test::read_text(l2))) {
+    const auto sys = c["system"].is_null() ? std::nullopt : std::optional<std::string>(c["system"].get<std::string>());
+    const std::string text = apply_chat_format(llama2, c["user"].get<std::string>(), sys);
+    EXPECT_EQ(text, c["text"].get<std::string>());
+    EXPECT_EQ(sp.encode(text, false), c["ids"].get<std::vector<int64_t>>()) << text;
+  }
+  EXPECT_EQ(resolve_chat_format(ChatFormat::kAuto, test::shared("models/llama2-tokenizer")).format, ChatFormat::kNone);
 }

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "sbtrec/common/gguf_header.h"
+#include "sbtrec/llm/bpe_tokenizer.h"
 #include "sbtrec/llm/llama_config.h"
 
 namespace sbtrec::llm {
@@ -26,5 +27,12 @@ std::string hf_name_from_gguf(const std::string& gguf_name);
 // per head, rows [0, 2, 4, ..., 1, 3, 5, ...] become interleaved. This returns the Hugging Face
 // (rotate-half) order. `w`: [heads * head_dim, in] with `heads` the query or key-value head count.
 torch::Tensor unpermute_qk_rows(const torch::Tensor& w, int64_t heads);
+
+// The byte-level BPE vocabulary of a GGUF file (tokenizer.ggml.model = "gpt2": tokens, merges, token
+// types, bos/eos/pad ids, add_bos_token, pre-tokenizer, chat template), read as transformers reads it
+// (AutoTokenizer.from_pretrained(dir, gguf_file=...)). Throws CheckpointError naming the file for
+// another tokenizer model (SentencePiece "llama" vocabularies: use the Hugging Face directory's
+// tokenizer.model) or missing metadata.
+BpeVocabulary bpe_vocabulary_from_gguf(const gguf::Header& h);
 
 }  // namespace sbtrec::llm

@@ -51,11 +51,12 @@ class Tokenizer {
   virtual std::vector<int64_t> newline_ids() const = 0;
 };
 
-// A model directory holding tokenizer.model (SentencePiece, Mode::kTransformers) or tokenizer.json
+// A GGUF file (its tokenizer.ggml.* metadata: byte-level BPE), "default" (llm::resolve_model), a model
+// directory holding tokenizer.model (SentencePiece, Mode::kTransformers) or tokenizer.json
 // (byte-level BPE), or one of those files itself (*.model, *.json). A directory with both is
 // SentencePiece: Llama directories carry a tokenizer.json of SentencePiece-style BPE beside their
 // tokenizer.model. Throws ConfigError saying what it looked for.
-std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model);
 
 class SentencePieceTokenizer : public Tokenizer {
  public:
