@@ -6,6 +6,8 @@
 // tokenizer.json sbtrec writes, loaded back by transformers, tokenizes as sbtrec does.
 #include "sbtrec/llm/bpe_tokenizer.h"
 
+#include <nlohmann/json.hpp>
+
 #include "../test_util.h"
 #include "sbtrec/common/error.h"
 #include "sbtrec/llm/special_tokens.h"

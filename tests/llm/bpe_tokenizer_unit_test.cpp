@@ -2,6 +2,8 @@
 // added tokens, lossless bytes, lossy UTF-8 decoding, unknown bytes, long inputs), the tokenizer.json
 // writer and reader agree, and every unsupported or broken tokenizer.json is a ConfigError naming the
 // file and the field. Parity with transformers is bpe_tokenizer_test.cpp's.
+#include <nlohmann/json.hpp>
+
 #include "../test_util.h"
 #include "sbtrec/common/error.h"
 #include "sbtrec/llm/bpe_tokenizer.h"
