@@ -10,12 +10,6 @@ namespace {
 
 std::string lm() { return test::bin("sbtrec-lm"); }
 
-#define REQUIRE_DEFAULT_MODEL()                                                             \
-  do {                                                                                      \
-    if (!std::filesystem::exists(llm::default_model_path()))                                \
-      GTEST_SKIP() << "missing the default model '" << llm::default_model_path() << "' (run ./scripts/setup.sh)"; \
-  } while (0)
-
 // stdout only (logs go to stderr).
 test::CommandResult run_stdout(const std::string& cmd) {
   test::CommandResult r{0, ""};
@@ -31,7 +25,7 @@ test::CommandResult run_stdout(const std::string& cmd) {
 }  // namespace
 
 TEST(LmCli, ChatAnswersTheReadmeQuestion) {
-  REQUIRE_DEFAULT_MODEL();
+  SBTREC_REQUIRE_MODEL();
   auto r = run_stdout(lm() + " generate --model default --chat --prompt \"What is the capital of France?\"");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("Paris"), std::string::npos) << r.output;
@@ -39,7 +33,7 @@ TEST(LmCli, ChatAnswersTheReadmeQuestion) {
 }
 
 TEST(LmCli, TokenizeAndDecodeRoundTrip) {
-  REQUIRE_DEFAULT_MODEL();
+  SBTREC_REQUIRE_MODEL();
   const std::string text = "Toy Story (1995), café and 12 monkeys";
   auto ids = run_stdout(lm() + " tokenize --model default --text \"" + text + "\"");
   ASSERT_EQ(ids.exit_code, 0) << ids.output;
@@ -57,7 +51,7 @@ TEST(LmCli, TokenizeAndDecodeRoundTrip) {
 }
 
 TEST(LmCli, ConvertWritesADirectoryTransformersLoads) {
-  REQUIRE_DEFAULT_MODEL();
+  SBTREC_REQUIRE_MODEL();
   test::TempDir dir;
   const std::string out = dir / "hf";
   auto r = test::run(lm() + " convert --model default --out " + out);
