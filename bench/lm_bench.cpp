@@ -54,13 +54,14 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int threads = 1, steps = 3, warmup = 1, batch = 4, seq = 256, new_tokens = 64, seed = 0, label_tokens = 0,
       prompt_tokens = 32;
-  bool checkpointing = false;
+  bool checkpointing = false, no_packed = false;
   std::string preset = "small", device_name = "cpu", dtype_name = "fp32", model_path;
   auto add_model_options = [&](CLI::App* sub) {
     sub->add_option("--model", model_path, "Real weights (HF directory, .gguf or default) instead of a random --preset");
     sub->add_option("--preset", preset, "small (8 layers, width 512) | 7b (Llama-2-7B shape)")->check(CLI::IsMember({"small", "7b"}));
     sub->add_option("--device", device_name, "cpu | cuda | cuda:N");
     sub->add_option("--dtype", dtype_name, "fp32 | bf16 | fp16")->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
+    sub->add_flag("--no-packed", no_packed, "--model FILE.gguf: decode from the float32 weights, not the quantized blocks");
   };
   auto* step = app.add_subcommand("step", "LoRA training steps");
   step->add_option("--threads", threads);
@@ -98,9 +99,11 @@ int main(int argc, char** argv) {
     auto model = model_path.empty()
                      ? random_model(preset == "7b" ? llm::llama2_7b() : llm::llama_bench_small(), device, llm::parse_dtype(dtype_name))
                      : llm::load_llama(model_path, llm::parse_dtype(dtype_name), device);
+    if (no_packed) llm::drop_packed_weights(*model);
     const auto cfg = model->config;
     nlohmann::json j = {{"impl", "sbtrec"}, {"threads", threads}, {"torch", TORCH_VERSION},
-                        {"preset", model_path.empty() ? preset : model_path}, {"device", device_name}, {"dtype", dtype_name}};
+                        {"preset", model_path.empty() ? preset : model_path}, {"device", device_name}, {"dtype", dtype_name},
+                        {"packed", !model_path.empty() && !no_packed}};
     if (*step) {
       llm::LoraOptions lo;  // r 8, alpha 32, dropout 0.1, all seven projections
       model->add_lora(lo);

@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::string model = "default", adapter, dtype = "auto", ids_text, out, prompt, text, decode_ids, system;
   int64_t max_new_tokens = 64, num_beams = 1;
-  bool stop_at_newline = false, chat = false, overwrite = false, no_special = false;
+  bool stop_at_newline = false, chat = false, overwrite = false, no_special = false, no_packed = false;
   double length_penalty = 1.0;
   const auto dtypes = CLI::IsMember({"auto", "fp32", "bf16", "fp16"});
   const char* dtype_help = "auto | fp32 | bf16 | fp16 (auto: the CPU default, see llm.dtype)";
@@ -79,6 +79,7 @@ int main(int argc, char** argv) {
   gen->add_option("--adapter", adapter, "PEFT LoRA adapter directory");
   gen->add_option("--dtype", dtype, dtype_help)->check(dtypes);
   gen->add_flag("--stop-at-newline", stop_at_newline, "Stop a sequence at the end of its first line");
+  gen->add_flag("--no-packed", no_packed, "Decode a GGUF model from its float32 weights, not its quantized blocks");
   auto* tokenize = app.add_subcommand("tokenize", "Print the ids of --text (space separated), or the text of --decode ids");
   add_model(tokenize);
   auto* text_opt = tokenize->add_option("--text", text, "Text to encode");
@@ -133,6 +134,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     auto m = llm::load_llama(path, st);
+    if (no_packed) llm::drop_packed_weights(*m);
     if (!adapter.empty()) llm::load_adapter(adapter, *m);
     m->eval();
     torch::NoGradGuard no_grad;

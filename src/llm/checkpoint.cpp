@@ -54,6 +54,9 @@ struct WeightSource {
   virtual bool contains(const std::string& name) const = 0;
   virtual std::vector<int64_t> shape(const std::string& name) const = 0;
   virtual torch::Tensor get(const std::string& name, torch::ScalarType dtype, const torch::Device& device) const = 0;
+  // The stored blocks of a quantized tensor, packed beside its float32 `weight` for decoding; null
+  // where the source holds no packable blocks for it.
+  virtual std::shared_ptr<const nn::PackedWeight> packed(const std::string&, const torch::Tensor&) const { return nullptr; }
 };
 
 struct HfDirectory : WeightSource {
@@ -93,7 +96,29 @@ struct GgufModel : WeightSource {
     if (n.find(".self_attn.k_proj.") != std::string::npos) return unpermute_qk_rows(w, config.num_key_value_heads);
     return w;
   }
+  std::shared_ptr<const nn::PackedWeight> packed(const std::string& n, const torch::Tensor& weight) const override {
+    const gguf::TensorInfo* info = file.header().find_tensor(to_gguf.at(n));
+    if (!nn::packable(info->type) || info->shape.size() != 2 || info->shape[1] % 32) return nullptr;
+    const int64_t rows = info->shape[0];
+    auto blocks = torch::from_blob(const_cast<uint8_t*>(file.data(*info)), {rows, (int64_t)info->bytes / rows},
+                                   torch::kUInt8).clone();  // [O, row bytes]
+    // Whole rows of blocks move with the rows they hold, so q/k rows are put back in HF order alike.
+    if (n.find(".self_attn.q_proj.") != std::string::npos) blocks = unpermute_qk_rows(blocks, config.num_attention_heads);
+    if (n.find(".self_attn.k_proj.") != std::string::npos) blocks = unpermute_qk_rows(blocks, config.num_key_value_heads);
+    return std::make_shared<const nn::PackedWeight>(nn::pack_weight(info->type, blocks, weight));
+  }
 };
+
+// Decoding on the CPU in float32 streams the source's quantized blocks where it has them.
+void attach_packed_weights(LlamaForCausalLMImpl& model, const WeightSource& src) {
+  for (const auto& item : model.named_modules("", false)) {
+    auto* linear = item.value()->as<LoraLinearImpl>();
+    if (!linear || !linear->weight.device().is_cpu() || linear->weight.scalar_type() != torch::kFloat32) continue;
+    const std::string name =
+        item.key() == "lm_head" && model.config.tie_word_embeddings ? "model.embed_tokens.weight" : item.key() + ".weight";
+    if (src.contains(name)) linear->packed = src.packed(name, linear->weight);
+  }
+}
 
 LlamaForCausalLM load_weights(LlamaConfig cfg, const WeightSource& src, std::optional<torch::ScalarType> dtype,
                               const torch::Device& device) {
@@ -128,6 +153,7 @@ LlamaForCausalLM load_weights(LlamaConfig cfg, const WeightSource& src, std::opt
   for (auto& p : model->parameters())  // norms keep their init ones otherwise; all floating weights in `target`
     if (p.device() != device || p.scalar_type() != target) p.set_data(p.to(device, target));
   model->config.torch_dtype = dtype_name(target);
+  attach_packed_weights(*model, src);
   model->eval();
   return model;
 }
@@ -146,6 +172,16 @@ LlamaForCausalLM load_llama(const std::string& model_path, std::optional<torch::
   LlamaConfig cfg = load_llama_config(path + "/config.json");
   HfDirectory src(path);
   return load_weights(cfg, src, dtype, device);
+}
+
+int64_t drop_packed_weights(LlamaForCausalLMImpl& model) {
+  int64_t n = 0;
+  for (auto& m : model.modules(false))
+    if (auto* linear = m->as<LoraLinearImpl>(); linear && linear->packed) {
+      linear->packed.reset();
+      ++n;
+    }
+  return n;
 }
 
 void save_llama(const std::string& dir, LlamaForCausalLMImpl& model) {

@@ -92,8 +92,10 @@ struct LoraFn : torch::autograd::Function<LoraFn> {
 }  // namespace
 
 torch::Tensor LoraLinearImpl::base_forward(const torch::Tensor& x) const {
-  // Decoding (a few rows, no gradient) streams W through the few-row kernel instead of the GEMM.
-  return nn::few_row_linear_applies(x, weight) ? nn::few_row_linear(x, weight) : torch::linear(x, weight);  // [N..., O]
+  // Decoding (a few rows, no gradient) streams W through the few-row kernel instead of the GEMM,
+  // from the checkpoint's quantized blocks where they still mirror W.
+  if (!nn::few_row_linear_applies(x, weight)) return torch::linear(x, weight);  // [N..., O]
+  return packed && packed->mirrors(weight) ? nn::few_row_linear(x, *packed) : nn::few_row_linear(x, weight);
 }
 
 torch::Tensor LoraLinearImpl::forward(const torch::Tensor& x) {

@@ -30,6 +30,10 @@ TEST(LmCli, ChatAnswersTheReadmeQuestion) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("Paris"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("<|im_end|>"), std::string::npos) << r.output;  // special tokens are not printed
+  // Decoding from the float32 weights instead of the GGUF's blocks answers the same.
+  auto dense = run_stdout(lm() + " generate --model default --chat --no-packed --prompt \"What is the capital of France?\"");
+  ASSERT_EQ(dense.exit_code, 0) << dense.output;
+  EXPECT_EQ(dense.output, r.output);
 }
 
 TEST(LmCli, TokenizeAndDecodeRoundTrip) {

@@ -70,12 +70,16 @@ TEST(SmolLM2Parity, Float32LogitsMatchTransformers) {
   EXPECT_TRUE(torch::equal(l.argmax(-1), fx["logits"].argmax(-1)));
 }
 
+// Decoded from the GGUF's Q4_1 / Q8_0 blocks (the default) and from the float32 weights alike.
 TEST(SmolLM2Parity, GreedyContinuationsOfChatPromptsAreIdentical) {
   SMOL_REQUIRE();
   auto m = load_llama(SmolFixture::model, torch::kFloat32);
   const auto cases = nlohmann::json::parse(test::read_text(SmolFixture::dir + "/generation.json"));
   ASSERT_EQ(cases.size(), 3u);
   torch::NoGradGuard ng;
+  for (const bool packed : {true, false}) {
+  SCOPED_TRACE(packed ? "decoding from the quantized blocks" : "decoding from the float32 weights");
+  if (!packed) EXPECT_EQ(drop_packed_weights(*m), 30 * 7 + 1);  // every projection and the tied lm_head
   for (const auto& c : cases) {
     const auto prompt = c["ids"].get<std::vector<int64_t>>();
     const auto want = c["new_ids"].get<std::vector<int64_t>>();
@@ -89,6 +93,31 @@ TEST(SmolLM2Parity, GreedyContinuationsOfChatPromptsAreIdentical) {
     EXPECT_EQ(got, want) << "prompt: " << c["prompt"].get<std::string>() << "\ntransformers: " << c["new_text"].get<std::string>();
     EXPECT_GE(want.size(), 8u);  // a real answer, not an immediate end of turn
   }
+  }
+}
+
+// One decoding step's logits from the blocks against the float32 weights: same values up to rounding.
+TEST(SmolLM2Parity, PackedDecodeStepMatchesFloat32Weights) {
+  SMOL_REQUIRE();
+  auto fx = fixtures();
+  auto m = load_llama(SmolFixture::model, torch::kFloat32);
+  torch::NoGradGuard ng;
+  auto ids = fx["input_ids"].narrow(1, 0, 32);  // [1, 32]
+  auto step = [&] {
+    KVCache cache(m->config.num_hidden_layers, 64);
+    ForwardInputs in;
+    in.input_ids = ids.narrow(1, 0, 31);
+    in.cache = &cache;
+    m->forward(in);  // prefill: many rows, the GEMM path
+    in.input_ids = ids.narrow(1, 31, 1);
+    return m->forward(in).squeeze(0);  // [1, V]: one row, the few-row path
+  };
+  auto packed = step();
+  ASSERT_GT(drop_packed_weights(*m), 0);
+  auto dense = step();
+  const double diff = (packed - dense).abs().max().item<double>();
+  std::cout << "SmolLM2 decode step, blocks vs float32 weights: max abs logit diff " << diff << "\n";
+  EXPECT_LE(diff, 1e-4);
 }
 
 TEST(SmolLM2Parity, LoraLossAndGradientsMatchPeft) {

@@ -1,6 +1,11 @@
 // The fused CPU kernels (RMSNorm, rotary embedding, few-row linear, decode attention) against the
 // tensor expressions they replace: values and gradients, on sizes that are not multiples of the vector width.
+#include <c10/util/Half.h>
+
+#include <cstring>
+
 #include "../test_util.h"
+#include "sbtrec/common/gguf.h"
 #include "sbtrec/nn/decode_attention.h"
 #include "sbtrec/nn/few_row_linear.h"
 #include "sbtrec/nn/rms_norm.h"
@@ -80,6 +85,69 @@ TEST(FusedKernels, FewRowLinearEqualsLinearAndAppliesOnlyWhereMeant) {
   EXPECT_FALSE(nn::few_row_linear_applies(torch::randn({1, 32}), w.t().contiguous().t()));   // layout
   torch::AutoGradMode grad(true);
   EXPECT_FALSE(nn::few_row_linear_applies(torch::randn({1, 32}, torch::requires_grad()), w));  // training
+}
+
+namespace {
+
+// Random GGUF blocks of `type` for a [O, I] weight, with finite f16 scales (and mins) of a Llama
+// projection's size; returns the blocks (uint8 [O, row bytes]) and their float32 dequantization.
+std::pair<torch::Tensor, torch::Tensor> random_blocks(gguf::TensorType type, int64_t O, int64_t I) {
+  const int64_t bytes = gguf::tensor_type_traits((uint32_t)type)->block_bytes, nb = I / 32;
+  auto blocks = torch::randint(0, 256, {O, nb * bytes}, torch::kInt32).to(torch::kUInt8);  // [O, row bytes]
+  uint8_t* p = blocks.data_ptr<uint8_t>();
+  const int halves = type == gguf::TensorType::kQ4_1 ? 2 : 1;  // d (and m) lead each block
+  for (int64_t b = 0; b < O * nb; ++b)
+    for (int h = 0; h < halves; ++h) {
+      const c10::Half v((float)(torch::rand({1}).item<double>() * 0.02 - 0.01));
+      std::memcpy(p + b * bytes + 2 * h, &v.x, 2);
+    }
+  auto w = torch::empty({O, I});  // [O, I]
+  gguf::dequantize(type, p, O * I, w.data_ptr<float>());
+  return {blocks, w};
+}
+
+}  // namespace
+
+TEST(FusedKernels, PackedFewRowLinearEqualsLinearOnTheDequantizedWeight) {
+  torch::NoGradGuard ng;
+  const int threads = torch::get_num_threads();
+  for (auto type : {gguf::TensorType::kQ8_0, gguf::TensorType::kQ4_0, gguf::TensorType::kQ4_1}) {
+    for (int t : {1, 2}) {
+      torch::set_num_threads(t);
+      for (int64_t I : {576, 32}) {
+        torch::manual_seed(I + (int)type);
+        auto [blocks, w] = random_blocks(type, 301, I);
+        const auto packed = nn::pack_weight(type, blocks, w);
+        ASSERT_TRUE(packed.mirrors(w));
+        for (int64_t M : {1, 2, 3, 4, 8, 11}) {  // 11: two slabs of rows
+          auto x = torch::randn({M, 1, I});
+          auto want = torch::linear(x.to(torch::kFloat64), w.to(torch::kFloat64));  // [M, 1, 301]
+          // float32 rounding is relative to the sum of |x_i w_i|, not to the (cancelling) sum itself
+          const double scale = torch::linear(x.abs().to(torch::kFloat64), w.abs().to(torch::kFloat64)).max().item<double>();
+          for (bool portable : {false, true}) {
+            auto got = nn::few_row_linear(x, packed, portable);
+            ASSERT_EQ(got.sizes(), (std::vector<int64_t>{M, 1, 301}));
+            EXPECT_LT((got.to(torch::kFloat64) - want).abs().max().item<double>(), 1e-5 * scale)
+                << gguf::tensor_type_traits((uint32_t)type)->name << " I " << I << " M " << M << " portable " << portable;
+          }
+        }
+      }
+    }
+  }
+  torch::set_num_threads(threads);
+}
+
+TEST(FusedKernels, PackedWeightStopsMirroringAReplacedOrModifiedWeight) {
+  torch::NoGradGuard ng;
+  auto [blocks, w] = random_blocks(gguf::TensorType::kQ8_0, 16, 64);
+  const auto packed = nn::pack_weight(gguf::TensorType::kQ8_0, blocks, w);
+  EXPECT_TRUE(packed.mirrors(w));
+  EXPECT_FALSE(packed.mirrors(w.clone()));  // another tensor with the same values (a replaced weight)
+  w.add_(1.0);                              // changed in place (a merged LoRA)
+  EXPECT_FALSE(packed.mirrors(w));
+  EXPECT_THROW(nn::pack_weight(gguf::TensorType::kF16, blocks, w), std::invalid_argument);       // not packable
+  EXPECT_THROW(nn::pack_weight(gguf::TensorType::kQ4_1, blocks, w), std::invalid_argument);      // row bytes disagree
+  EXPECT_THROW(nn::pack_weight(gguf::TensorType::kQ8_0, blocks, w.narrow(0, 0, 8)), std::invalid_argument);  // rows
 }
 
 TEST(FusedKernels, DecodeAttentionEqualsSdpaWithCacheLayoutGqaAndPadding) {

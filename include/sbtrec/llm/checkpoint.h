@@ -17,6 +17,10 @@ namespace sbtrec::llm {
 // missing or unexpected tensors are errors.
 LlamaForCausalLM load_llama(const std::string& model, std::optional<torch::ScalarType> dtype = std::nullopt,
                             const torch::Device& device = torch::kCPU);
+// On the CPU in float32, a GGUF model's Q8_0 / Q4_0 / Q4_1 weights also keep their blocks, which
+// decoding streams instead of the float32 weights (nn::PackedWeight; same values up to rounding
+// order). This drops them (llm.packed_decode: false) and returns how many layers had them.
+int64_t drop_packed_weights(LlamaForCausalLMImpl& model);
 // Writes config.json + model.safetensors (base weights only; tied lm_head omitted, as transformers).
 void save_llama(const std::string& dir, LlamaForCausalLMImpl& model);
 

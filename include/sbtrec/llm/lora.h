@@ -9,10 +9,12 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "sbtrec/common/config_io.h"
+#include "sbtrec/nn/few_row_linear.h"
 
 namespace sbtrec::llm {
 
@@ -67,6 +69,9 @@ class LoraLinearImpl : public torch::nn::Module {
   }
 
   torch::Tensor weight;                          // [O, I], frozen
+  // The checkpoint's quantized blocks of `weight` (GGUF models on the CPU), which decoding streams
+  // while they still mirror it; null otherwise. Shared by copies of the module.
+  std::shared_ptr<const nn::PackedWeight> packed;
   torch::nn::Linear lora_A{nullptr}, lora_B{nullptr};  // [R, I], [O, R]
   double scaling = 0, dropout_p = 0;
 
