@@ -110,7 +110,7 @@ int main(int argc, char** argv) {
       std::vector<int64_t> ids;
       if (chat) {
         const auto t = llm::resolve_chat_format(llm::ChatFormat::kAuto, path);
-        ids = tok->encode(llm::apply_chat_format(t, text, system.empty() ? std::nullopt : std::optional<std::string>(system)), false);
+        ids = llm::encode_prompt(*tok, t, text, system.empty() ? std::nullopt : std::optional<std::string>(system));
       } else {
         ids = tok->encode(text, !no_special);
       }
@@ -149,15 +149,14 @@ int main(int argc, char** argv) {
       return 0;
     }
     auto tok = llm::load_tokenizer(path);
-    std::vector<int64_t> ids;
+    llm::ChatTemplate t;  // none: the raw prompt with BOS
     if (chat) {
-      const auto t = llm::resolve_chat_format(llm::ChatFormat::kAuto, path);
+      t = llm::resolve_chat_format(llm::ChatFormat::kAuto, path);
       if (t.format == llm::ChatFormat::kNone)
         throw ConfigError("--chat: the model '" + path + "' has no chat template (a base model): drop --chat");
-      ids = tok->encode(llm::apply_chat_format(t, prompt, system.empty() ? std::nullopt : std::optional<std::string>(system)), false);
-    } else {
-      ids = tok->encode(prompt, true);
     }
+    std::vector<int64_t> ids =
+        llm::encode_prompt(*tok, t, prompt, system.empty() ? std::nullopt : std::optional<std::string>(system));
     if (ids.empty()) ids.push_back(tok->bos_id() >= 0 ? tok->bos_id() : 0);  // an empty prompt starts from BOS
     llm::GenerationOptions o;
     o.max_new_tokens = max_new_tokens;

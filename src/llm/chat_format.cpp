@@ -95,4 +95,18 @@ std::string apply_chat_format(const ChatTemplate& t, const std::string& user, co
   return user;
 }
 
+std::vector<int64_t> encode_prompt(const Tokenizer& tokenizer, const ChatTemplate& t, const std::string& user,
+                                   const std::optional<std::string>& system) {
+  if (t.format == ChatFormat::kNone || t.format == ChatFormat::kAuto) return tokenizer.encode(user, true);
+  return tokenizer.encode(apply_chat_format(t, user, system), false);
+}
+
+std::string assistant_turn(const ChatTemplate& t, const std::string& content) {
+  switch (t.format) {
+    case ChatFormat::kChatML: return content + "<|im_end|>";
+    case ChatFormat::kLlama2Chat: return " " + strip(content) + " </s>";
+    default: return content + "\n";
+  }
+}
+
 }  // namespace sbtrec::llm

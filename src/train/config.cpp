@@ -32,6 +32,8 @@ void visit_fields(Config& c, config::Visitor& v) {
   v.section("llm", c.llm, "the language model checkpoint and where it runs");
   v.section("lora", c.lora, "LoRA adapters on the LLM's projections (PEFT's semantics)");
   v.section("generation", c.generation, "decoding of the answer title");
+  v.section("aligner", c.aligner, "the RAM-Aligner: behavioural vector -> one LLM token embedding");
+  v.section("prompt", c.prompt, "hybrid prompt templates (titles + behavioural-token slots)");
   v.section("train", c.train, "the training loop");
   v.section("eval", c.eval, "candidate sets and scoring");
   v.rule("encoder.max_len", c.encoder.max_len >= c.data.max_history, "must be >= data.max_history");

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "sbtrec/common/config_io.h"
+#include "sbtrec/llm/tokenizer.h"
 
 namespace sbtrec::llm {
 
@@ -42,5 +43,16 @@ ChatTemplate resolve_chat_format(ChatFormat requested, const std::string& model_
 // message. The result is tokenized with special-token strings matched and no BOS added (the Llama-2
 // format writes its own "<s>").
 std::string apply_chat_format(const ChatTemplate& t, const std::string& user, const std::optional<std::string>& system = {});
+
+// The ids the model reads for `user`: apply_chat_format's text without an added BOS for a chat format,
+// the raw text with BOS for none (LLaRA: add_special_tokens=True). sbtrec-lm and the prompt builder
+// both encode prompts through it.
+std::vector<int64_t> encode_prompt(const Tokenizer& tokenizer, const ChatTemplate& t, const std::string& user,
+                                   const std::optional<std::string>& system = {});
+
+// The assistant's answer as the format renders it after the generation prompt, up to and including
+// its end of turn: content + "\n" for none (LLaRA's terminator), content + "<|im_end|>" for ChatML,
+// " " + content + " </s>" for Llama-2-chat.
+std::string assistant_turn(const ChatTemplate& t, const std::string& content);
 
 }  // namespace sbtrec::llm

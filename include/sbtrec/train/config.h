@@ -1,12 +1,13 @@
 // A run's whole configuration: the top-level keys plus one section per stage, each section's struct
 // and keys declared beside its stage (data/options.h, encoder/options.h, llm/options.h, lora.h,
-// generation.h, train/options.h, eval/options.h). Strict YAML in, resolved YAML out, the key
-// reference (configs/README.md) generated from the same field lists.
+// generation.h, aligner/options.h, prompt/options.h, train/options.h, eval/options.h). Strict YAML
+// in, resolved YAML out, the key reference (configs/README.md) generated from the same field lists.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "sbtrec/aligner/options.h"
 #include "sbtrec/common/config_io.h"
 #include "sbtrec/data/options.h"
 #include "sbtrec/encoder/options.h"
@@ -14,6 +15,7 @@
 #include "sbtrec/llm/generation.h"
 #include "sbtrec/llm/lora.h"
 #include "sbtrec/llm/options.h"
+#include "sbtrec/prompt/options.h"
 #include "sbtrec/train/options.h"
 
 namespace sbtrec {
@@ -34,6 +36,8 @@ struct Config {
   llm::LlmOptions llm;
   llm::LoraOptions lora;
   llm::GenerationOptions generation;
+  aligner::AlignerOptions aligner;
+  prompt::PromptOptions prompt;
   TrainOptions train;
   EvalOptions eval;
 };
