@@ -68,7 +68,8 @@ int main(int argc, char** argv) {
     spdlog::info("{}: {} items, {} training samples; encoder {} ({})", ds.name, ds.num_items, ds.train.size(), dir,
                  encoder_name(eo.type));
     const uint64_t seed = quantizer::kmeans_seed(cfg.quantizer, cfg.seed);
-    const auto fit = quantizer::fit_hdsd(cfg.quantizer, seed, *enc, ds, eo.max_len, cfg.eval.batch_size);
+    auto fit = quantizer::fit_hdsd(cfg.quantizer, seed, *enc, ds, eo.max_len, cfg.eval.batch_size);
+    fit.stats["encoder"] = dir;
     quantizer::save_hdsd(out, fit, config_to_yaml(cfg));
     std::cout << fmt::format("HDSD on {}: {} levels x {} codes, inputs {}, seed {}\n", ds.name, cfg.quantizer.levels,
                              cfg.quantizer.codes, config::choice_name(quantizer::quantizer_inputs(), cfg.quantizer.inputs), seed);

@@ -20,15 +20,16 @@ constexpr const char* kVersion = "1";
 constexpr const char* kItemKey = "codebooks";
 constexpr const char* kUserKey = "user_codebooks";
 
-// The k-means++ stream of each kind: items and user get different draws from one seed.
-uint64_t kind_seed(uint64_t seed, const char* kind) { return splitmix64(seed ^ (kind[0] == 'u' ? 0x75736572ull : 0)); }
+// The user kind's k-means++ stream is keyed apart from the items' ("user" in ASCII), so the two kinds
+// never share draws though one seed is configured.
+constexpr uint64_t kUserStream = 0x75736572ull;
 
-nlohmann::json fit_kind(ResidualQuantizerImpl& q, const torch::Tensor& x, uint64_t seed, const char* kind) {
+nlohmann::json fit_kind(ResidualQuantizerImpl& q, const torch::Tensor& x, uint64_t stream_key, const char* kind) {
   const auto in = input_stats(x);
   spdlog::info("quantizer {}: {} vectors of width {}, mean norm {:.4f} (std {:.4f}), coordinate std {:.4f}", kind,
                in.vectors, in.dim, in.mean_norm, in.std_norm, in.mean_coordinate_std);
   try {
-    q.init_kmeans_pp(x, kind_seed(seed, kind));
+    q.init_kmeans_pp(x, stream_key);
   } catch (const ConfigError& e) {
     throw ConfigError(std::string("quantizer ") + kind + ": " + e.what());
   }
@@ -100,7 +101,7 @@ HdsdFit fit_hdsd(const QuantizerOptions& options, uint64_t seed, encoder::Encode
   if (quantizes_user(options.inputs)) users = user_vectors(encoder, ds.train, max_len, batch_size);  // [S, Z]
   HdsdFit fit;
   fit.hdsd = Hdsd(options, items.defined() ? items.size(1) : 1, users.defined() ? users.size(1) : 1);
-  fit.stats = nlohmann::json::object();
+  fit.stats = {{"dataset", ds.name}, {"seed", seed}};
   if (fit.hdsd->items) {
     auto& q = *fit.hdsd->items;
     auto j = fit_kind(q, items, seed, "items");
@@ -121,7 +122,7 @@ HdsdFit fit_hdsd(const QuantizerOptions& options, uint64_t seed, encoder::Encode
   }
   if (fit.hdsd->user) {
     auto& q = *fit.hdsd->user;
-    fit.stats["user"] = fit_kind(q, users, seed, "user");
+    fit.stats["user"] = fit_kind(q, users, splitmix64(seed ^ kUserStream), "user");
     fit.stats["user"]["samples"] = "train";
     fit.train_user_codes = q.encode(users);  // [S, L]
   }
@@ -160,6 +161,11 @@ void load_hdsd_codebooks(const std::string& dir, HdsdImpl& hdsd) {
   const auto fmt = f.header().metadata.find("format");
   if (fmt == f.header().metadata.end() || fmt->second != kFormat)
     throw CheckpointError(path + ": not an sbtrec codebooks file (metadata format is not '" + kFormat + "')");
+  const auto version = f.header().metadata.find("version");
+  if (version == f.header().metadata.end() || version->second != kVersion)
+    throw CheckpointError(path + ": codebooks file version '" +
+                          (version == f.header().metadata.end() ? std::string("none") : version->second) +
+                          "' is not " + kVersion + " (written by another sbtrec? refit with sbtrec-quantize)");
   auto load = [&](ResidualQuantizerImpl& q, const char* key, const char* inputs) {
     if (!f.contains(key))
       throw CheckpointError(path + ": no tensor '" + key + "' (these codebooks were fitted without quantizer.inputs=" +

@@ -65,6 +65,38 @@ torch::Tensor lloyd_step(const torch::Tensor& r64, const torch::Tensor& centers,
   return moved;
 }
 
+// HDSD's pass (Algorithm 1), no grad: per level the nearest code of the residual, then the residual
+// update. Fills `residuals` (the residual each level quantized, [N, D] each) when given.
+torch::Tensor residual_pass(const torch::Tensor& codebooks, const torch::Tensor& x, std::vector<torch::Tensor>* residuals) {
+  torch::NoGradGuard no_grad;
+  const int64_t L = codebooks.size(0);
+  auto cb = codebooks.detach();                            // [L, K, D]
+  auto r = x.detach().to(cb.device(), cb.scalar_type());  // [N, D]
+  auto indices = torch::empty({x.size(0), L}, torch::dtype(torch::kInt64).device(cb.device()));  // [N, L]
+  for (int64_t l = 0; l < L; ++l) {
+    auto idx = nearest_codes(r, cb[l]);  // [N]
+    indices.select(1, l).copy_(idx);
+    if (residuals) residuals->push_back(r);
+    r = r - cb[l].index_select(0, idx);  // [N, D]
+  }
+  return indices;
+}
+
+void check_vectors(const torch::Tensor& x, int64_t dim, const char* what) {
+  if (x.dim() != 2 || x.size(1) != dim)
+    throw ConfigError(std::string(what) + ": the quantizer takes vectors [N, " + std::to_string(dim) + "], got " +
+                      shape_of(x) + " (quantizer built for width " + std::to_string(dim) + ")");
+}
+
+// Rows of the chosen codes [N, L, D] from the parameter itself: index_select's backward adds the upstream
+// gradient into exactly these rows (summed where several vectors chose one code) and leaves others at 0.
+torch::Tensor chosen_rows(const torch::Tensor& codebooks, const torch::Tensor& indices) {
+  const int64_t L = codebooks.size(0), K = codebooks.size(1), D = codebooks.size(2);
+  auto offsets = torch::arange(L, indices.options()) * K;                              // [L]
+  auto flat = (indices.to(codebooks.device()) + offsets).reshape(-1);                  // [N * L]
+  return codebooks.view({L * K, D}).index_select(0, flat).view({indices.size(0), L, D});  // [N, L, D]
+}
+
 }  // namespace
 
 torch::Tensor nearest_codes(const torch::Tensor& r, const torch::Tensor& codebook) {
@@ -101,8 +133,11 @@ nlohmann::json QuantizerStats::to_json() const {
   nlohmann::json lv = nlohmann::json::array();
   for (const auto& l : levels)
     lv.push_back({{"used", l.used}, {"usage", l.usage}, {"perplexity", l.perplexity}, {"relative_error", l.relative_error}});
-  return {{"vectors", vectors},       {"levels", lv},         {"relative_error", relative_error},
-          {"distinct_tuples", distinct_tuples}, {"collisions", collisions}};
+  return {{"vectors", vectors},
+          {"levels", lv},
+          {"relative_error", relative_error},
+          {"distinct_tuples", distinct_tuples},
+          {"collisions", collisions}};
 }
 
 ResidualQuantizerImpl::ResidualQuantizerImpl(const QuantizerOptions& options, int64_t dim) : options_(options) {
@@ -112,43 +147,9 @@ ResidualQuantizerImpl::ResidualQuantizerImpl(const QuantizerOptions& options, in
   codebooks = register_parameter("codebooks", torch::zeros({options.levels, options.codes, dim}));  // [L, K, D]
 }
 
-namespace {
-// HDSD's pass (Algorithm 1), no grad: per level the nearest code of the residual, then the residual
-// update. Fills `residuals` (the residual each level quantized, [N, D] each) when given.
-torch::Tensor residual_pass(const torch::Tensor& codebooks, const torch::Tensor& x, std::vector<torch::Tensor>* residuals) {
-  torch::NoGradGuard no_grad;
-  const int64_t L = codebooks.size(0);
-  auto cb = codebooks.detach();                                             // [L, K, D]
-  auto r = x.detach().to(cb.device(), cb.scalar_type());                   // [N, D]
-  auto indices = torch::empty({x.size(0), L}, torch::dtype(torch::kInt64).device(cb.device()));  // [N, L]
-  for (int64_t l = 0; l < L; ++l) {
-    auto idx = nearest_codes(r, cb[l]);                                     // [N]
-    indices.select(1, l).copy_(idx);
-    if (residuals) residuals->push_back(r);
-    r = r - cb[l].index_select(0, idx);                                     // [N, D]
-  }
-  return indices;
-}
-
-void check_vectors(const torch::Tensor& x, int64_t dim, const char* what) {
-  if (x.dim() != 2 || x.size(1) != dim)
-    throw ConfigError(std::string(what) + ": the quantizer takes vectors [N, " + std::to_string(dim) + "], got " +
-                      shape_of(x) + " (quantizer built for width " + std::to_string(dim) + ")");
-}
-}  // namespace
-
 torch::Tensor ResidualQuantizerImpl::encode(const torch::Tensor& x) const {
   check_vectors(x, dim(), "ResidualQuantizer::encode");
   return residual_pass(codebooks, x, nullptr);
-}
-
-// Rows of the chosen codes [N, L, D] from the parameter itself: index_select's backward adds the upstream
-// gradient into exactly these rows (summed where several vectors chose one code) and leaves others at 0.
-static torch::Tensor chosen_rows(const torch::Tensor& codebooks, const torch::Tensor& indices) {
-  const int64_t L = codebooks.size(0), K = codebooks.size(1), D = codebooks.size(2);
-  auto offsets = torch::arange(L, indices.options()) * K;                              // [L]
-  auto flat = (indices.to(codebooks.device()) + offsets).reshape(-1);                  // [N * L]
-  return codebooks.view({L * K, D}).index_select(0, flat).view({indices.size(0), L, D});  // [N, L, D]
 }
 
 torch::Tensor ResidualQuantizerImpl::decode(const torch::Tensor& indices) const {

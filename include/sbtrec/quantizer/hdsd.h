@@ -4,6 +4,7 @@
 //   <dir>/codebooks.safetensors  codebooks [L, K, D] (items), user_codebooks [L, K, Z] (user)
 //   <dir>/codes.safetensors      item_codes [N, L] (row i = item i), train_user_codes [S, L] (training sample s)
 //   <dir>/stats.json             input and quantizer statistics per kind, items sharing a full code tuple
+//                                (with their titles), dataset, seed and (sbtrec-quantize) the encoder
 //   <dir>/config.yaml            the resolved config
 // Legend: N items, S samples, L levels, K codes, D item-embedding width, Z representation width.
 #pragma once
@@ -48,7 +49,7 @@ struct HdsdFit {
   Hdsd hdsd{nullptr};
   torch::Tensor item_codes;        // [N, L] int64, or undefined without items
   torch::Tensor train_user_codes;  // [S, L] int64 of the training samples, or undefined without user
-  nlohmann::json stats;            // {"items": {...}, "user": {...}} (the kinds fitted)
+  nlohmann::json stats;            // {"dataset", "seed", "items": {...}, "user": {...}} (the kinds fitted)
 };
 
 // The seed k-means++ uses: quantizer.seed, or the run's seed when it is -1.

@@ -46,7 +46,8 @@ class ResidualQuantizerImpl : public torch::nn::Module {
   // x [N, D] -> indices (from the current codebooks, under no grad; ties -> the lowest index), e_rq, loss.
   // No straight-through path: e_rq carries no gradient to x (the paper's inputs are frozen). In training
   // mode with dead_codes.enabled, usage is counted and dead codes are re-seeded at the end of each window,
-  // after this output is computed (the output is unaffected).
+  // after this output is computed (the output is unaffected; an optimizer keeps its moments of a
+  // re-seeded row).
   QuantizerOutput forward(const torch::Tensor& x);
 
   // HDSD alone: indices [N, L] for x [N, D], no grad.
@@ -55,8 +56,9 @@ class ResidualQuantizerImpl : public torch::nn::Module {
   torch::Tensor decode(const torch::Tensor& indices) const;
 
   // Per level: k-means++ seeding, then options.kmeans_iterations Lloyd iterations, on the residuals the
-  // previous levels leave of the frozen x [N, D]. Deterministic for a seed (a counter-based stream, the
-  // same on every machine). N < K is a ConfigError (K distinct codes need K vectors); when a level has
+  // previous levels leave of the frozen x [N, D]. Deterministic for a seed: the draws come from a
+  // counter-based stream (the same on every machine; torch's global generator plays no part), so one
+  // build and thread count gives bit-identical codebooks. N < K is a ConfigError (K distinct codes need K vectors); when a level has
   // fewer than K distinct residuals, the extra codes repeat existing ones and stay unused (the usage
   // statistic shows it). Resets the dead-code counters.
   void init_kmeans_pp(const torch::Tensor& x, uint64_t seed);
