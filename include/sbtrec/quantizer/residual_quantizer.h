@@ -57,8 +57,9 @@ class ResidualQuantizerImpl : public torch::nn::Module {
 
   // Per level: k-means++ seeding, then options.kmeans_iterations Lloyd iterations, on the residuals the
   // previous levels leave of the frozen x [N, D]. Deterministic for a seed: the draws come from a
-  // counter-based stream (the same on every machine; torch's global generator plays no part), so one
-  // build and thread count gives bit-identical codebooks. N < K is a ConfigError (K distinct codes need K vectors); when a level has
+  // counter-based stream (the same on every machine; torch's global generator plays no part), so on the
+  // CPU one build and thread count gives bit-identical codebooks (CUDA's index_add may order the sums
+  // of the Lloyd means differently from run to run). N < K is a ConfigError (K distinct codes need K vectors); when a level has
   // fewer than K distinct residuals, the extra codes repeat existing ones and stay unused (the usage
   // statistic shows it). Resets the dead-code counters.
   void init_kmeans_pp(const torch::Tensor& x, uint64_t seed);
