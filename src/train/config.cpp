@@ -29,6 +29,7 @@ void visit_fields(Config& c, config::Visitor& v) {
   v.section("data", c.data, "dataset and LLaRA's windowing protocol");
   v.renamed("model", "encoder", "sbtrec 0.2");
   v.section("encoder", c.encoder, "the sequential recommender (SASRec, GRU4Rec, Caser)");
+  v.section("quantizer", c.quantizer, "HDSD + MBSR: residual quantizer (L levels x K codes) of the encoder's vectors");
   v.section("llm", c.llm, "the language model checkpoint and where it runs");
   v.section("lora", c.lora, "LoRA adapters on the LLM's projections (PEFT's semantics)");
   v.section("generation", c.generation, "decoding of the answer title");

@@ -1,7 +1,8 @@
 // A run's whole configuration: the top-level keys plus one section per stage, each section's struct
-// and keys declared beside its stage (data/options.h, encoder/options.h, llm/options.h, lora.h,
-// generation.h, aligner/options.h, prompt/options.h, train/options.h, eval/options.h). Strict YAML
-// in, resolved YAML out, the key reference (configs/README.md) generated from the same field lists.
+// and keys declared beside its stage (data/options.h, encoder/options.h, quantizer/options.h,
+// aligner/options.h, prompt/options.h, llm/options.h, lora.h, generation.h, train/options.h,
+// eval/options.h). Strict YAML in, resolved YAML out, the key reference (configs/README.md) generated
+// from the same field lists.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -16,6 +17,7 @@
 #include "sbtrec/llm/lora.h"
 #include "sbtrec/llm/options.h"
 #include "sbtrec/prompt/options.h"
+#include "sbtrec/quantizer/options.h"
 #include "sbtrec/train/options.h"
 
 namespace sbtrec {
@@ -33,6 +35,7 @@ struct Config {
   int threads = 0;  // torch intra-op threads; 0 keeps torch's default
   DataOptions data;
   EncoderOptions encoder;
+  quantizer::QuantizerOptions quantizer;
   llm::LlmOptions llm;
   llm::LoraOptions lora;
   llm::GenerationOptions generation;

@@ -1,0 +1,66 @@
+// Options of the quantizer stage (`quantizer:`): HDSD's residual quantizer (L levels x K codes), which
+// behaviour vectors it quantizes, its k-means++ initialisation, the optional VQ losses and dead-code
+// reset. One switch per variant, as vector-quantize-pytorch's ResidualVQ names them.
+#pragma once
+#include <cstdint>
+
+#include "sbtrec/common/config_io.h"
+
+namespace sbtrec::quantizer {
+
+// items: one token per item (LLaRA's layout, the encoder's item-embedding rows); user: one token per
+// history (the paper's z = f_SR(i<n)); both: each kind with its own codebooks (they live in different spaces).
+enum class QuantizerInputs { kItems, kUser, kBoth };
+inline const config::Choices<QuantizerInputs>& quantizer_inputs() {
+  static const config::Choices<QuantizerInputs> c = {
+      {"items", QuantizerInputs::kItems}, {"user", QuantizerInputs::kUser}, {"both", QuantizerInputs::kBoth}};
+  return c;
+}
+inline bool quantizes_items(QuantizerInputs i) { return i != QuantizerInputs::kUser; }
+inline bool quantizes_user(QuantizerInputs i) { return i != QuantizerInputs::kItems; }
+
+// Codes chosen fewer than `threshold` times over `window` training-mode forwards are re-seeded from the
+// residuals that the current batch reconstructs worst (vector-quantize-pytorch's expiry; off by default:
+// the paper does not reset codes).
+struct DeadCodeOptions {
+  bool enabled = false;
+  int threshold = 1;
+  int window = 100;
+};
+
+struct QuantizerOptions {
+  int levels = 3;                                  // L (paper's best)
+  int codes = 128;                                 // K per level (paper's best)
+  QuantizerInputs inputs = QuantizerInputs::kBoth;
+  int kmeans_iterations = 25;                      // Lloyd iterations after the k-means++ seeding, per level
+  int64_t seed = -1;                               // k-means++ seeding; -1 = the run's top-level seed
+  double codebook_loss = 0;                        // weight of |sg(r) - e|^2 (VQ-VAE); the paper uses none
+  double commitment_loss = 0;                      // weight of |r - sg(e)|^2 (peers: 0.25 with a trained encoder)
+  DeadCodeOptions dead_codes;
+};
+
+inline void visit_fields(DeadCodeOptions& o, config::Visitor& v) {
+  v.field("enabled", o.enabled, "re-seed codes that go unused during training (off: the paper keeps every code)");
+  v.field("threshold", o.threshold, "a code chosen fewer times than this over a window is dead", config::at_least(1));
+  v.field("window", o.window, "training-mode forward passes per usage window", config::at_least(1));
+}
+
+inline void visit_fields(QuantizerOptions& o, config::Visitor& v) {
+  v.field("levels", o.levels, "residual levels L", config::at_least(1));
+  v.field("codes", o.codes, "codes K per level (each kind needs at least K vectors to fit)", config::at_least(1));
+  v.field("inputs", o.inputs,
+          "items: the encoder's item-embedding rows (one token per item); user: the sequence representation of the "
+          "history (one user token); both: each with its own codebooks",
+          quantizer_inputs());
+  v.field("kmeans_iterations", o.kmeans_iterations, "Lloyd iterations after k-means++ seeding, per level",
+          config::at_least(0));
+  v.field("seed", o.seed, "seed of the k-means++ initialisation; -1 = the top-level seed", config::at_least<int64_t>(-1));
+  v.field("codebook_loss", o.codebook_loss,
+          "weight of the codebook loss, mean (sg(r) - e)^2 per level (0 = off, as the paper)", config::at_least(0.0));
+  v.field("commitment_loss", o.commitment_loss,
+          "weight of the commitment loss, mean (r - sg(e))^2 per level (0 = off; moves only inputs that require grad)",
+          config::at_least(0.0));
+  v.section("dead_codes", o.dead_codes, "re-seeding of codes unused during training");
+}
+
+}  // namespace sbtrec::quantizer

@@ -1,0 +1,98 @@
+// HDSD + MBSR (paper, sections 3.2-3.3): a residual quantizer with L codebooks of K codes. Per level
+// the nearest code of the current residual is chosen (HDSD, Algorithm 1) and e_rq is the sum of the
+// chosen code rows (MBSR), differentiable with respect to exactly those rows so that the LLM's loss
+// moves the codebooks (SBS-AO). Also its k-means++ initialisation, optional VQ losses, dead-code reset
+// and the statistics the programs log.
+// Legend: N vectors, L levels, K codes per level, D vector width.
+#pragma once
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sbtrec/quantizer/options.h"
+
+namespace sbtrec::quantizer {
+
+struct QuantizerOutput {
+  torch::Tensor indices;  // [N, L] int64: per level the chosen code
+  torch::Tensor e_rq;     // [N, D] float32: sum of the chosen code rows (gradient reaches only those rows)
+  torch::Tensor loss;     // [] weighted codebook + commitment losses; a constant 0 when both weights are 0
+};
+
+struct LevelStats {
+  int64_t used = 0;           // codes chosen by at least one vector
+  double usage = 0;           // used / K
+  double perplexity = 0;      // exp(entropy of the code frequencies): K when usage is uniform
+  double relative_error = 0;  // ||x - e_rq|| / ||x|| with the levels up to this one (Frobenius over all vectors)
+};
+
+struct QuantizerStats {
+  int64_t vectors = 0;
+  std::vector<LevelStats> levels;
+  double relative_error = 0;    // with all L levels
+  int64_t distinct_tuples = 0;  // distinct full code tuples
+  int64_t collisions = 0;       // vectors whose full tuple an earlier vector already has (= vectors - distinct_tuples)
+  nlohmann::json to_json() const;
+};
+
+class ResidualQuantizerImpl : public torch::nn::Module {
+ public:
+  // Codebooks start at zero: fill them with init_kmeans_pp or load_codebooks before use.
+  ResidualQuantizerImpl(const QuantizerOptions& options, int64_t dim);
+
+  // x [N, D] -> indices (from the current codebooks, under no grad; ties -> the lowest index), e_rq, loss.
+  // No straight-through path: e_rq carries no gradient to x (the paper's inputs are frozen). In training
+  // mode with dead_codes.enabled, usage is counted and dead codes are re-seeded at the end of each window,
+  // after this output is computed (the output is unaffected; an optimizer keeps its moments of a
+  // re-seeded row).
+  QuantizerOutput forward(const torch::Tensor& x);
+
+  // HDSD alone: indices [N, L] for x [N, D], no grad.
+  torch::Tensor encode(const torch::Tensor& x) const;
+  // MBSR alone: indices [N, L] -> e_rq [N, D], differentiable with respect to the chosen rows.
+  torch::Tensor decode(const torch::Tensor& indices) const;
+
+  // Per level: k-means++ seeding, then options.kmeans_iterations Lloyd iterations, on the residuals the
+  // previous levels leave of the frozen x [N, D]. Deterministic for a seed: the draws come from a
+  // counter-based stream (the same on every machine; torch's global generator plays no part), so on the
+  // CPU one build and thread count gives bit-identical codebooks (CUDA's index_add may order the sums
+  // of the Lloyd means differently from run to run). N < K is a ConfigError (K distinct codes need K vectors); when a level has
+  // fewer than K distinct residuals, the extra codes repeat existing ones and stay unused (the usage
+  // statistic shows it). Resets the dead-code counters.
+  void init_kmeans_pp(const torch::Tensor& x, uint64_t seed);
+
+  // Replaces the codebooks; `source` names the origin in the error when the shape is not [L, K, D].
+  void load_codebooks(const torch::Tensor& codebooks, const std::string& source);
+
+  QuantizerStats stats(const torch::Tensor& x) const;
+
+  int64_t levels() const { return codebooks.size(0); }
+  int64_t codes() const { return codebooks.size(1); }
+  int64_t dim() const { return codebooks.size(2); }
+  const QuantizerOptions& options() const { return options_; }
+
+  torch::Tensor codebooks;  // [L, K, D] float32, registered parameter "codebooks"
+
+ private:
+  void expire_dead_codes(const std::vector<torch::Tensor>& residuals, const torch::Tensor& indices);
+
+  QuantizerOptions options_;
+  // [L, K] int64: choices in the current dead-code window. Not a buffer: it is no part of the codebooks'
+  // checkpoint (a resumed run starts a fresh window).
+  torch::Tensor usage_;
+  int64_t window_forwards_ = 0;
+};
+TORCH_MODULE(ResidualQuantizer);
+
+// Index of the nearest row of `codebook` [K, D] for each row of `r` [N, D] by squared L2 (computed in
+// float64; exact ties -> the lowest index): [N] int64. No grad.
+torch::Tensor nearest_codes(const torch::Tensor& r, const torch::Tensor& codebook);
+
+// Groups of rows of `indices` [N, L] that share a full code tuple (only groups of 2 or more), each
+// sorted, groups ordered by their first row.
+std::vector<std::vector<int64_t>> shared_tuples(const torch::Tensor& indices);
+
+}  // namespace sbtrec::quantizer

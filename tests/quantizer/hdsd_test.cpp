@@ -1,0 +1,180 @@
+// HDSD over an encoder: the two kinds of behaviour vectors, per-kind codebooks as `inputs` selects,
+// and the files sbtrec-quantize writes, read back (and refused with the key named when wrong).
+#include <gtest/gtest.h>
+
+#include "../test_util.h"
+#include "sbtrec/common/error.h"
+#include "sbtrec/common/safetensors.h"
+#include "sbtrec/data/batch.h"
+#include "sbtrec/quantizer/hdsd.h"
+#include "sbtrec/train/config.h"
+
+using namespace sbtrec;
+using namespace sbtrec::quantizer;
+
+namespace {
+
+// A random SASRec and a small dataset whose training histories it can encode.
+struct Fixture {
+  data::Dataset ds;
+  encoder::Encoder enc;
+  Fixture(int64_t items = 60, int64_t samples = 90) {
+    ds.name = "tiny";
+    ds.num_items = items;
+    for (int64_t i = 0; i < items; ++i) ds.titles.push_back("Item " + std::to_string(i));
+    torch::manual_seed(3);
+    for (int64_t s = 0; s < samples; ++s) {
+      data::Sample x;
+      x.user = s;
+      const int64_t len = 3 + s % 6;
+      for (int64_t t = 0; t < len; ++t) x.history.push_back((int32_t)((s * 7 + t * 13) % items));
+      x.target = (int32_t)((s * 5) % items);
+      ds.train.push_back(x);
+    }
+    EncoderOptions eo;
+    eo.hidden_size = 16;
+    enc = encoder::make_encoder(eo, items);
+  }
+};
+
+QuantizerOptions small(QuantizerInputs inputs) {
+  QuantizerOptions o;
+  o.levels = 2;
+  o.codes = 8;
+  o.inputs = inputs;
+  o.kmeans_iterations = 5;
+  return o;
+}
+
+}  // namespace
+
+TEST(Hdsd, BehaviourVectorsAreTheItemRowsAndTheHistoryRepresentations) {
+  Fixture f;
+  auto items = item_vectors(*f.enc);
+  EXPECT_EQ(items.sizes(), (std::vector<int64_t>{60, 16}));  // padding row N dropped
+  EXPECT_TRUE(torch::equal(items, f.enc->item_embedding_table().slice(0, 0, 60)));
+  f.enc->train();
+  auto users = user_vectors(*f.enc, f.ds.train, 10, 32);  // three batches
+  EXPECT_TRUE(f.enc->is_training());                      // mode restored
+  EXPECT_FALSE(users.requires_grad());
+  f.enc->eval();
+  torch::NoGradGuard ng;
+  auto t = data::to_tensors(f.ds.train, 60, 10);
+  EXPECT_TRUE(torch::allclose(users, f.enc->sequence_representation(t.seq, t.lengths), 1e-6, 1e-6));
+  const auto s = input_stats(users);
+  EXPECT_EQ(s.vectors, 90);
+  EXPECT_NEAR(s.mean_norm, users.norm(2, 1).mean().item<double>(), 1e-5);
+}
+
+TEST(Hdsd, InputsSelectTheKindsAndEachHasItsOwnCodebooks) {
+  Fixture f;
+  Hdsd both(small(QuantizerInputs::kBoth), 16, 16), items(small(QuantizerInputs::kItems), 16, 16),
+      user(small(QuantizerInputs::kUser), 16, 16);
+  EXPECT_TRUE(both->items && both->user);
+  EXPECT_TRUE(items->items && !items->user);
+  EXPECT_TRUE(!user->items && user->user);
+  std::vector<std::string> names;
+  for (const auto& p : both->named_parameters()) names.push_back(p.key());
+  EXPECT_EQ(names, (std::vector<std::string>{"items.codebooks", "user.codebooks"}));
+  const auto fit = fit_hdsd(small(QuantizerInputs::kBoth), 5, *f.enc, f.ds, 10, 64);
+  EXPECT_FALSE(torch::equal(fit.hdsd->items->codebooks, fit.hdsd->user->codebooks));
+  EXPECT_EQ(fit.item_codes.sizes(), (std::vector<int64_t>{60, 2}));
+  EXPECT_EQ(fit.train_user_codes.sizes(), (std::vector<int64_t>{90, 2}));
+  EXPECT_TRUE(torch::equal(fit.item_codes, fit.hdsd->items->encode(item_vectors(*f.enc))));
+  for (const char* kind : {"items", "user"}) {
+    ASSERT_TRUE(fit.stats.contains(kind)) << kind;
+    EXPECT_EQ(fit.stats[kind]["quantizer"]["levels"].size(), 2u);
+    EXPECT_TRUE(fit.stats[kind]["input"].contains("mean_norm"));
+  }
+  // Every item listed as sharing a tuple does share it, with its title beside it.
+  int64_t listed = 0;
+  for (const auto& g : fit.stats["items"]["shared_tuples"]) {
+    ASSERT_GE(g["items"].size(), 2u);
+    for (size_t i = 0; i < g["items"].size(); ++i) {
+      const int64_t item = g["items"][i];
+      EXPECT_EQ(g["titles"][i], f.ds.titles[(size_t)item]);
+      for (int64_t l = 0; l < 2; ++l) EXPECT_EQ(fit.item_codes[item][l].item<int64_t>(), g["codes"][(size_t)l].get<int64_t>());
+    }
+    listed += (int64_t)g["items"].size();
+  }
+  EXPECT_EQ(listed, fit.stats["items"]["items_sharing_a_tuple"].get<int64_t>());
+  // Same seed, same codebooks; the user kind is fitted with its own stream.
+  const auto again = fit_hdsd(small(QuantizerInputs::kBoth), 5, *f.enc, f.ds, 10, 64);
+  EXPECT_TRUE(torch::equal(again.hdsd->items->codebooks, fit.hdsd->items->codebooks));
+  EXPECT_TRUE(torch::equal(again.hdsd->user->codebooks, fit.hdsd->user->codebooks));
+}
+
+TEST(Hdsd, SavedFilesReadBackAndWrongOnesAreRefused) {
+  Fixture f;
+  test::TempDir dir;
+  const auto fit = fit_hdsd(small(QuantizerInputs::kBoth), 1, *f.enc, f.ds, 10, 64);
+  save_hdsd(dir / "q", fit, "quantizer:\n  levels: 2\n");
+  for (const char* file : {"codebooks.safetensors", "codes.safetensors", "stats.json", "config.yaml"})
+    EXPECT_TRUE(std::filesystem::exists(dir / (std::string("q/") + file))) << file;
+  auto books = safetensors::load(dir / "q/codebooks.safetensors");
+  EXPECT_EQ(books.at("codebooks").sizes(), (std::vector<int64_t>{2, 8, 16}));
+  EXPECT_EQ(books.at("user_codebooks").scalar_type(), torch::kFloat32);
+  auto codes = safetensors::load(dir / "q/codes.safetensors");
+  EXPECT_TRUE(torch::equal(codes.at("item_codes"), fit.item_codes));
+  EXPECT_EQ(codes.at("item_codes").scalar_type(), torch::kInt64);
+  EXPECT_EQ(nlohmann::json::parse(test::read_text(dir / "q/stats.json")), fit.stats);
+
+  Hdsd loaded(small(QuantizerInputs::kBoth), 16, 16);
+  load_hdsd_codebooks(dir / "q", *loaded);
+  EXPECT_TRUE(torch::equal(loaded->items->codebooks, fit.hdsd->items->codebooks));
+  EXPECT_TRUE(torch::equal(loaded->user->codebooks, fit.hdsd->user->codebooks));
+
+  auto message = [](const std::function<void()>& fn) {
+    try {
+      fn();
+    } catch (const CheckpointError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no CheckpointError");
+  };
+  QuantizerOptions three = small(QuantizerInputs::kBoth);
+  three.levels = 3;
+  Hdsd deeper(three, 16, 16);
+  EXPECT_NE(message([&] { load_hdsd_codebooks(dir / "q", *deeper); }).find("key 'codebooks'"), std::string::npos);
+  const auto items_only = fit_hdsd(small(QuantizerInputs::kItems), 1, *f.enc, f.ds, 10, 64);
+  save_hdsd(dir / "items", items_only, "");
+  EXPECT_NE(message([&] { load_hdsd_codebooks(dir / "items", *loaded); }).find("'user_codebooks'"), std::string::npos);
+  EXPECT_NE(message([&] { load_hdsd_codebooks(dir / "nowhere", *loaded); }).find("sbtrec-quantize"), std::string::npos);
+}
+
+TEST(Hdsd, TooFewVectorsForTheCodesIsAConfigErrorNamingTheKind) {
+  Fixture f(60, 5);
+  try {
+    fit_hdsd(small(QuantizerInputs::kBoth), 1, *f.enc, f.ds, 10, 64);
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("quantizer user"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Hdsd, ConfigSectionReadsAndChecksTheQuantizerKeys) {
+  const Config c = parse_config("quantizer:\n  codes: 64\n  dead_codes:\n    enabled: true\n", "test.yaml",
+                                {"quantizer.levels=1", "quantizer.inputs=user"});
+  EXPECT_EQ(c.quantizer.levels, 1);
+  EXPECT_EQ(c.quantizer.codes, 64);
+  EXPECT_EQ(c.quantizer.inputs, QuantizerInputs::kUser);
+  EXPECT_TRUE(c.quantizer.dead_codes.enabled);
+  EXPECT_EQ(kmeans_seed(c.quantizer, c.seed), c.seed);  // -1 follows the run's seed
+  EXPECT_NE(config_to_yaml(c).find("inputs: user"), std::string::npos);
+  const Config d;
+  EXPECT_EQ(d.quantizer.levels, 3);
+  EXPECT_EQ(d.quantizer.codes, 128);
+  EXPECT_EQ(d.quantizer.inputs, QuantizerInputs::kBoth);
+  EXPECT_EQ(d.quantizer.codebook_loss, 0.0);
+  EXPECT_EQ(d.quantizer.commitment_loss, 0.0);
+  EXPECT_FALSE(d.quantizer.dead_codes.enabled);
+  for (const char* bad : {"quantizer.inputs=history", "quantizer.codes=0", "quantizer.commitment_loss=-1"}) {
+    try {
+      parse_config("", "test.yaml", {bad});
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(std::string(bad).substr(0, std::string(bad).find('='))), std::string::npos)
+          << e.what();
+    }
+  }
+}
