@@ -1,0 +1,114 @@
+// SBT-Rec's forward pass on a tiny random Llama: slot rows of inputs_embeds are the aligned MBSR
+// vectors of their items (or user), every other row the token embedding; one backward of the answer
+// loss reaches exactly the chosen codebook rows, both aligner layers and the LoRA weights (SBS-AO);
+// the continuous (w/o HDSD) path and the shuffled-token control.
+#include "../test_util.h"
+#include "sbtrec/common/error.h"
+#include "sbtrec/train/sbtrec_model.h"
+
+using namespace sbtrec;
+
+namespace {
+
+struct Tiny {
+  quantizer::QuantizerOptions qo;
+  train::SbtRecModel model{nullptr};
+  prompt::PromptBatch batch;
+  torch::Tensor users;  // [B, Z]
+
+  explicit Tiny(bool quantize, bool user = true) {
+    torch::manual_seed(5);
+    auto c = llm::llama_tiny();
+    auto lm = llm::LlamaForCausalLM(c);
+    llm::LoraOptions lo;
+    lo.dropout = 0;
+    lm->add_lora(lo);
+    const int64_t N = 40, D = 12, Z = 10;
+    auto items = torch::randn({N, D});
+    qo.levels = 2;
+    qo.codes = 8;
+    quantizer::Hdsd hdsd{nullptr};
+    if (quantize) {
+      hdsd = quantizer::Hdsd(qo, D, Z);
+      hdsd->items->init_kmeans_pp(items, 1);
+      if (hdsd->user) hdsd->user->init_kmeans_pp(torch::randn({30, Z}), 2);
+    }
+    model = train::SbtRecModel(lm, items, hdsd, user ? Z : 0, aligner::AlignerOptions{});
+    prompt::EncodedPrompt a, b;
+    a.ids = {1, 5, 6, 7, 8, 9, 10, 11, 12};
+    a.prompt_length = 6;
+    a.slots = {{2, prompt::SlotKind::kHistory, 3}, {4, prompt::SlotKind::kCandidate, 17}};
+    if (user) a.slots.push_back({5, prompt::SlotKind::kUser, -1});
+    b.ids = {1, 20, 21, 22, 23};
+    b.prompt_length = 3;
+    b.slots = {{1, prompt::SlotKind::kCandidate, 3}};
+    batch = prompt::collate({a, b}, 0, false);
+    users = torch::randn({2, Z});
+  }
+};
+
+}  // namespace
+
+TEST(SbtRecModel, SlotRowsAreAlignedMbsrVectorsAndTheRestTokenEmbeddings) {
+  Tiny t(true);
+  torch::NoGradGuard ng;
+  auto& m = *t.model;
+  auto embeds = m.inputs_embeds(t.batch, t.users);  // [2, 9, E]
+  auto plain = m.llm->model->embed_tokens(t.batch.input_ids);
+  auto x = m.item_vectors.index_select(0, torch::tensor({3, 17}, torch::kInt64));
+  auto idx = m.hdsd->items->encode(x);                     // [2, L]
+  auto want = m.item_aligner->forward(m.hdsd->items->decode(idx));  // [2, E]
+  EXPECT_TRUE(torch::allclose(embeds[0][2], want[0]));
+  EXPECT_TRUE(torch::allclose(embeds[0][4], want[1]));
+  EXPECT_TRUE(torch::allclose(embeds[1][1], want[0]));  // the same item, the same token in another prompt
+  auto u = m.user_aligner->forward(m.hdsd->user->decode(m.hdsd->user->encode(t.users.narrow(0, 0, 1))));
+  EXPECT_TRUE(torch::allclose(embeds[0][5], u[0]));
+  for (int64_t p : {0, 1, 3, 6, 7, 8}) EXPECT_TRUE(torch::equal(embeds[0][p], plain[0][p])) << p;
+  // user slots need user vectors
+  EXPECT_THROW(m.inputs_embeds(t.batch), ConfigError);
+}
+
+TEST(SbtRecModel, OneBackwardReachesChosenCodeRowsAlignersAndLora) {
+  Tiny t(true);
+  auto& m = *t.model;
+  auto loss = m.loss(t.batch, t.users);
+  ASSERT_TRUE(std::isfinite(loss.item<double>()));
+  loss.backward();
+  auto x = m.item_vectors.index_select(0, torch::tensor({3, 17}, torch::kInt64));
+  auto idx = m.hdsd->items->encode(x);  // [2, L]
+  auto g = m.hdsd->items->codebooks.grad();  // [L, K, D]
+  ASSERT_TRUE(g.defined());
+  for (int64_t l = 0; l < g.size(0); ++l)
+    for (int64_t k = 0; k < g.size(1); ++k) {
+      const bool chosen = idx[0][l].item<int64_t>() == k || idx[1][l].item<int64_t>() == k;
+      const double norm = g[l][k].abs().sum().item<double>();
+      if (chosen) EXPECT_GT(norm, 0) << l << " " << k;
+      else EXPECT_EQ(norm, 0) << l << " " << k;
+    }
+  EXPECT_GT(m.hdsd->user->codebooks.grad().abs().sum().item<double>(), 0);
+  for (auto* a : {&m.item_aligner, &m.user_aligner})
+    for (const auto& p : (*a)->parameters()) EXPECT_GT(p.grad().abs().sum().item<double>(), 0);
+  int lora_b = 0;
+  for (const auto& p : m.llm->named_parameters())
+    if (p.key().find("lora_B") != std::string::npos && p.value().grad().defined() && p.value().grad().abs().sum().item<double>() > 0)
+      ++lora_b;
+  EXPECT_EQ(lora_b, (int)m.llm->lora_layers().size());
+  // frozen: the encoder's vectors and the base weights
+  EXPECT_FALSE(m.item_vectors.requires_grad());
+  EXPECT_FALSE(m.llm->model->embed_tokens->weight.requires_grad());
+}
+
+TEST(SbtRecModel, ContinuousVectorsAndShuffledTokens) {
+  Tiny t(false, false);
+  torch::NoGradGuard ng;
+  auto& m = *t.model;
+  auto embeds = m.inputs_embeds(t.batch);
+  auto want = m.item_aligner->forward(m.item_vectors.index_select(0, torch::tensor({3, 17}, torch::kInt64)));
+  EXPECT_TRUE(torch::allclose(embeds[0][2], want[0]));
+  EXPECT_TRUE(torch::allclose(embeds[0][4], want[1]));
+  auto perm = torch::randperm(40, torch::kInt64);
+  m.set_item_permutation(perm);
+  auto shuffled = m.inputs_embeds(t.batch);
+  auto moved = m.item_aligner->forward(m.item_vectors.index_select(0, perm.index_select(0, torch::tensor({3}, torch::kInt64))));
+  EXPECT_TRUE(torch::allclose(shuffled[0][2], moved[0]));
+}
