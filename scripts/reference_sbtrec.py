@@ -74,42 +74,72 @@ def main(argv=None):
         return e
 
     out = {}
-    rows, labels, slots = [], [], []
-    for i, c in enumerate(spec["cases"]):
+
+    def prompt_ids(c):
+        """The prompt's ids and its slots (position, kind, item id or None for the user)."""
         tmpl = spec["templates"][c["template"]]
         h = ", ".join(x + " [HistoryEmb]" for x in c["history"]) + (" [UserEmb]" if spec["user_token"] else "")
         cans = ", ".join(x + " [CansEmb]" for x in c["candidates"])
         text = tmpl.replace("{history}", h).replace("{candidates}", cans).replace("{num_candidates}", str(len(c["candidates"])))
         p = tok(text, add_special_tokens=True).input_ids
+        hist, cand, found = iter(c["history_items"]), iter(c["candidate_items"]), []
+        for pos, tid in enumerate(p):
+            if tid == slot_id["[HistoryEmb]"]:
+                found.append((pos, "items", next(hist)))
+            elif tid == slot_id["[CansEmb]"]:
+                found.append((pos, "items", next(cand)))
+            elif tid == slot_id["[UserEmb]"]:
+                found.append((pos, "user", None))
+        return p, found
+
+    def embed(ids, slots):
+        """Token embeddings [B, T, E] with each slot (row, position, kind, vector row) replaced."""
+        embeds = model.get_input_embeddings()(ids)
+        for kind in ("items", "user"):
+            sel = [s for s in slots if s[2] == kind]
+            if not sel:
+                continue
+            src = t["item_vectors"] if kind == "items" else t["user_vectors"]
+            x = src[torch.tensor([s[3] for s in sel])]
+            e = mbsr(x, codebooks[kind]) if kind in codebooks else x
+            embeds = embeds.index_put((torch.tensor([s[0] for s in sel]), torch.tensor([s[1] for s in sel])), aligners[kind](e))
+        return embeds
+
+    # Greedy generation from each generation case's prompt alone, left-padded, as evaluation runs it.
+    model.eval()
+    gen_rows, gen_slots = [], []
+    for i, c in enumerate(spec.get("generation_cases", [])):
+        p, found = prompt_ids(c)
+        gen_rows.append(p)
+        gen_slots += [(i, pos, kind, i if kind == "user" else item) for pos, kind, item in found]
+    if gen_rows:
+        T = max(len(r) for r in gen_rows)
+        ids = torch.tensor([[0] * (T - len(r)) + r for r in gen_rows])
+        mask = torch.tensor([[0] * (T - len(r)) + [1] * len(r) for r in gen_rows])
+        gen_slots = [(b, pos + T - len(gen_rows[b]), kind, row) for b, pos, kind, row in gen_slots]
+        model.generation_config.eos_token_id = None
+        with torch.no_grad():
+            new = model.generate(inputs_embeds=embed(ids, gen_slots), attention_mask=mask, max_new_tokens=spec["max_new_tokens"],
+                                 do_sample=False, num_beams=1, pad_token_id=0, suppress_tokens=list(slot_id.values()))
+        out["generated_ids"] = new.contiguous()
+    model.train()
+
+    rows, labels, slots = [], [], []
+    for i, c in enumerate(spec["cases"]):
+        p, found = prompt_ids(c)
         a = tok(c["target"] + "\n", add_special_tokens=False).input_ids
         out[f"case{i}.prompt_ids"] = torch.tensor(p, dtype=torch.int64)
         out[f"case{i}.answer_ids"] = torch.tensor(a, dtype=torch.int64)
         rows.append(p + a)
         labels.append([-100] * len(p) + a)
-        hist, cand = iter(c["history_items"]), iter(c["candidate_items"])
-        for pos, tid in enumerate(p):
-            if tid == slot_id["[HistoryEmb]"]:
-                slots.append((i, pos, "items", next(hist)))
-            elif tid == slot_id["[CansEmb]"]:
-                slots.append((i, pos, "items", next(cand)))
-            elif tid == slot_id["[UserEmb]"]:
-                slots.append((i, pos, "user", i))
+        slots += [(i, pos, kind, i if kind == "user" else item) for pos, kind, item in found]
     T = max(len(r) for r in rows)
     pad = 0
     ids = torch.tensor([r + [pad] * (T - len(r)) for r in rows])
     mask = torch.tensor([[1] * len(r) + [0] * (T - len(r)) for r in rows])
     lab = torch.tensor([r + [-100] * (T - len(r)) for r in labels])
 
-    embeds = model.get_input_embeddings()(ids)  # [B, T, E]
-    for kind in ("items", "user"):
-        sel = [s for s in slots if s[2] == kind]
-        if not sel:
-            continue
-        src = t["item_vectors"] if kind == "items" else t["user_vectors"]
-        x = src[torch.tensor([s[3] for s in sel])]
-        e = mbsr(x, codebooks[kind]) if kind in codebooks else x
-        v = aligners[kind](e)
-        embeds = embeds.index_put((torch.tensor([s[0] for s in sel]), torch.tensor([s[1] for s in sel])), v)
+    embeds = embed(ids, slots)  # [B, T, E]
     loss = model(inputs_embeds=embeds, attention_mask=mask, labels=lab).loss
     loss.backward()
     out["loss"] = loss.detach().reshape(1)

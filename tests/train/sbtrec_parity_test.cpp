@@ -2,13 +2,14 @@
 // PEFT, written independently): the same Llama weights, LoRA adapter, item and user vectors,
 // codebooks, aligners, templates and candidates give the same prompt and answer ids, the same loss
 // (within 1e-5) and the same gradients of the codebooks, the aligners and every LoRA A/B (within
-// 1e-4 relative). On a tiny random Llama with SmolLM2's tokenizer (slot tokens added), and on
+// 1e-4 relative), and greedy generation from three prompts gives the same ids. On a tiny random Llama with SmolLM2's tokenizer (slot tokens added), and on
 // SmolLM2-135M-Instruct itself.
 #include <nlohmann/json.hpp>
 
 #include "../test_util.h"
 #include "sbtrec/common/safetensors.h"
 #include "sbtrec/llm/checkpoint.h"
+#include "sbtrec/llm/generation.h"
 #include "sbtrec/llm/tokenizer.h"
 #include "sbtrec/train/sbtrec_model.h"
 
@@ -52,7 +53,7 @@ void check_step(bool real_weights) {
   for (int i = 0; i < 40; ++i)
     ds.titles.push_back(i % 3 == 0 ? "Amélie " + std::to_string(i) + " (2001)" : "Movie number " + std::to_string(i) + " (19" + std::to_string(50 + i) + ")");
   auto items = torch::randn({40, 12});
-  auto users = torch::randn({2, 10});
+  auto users = torch::randn({3, 10});  // one per generation case; the training batch uses the first two
   quantizer::QuantizerOptions qo;
   qo.levels = 2;
   qo.codes = 8;
@@ -82,6 +83,32 @@ void check_step(bool real_weights) {
     for (int32_t x : c.cands) j["candidates"].push_back(ds.titles[x]);
     spec["cases"].push_back(j);
   }
+  // Greedy generation from the prompts alone (left-padded, slots suppressed, no EOS stop), as evaluation runs it.
+  std::vector<Case> gen_cases = cases;
+  gen_cases.push_back({1, {3, {33, 34, 35, 36, 37}, 20}, {20, 11, 4}});
+  std::vector<prompt::EncodedPrompt> gen_prompts;
+  for (size_t i = 0; i < gen_cases.size(); ++i) {
+    const auto& c = gen_cases[i];
+    gen_prompts.push_back(builder.encode(c.tmpl, ds, c.s, c.cands, true, std::nullopt, "generation case " + std::to_string(i)));
+    nlohmann::json j = {{"template", c.tmpl}, {"history_items", c.s.history}, {"candidate_items", c.cands}};
+    for (int32_t h : c.s.history) j["history"].push_back(ds.titles[h]);
+    for (int32_t x : c.cands) j["candidates"].push_back(ds.titles[x]);
+    spec["generation_cases"].push_back(j);
+  }
+  spec["max_new_tokens"] = 12;
+  torch::Tensor generated;
+  {
+    torch::NoGradGuard ng;
+    model->eval();
+    auto gb = prompt::collate(gen_prompts, 0, true);
+    llm::GenerationOptions go;
+    go.max_new_tokens = 12;
+    go.pad_token_id = 0;
+    go.suppress_token_ids = {slots.history, slots.candidate, slots.user};
+    generated = llm::generate_from_embeds(*lm, model->inputs_embeds(gb, users), gb.attention_mask, go);  // [3, 12]
+    model->train();
+  }
+
   auto batch = prompt::collate(encoded, 0, false);
   auto loss = model->loss(batch, users);
   loss.backward();
@@ -108,6 +135,10 @@ void check_step(bool real_weights) {
     EXPECT_EQ(p, std::vector<int64_t>(rp.data_ptr<int64_t>(), rp.data_ptr<int64_t>() + rp.numel())) << "case " << i;
     EXPECT_EQ(a, std::vector<int64_t>(ra.data_ptr<int64_t>(), ra.data_ptr<int64_t>() + ra.numel())) << "case " << i;
   }
+  ASSERT_TRUE(ref.count("generated_ids"));
+  EXPECT_TRUE(torch::equal(generated, ref["generated_ids"])) << "sbtrec:\n" << generated << "\nreference:\n" << ref["generated_ids"];
+  if (real_weights) std::cout << "greedy answer of generation case 0: " << tok->decode(std::vector<int64_t>(
+                                    generated[0].data_ptr<int64_t>(), generated[0].data_ptr<int64_t>() + generated.size(1))) << "\n";
   const double want = ref["loss"].item<double>();
   std::cout << "SBT-Rec step (" << (real_weights ? "SmolLM2" : "tiny") << "): loss " << loss.item<double>() << " vs " << want << "\n";
   EXPECT_NEAR(loss.item<double>(), want, 1e-5);
