@@ -241,12 +241,15 @@ void LlamaForCausalLMImpl::add_tokens(int64_t n) {
     auto rows = w.mean(0, true).expand({n, w.size(1)});  // new rows start at the mean embedding
     return torch::cat({w, rows}, 0);
   };
+  // The old rows keep their blocks for decoding (when the blocks still mirror them).
+  const auto packed = lm_head->packed && lm_head->packed->mirrors(lm_head->weight) ? lm_head->packed : nullptr;
   model->embed_tokens->replace_weight(grow(model->embed_tokens->weight));
   if (config.tie_word_embeddings) {
     tie_lm_head();
   } else {
     lm_head->replace_weight(grow(lm_head->weight));
   }
+  if (packed) lm_head->packed = std::make_shared<const nn::PackedWeight>(packed->grown_into(lm_head->weight));
   config.vocab_size += n;
 }
 

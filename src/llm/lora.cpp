@@ -95,7 +95,11 @@ torch::Tensor LoraLinearImpl::base_forward(const torch::Tensor& x) const {
   // Decoding (a few rows, no gradient) streams W through the few-row kernel instead of the GEMM,
   // from the checkpoint's quantized blocks where they still mirror W.
   if (!nn::few_row_linear_applies(x, weight)) return torch::linear(x, weight);  // [N..., O]
-  return packed && packed->mirrors(weight) ? nn::few_row_linear(x, *packed) : nn::few_row_linear(x, weight);
+  if (!packed || !packed->mirrors(weight)) return nn::few_row_linear(x, weight);
+  const int64_t rows = packed->out_features, extra = weight.size(0) - rows;
+  if (extra == 0) return nn::few_row_linear(x, *packed);
+  // Rows added after loading (special tokens) have no blocks: those come from the float32 weight.
+  return torch::cat({nn::few_row_linear(x, *packed), nn::few_row_linear(x, weight.narrow(0, rows, extra))}, -1);  // [N..., O]
 }
 
 torch::Tensor LoraLinearImpl::forward(const torch::Tensor& x) {

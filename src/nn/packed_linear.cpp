@@ -174,7 +174,16 @@ void slab(const float* x, const PackedWeight& w, float* y, int64_t M, bool porta
 
 bool PackedWeight::mirrors(const torch::Tensor& weight) const {
   return blocks.defined() && weight.defined() && weight.data_ptr() == mirror_data && weight._version() == mirror_version &&
-         weight.dim() == 2 && weight.size(0) == out_features && weight.size(1) == in_features;
+         weight.dim() == 2 && weight.size(0) >= out_features && weight.size(1) == in_features;
+}
+
+PackedWeight PackedWeight::grown_into(const torch::Tensor& weight) const {
+  if (weight.dim() != 2 || weight.size(0) < out_features || weight.size(1) != in_features)
+    throw std::invalid_argument("PackedWeight::grown_into: the weight must be [O' >= O, I]");
+  PackedWeight p = *this;
+  p.mirror_data = weight.data_ptr();
+  p.mirror_version = weight._version();
+  return p;
 }
 
 bool packable(gguf::TensorType type) {

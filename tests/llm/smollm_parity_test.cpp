@@ -113,11 +113,17 @@ TEST(SmolLM2Parity, PackedDecodeStepMatchesFloat32Weights) {
     return m->forward(in).squeeze(0);  // [1, V]: one row, the few-row path
   };
   auto packed = step();
+  // Added special tokens (behavioural slots) grow the tied lm_head: its old rows keep their blocks.
+  m->add_tokens(3);
+  ASSERT_TRUE(m->lm_head->packed && m->lm_head->packed->mirrors(m->lm_head->weight));
+  auto grown = step();  // [1, V + 3]
+  ASSERT_EQ(grown.size(1), packed.size(1) + 3);
   ASSERT_GT(drop_packed_weights(*m), 0);
   auto dense = step();
-  const double diff = (packed - dense).abs().max().item<double>();
+  const double diff = (packed - dense.narrow(1, 0, packed.size(1))).abs().max().item<double>();
   std::cout << "SmolLM2 decode step, blocks vs float32 weights: max abs logit diff " << diff << "\n";
   EXPECT_LE(diff, 1e-4);
+  EXPECT_LE((grown - dense).abs().max().item<double>(), 1e-4);
 }
 
 TEST(SmolLM2Parity, LoraLossAndGradientsMatchPeft) {

@@ -34,7 +34,11 @@ struct PackedWeight {
 
   // True when `weight` is still the float32 tensor this was packed beside, unmodified: a replaced
   // weight (tying, resizing) or one changed in place (LoRA merge) falls back to the float32 path.
+  // `weight` may have more rows than the blocks (see grown_into): those come from the float32 rows.
   bool mirrors(const torch::Tensor& weight) const;
+  // The same blocks beside `weight` [O', I], O' >= O, whose first O rows are the weight this was
+  // packed beside (an embedding grown by added special tokens keeps its blocks for the old rows).
+  PackedWeight grown_into(const torch::Tensor& weight) const;
 
   const void* mirror_data = nullptr;  // identity of the float32 weight: its data and version
   int64_t mirror_version = -1;

@@ -83,7 +83,9 @@ class PromptBuilder {
 
   // Tokenized prompt (chat-wrapped) for `sample` with `candidates` (item ids), hybrid or text-only;
   // with `answer`, that item's answer_text follows, tokenized on its own (so the prompt's ids are the
-  // same in training and evaluation). `what` names the sample in errors ("train sample 12").
+  // same in training and evaluation). LLaRA's collater tokenizes (prompt, target) as a Llama text
+  // pair instead, which puts a second BOS before the answer; here the answer follows the prompt
+  // directly and only its tokens are labelled. `what` names the sample in errors ("train sample 12").
   // Throws DataError when a title holds a slot token or the result exceeds max_length.
   EncodedPrompt encode(size_t index, const data::Dataset& ds, const data::Sample& sample,
                        const std::vector<int32_t>& candidates, bool hybrid, std::optional<int32_t> answer,
