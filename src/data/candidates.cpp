@@ -8,20 +8,6 @@
 #include "sbtrec/common/error.h"
 
 namespace sbtrec::data {
-namespace {
-
-// Fixed codes, not the enum's values, so reordering Split can never change the candidates.
-uint64_t split_code(Split split) {
-  switch (split) {
-    case Split::kTrain: return 0;
-    case Split::kVal: return 1;
-    case Split::kTest: return 2;
-  }
-  return 0;
-}
-
-}  // namespace
-
 std::vector<CandidateSet> make_candidates(const Dataset& ds, Split split, int num_negatives, uint64_t seed) {
   if (num_negatives < 0)
     throw DataError("eval.num_negatives=" + std::to_string(num_negatives) + " is negative; use 0 or more");

@@ -28,6 +28,15 @@ const char* split_name(Split s) {
   }
 }
 
+uint64_t split_code(Split s) {
+  switch (s) {
+    case Split::kTrain: return 0;
+    case Split::kVal: return 1;
+    case Split::kTest: return 2;
+  }
+  return 0;
+}
+
 const std::vector<Sample>& Dataset::split(Split s) const {
   return s == Split::kTrain ? train : s == Split::kVal ? val : test;
 }

@@ -7,21 +7,11 @@
 
 #include "sbtrec/common/error.h"
 #include "sbtrec/common/fs.h"
+#include "sbtrec/common/text.h"
 #include "sbtrec/common/gguf.h"
 #include "sbtrec/llm/options.h"
 
 namespace sbtrec::llm {
-namespace {
-
-// Jinja's strip(), as Python's str.strip() on the whitespace prompts contain.
-std::string strip(const std::string& s) {
-  const char* ws = " \t\n\r\v\f";
-  const auto b = s.find_first_not_of(ws);
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(ws) - b + 1);
-}
-
-}  // namespace
 
 std::string read_chat_template(const std::string& model_path) {
   const std::string path = resolve_model(model_path);

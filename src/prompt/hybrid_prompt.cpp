@@ -8,6 +8,7 @@
 #include "sbtrec/common/counter_rng.h"
 #include "sbtrec/common/error.h"
 #include "sbtrec/common/fs.h"
+#include "sbtrec/common/text.h"
 #include "sbtrec/llm/special_tokens.h"
 
 namespace sbtrec::prompt {
@@ -21,12 +22,6 @@ Placeholders placeholders(TemplateFormat f) {
   return {"{history}", "{candidates}", "{num_candidates}"};
 }
 
-std::string strip(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t\r\n\f\v");
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(" \t\r\n\f\v") - b + 1);
-}
-
 std::string join(const std::vector<std::string>& titles, const char* slot) {
   std::string out;
   for (size_t i = 0; i < titles.size(); ++i) {
@@ -37,10 +32,8 @@ std::string join(const std::vector<std::string>& titles, const char* slot) {
   return out;
 }
 
-// Fixed stream codes, so reordering Split or adding a use never changes earlier draws.
+// Fixed stream codes, so adding a use never changes earlier draws.
 constexpr uint64_t kTrainingTemplates = 0x7101, kEvaluationTemplates = 0x7102;
-
-uint64_t split_code(data::Split s) { return s == data::Split::kTrain ? 0 : s == data::Split::kVal ? 1 : 2; }
 
 }  // namespace
 
@@ -90,7 +83,7 @@ size_t training_template(uint64_t seed, int64_t epoch, int64_t batch, size_t n) 
 }
 
 size_t evaluation_template(uint64_t seed, data::Split split, int64_t index, size_t n) {
-  CounterStream rng(splitmix64(splitmix64(splitmix64(seed) ^ kEvaluationTemplates) ^ split_code(split)) ^ (uint64_t)index);
+  CounterStream rng(splitmix64(splitmix64(splitmix64(seed) ^ kEvaluationTemplates) ^ data::split_code(split)) ^ (uint64_t)index);
   return (size_t)rng.below(n);
 }
 

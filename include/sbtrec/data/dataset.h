@@ -13,6 +13,9 @@ namespace sbtrec::data {
 enum class Split { kTrain, kVal, kTest };
 Split parse_split(const std::string& name);  // "train" | "val" | "test"; throws DataError
 const char* split_name(Split s);
+// Fixed codes of the splits in seeded streams (train 0, val 1, test 2): not the enum's values, so
+// reordering Split can never change candidate sets or template choices.
+uint64_t split_code(Split s);
 
 struct Sample {
   int64_t user = 0;              // raw user id of the source dataset
