@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up (if needed), builds, and runs the main job: prepare MovieLens-100K under the LLaRA protocol,
-# train SASRec, evaluate it, print the metrics table. Data: data/ml-100k/ or $SBTREC_DATA; without
+# Sets up (if needed), builds, and runs the main job, SBT-Rec end to end: prepare MovieLens-100K under
+# the LLaRA protocol, train SASRec (the frozen encoder), fit HDSD's codebooks on it, train SBT-Rec with
+# SmolLM2-135M-Instruct at a small budget (printed) and print both evaluation tables. Data: data/ml-100k/ or $SBTREC_DATA; without
 # either it falls back, loudly, to a synthetic GroupLens-format dataset the project generates.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,11 +24,27 @@ MSG
   $BIN/sbtrec-data synth --out "$root"
 fi
 $BIN/sbtrec-data stats --config configs/quickstart.yaml --set data.root="$root"
-# --overwrite: the quickstart replaces its own previous run (a fresh metrics.jsonl, not appended).
+# --overwrite: the quickstart replaces its own previous runs (fresh metrics.jsonl, not appended).
 # The run directory is read back from results.json (the last stdout line with --json).
+echo "== 1/3 SASRec, the frozen encoder (configs/quickstart.yaml) =="
 results=$($BIN/sbtrec-train --config configs/quickstart.yaml --set data.root="$root" --overwrite --json "$@" | tail -n 1)
+enc=$(printf '%s' "$results" | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["output_dir"])')
+$BIN/sbtrec-eval --config configs/quickstart.yaml --set data.root="$root" --checkpoint "$enc" > runs/quickstart-sasrec-table.txt
+
+echo "== 2/3 HDSD codebooks on its item and user vectors (configs/movielens/quantize.yaml) =="
+$BIN/sbtrec-quantize --config configs/movielens/quantize.yaml --set data.root="$root" --encoder "$enc" \
+  --out runs/quickstart-hdsd --overwrite
+
+echo "== 3/3 SBT-Rec with SmolLM2-135M-Instruct (configs/quickstart_sbtrec.yaml) =="
+budget=$($BIN/sbtrec-train --config configs/quickstart_sbtrec.yaml --set data.root="$root" --dump-config | \
+  .venv/bin/python -c 'import sys, yaml; c = yaml.safe_load(sys.stdin); t, e = c["train"], c["eval"]; print(f"{t[\"max_steps\"]} steps of {t[\"batch_size\"]} prompts, lr {t[\"lr\"]}, validation and test on the first {e[\"max_cases\"]} cases")')
+echo "budget: $budget (about ten minutes on two cores)"
+results=$($BIN/sbtrec-train --config configs/quickstart_sbtrec.yaml --set data.root="$root" --set encoder.checkpoint="$enc" \
+  --overwrite --json "$@" | tail -n 1)
 out=$(printf '%s' "$results" | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["output_dir"])')
 echo
-echo "== evaluation of $out (HR@1 over 20 candidates; HR@10/NDCG@10 over all items) =="
-$BIN/sbtrec-eval --config configs/quickstart.yaml --set data.root="$root" "$@" --checkpoint "$out"
-echo "curves: .venv/bin/python scripts/plot_metrics.py $out"
+echo "== SASRec alone (HR@1 over 20 candidates; HR@10/NDCG@10 over all items) =="
+cat runs/quickstart-sasrec-table.txt
+echo "== SBT-Rec $out (generation from 20 candidates; first cases only at this budget) =="
+$BIN/sbtrec-eval --config "$out/config.yaml" --checkpoint "$out"
+echo "predictions: $out/predictions.jsonl; curves: .venv/bin/python scripts/plot_metrics.py $out"

@@ -1,5 +1,10 @@
-// sbtrec-eval: evaluates a checkpoint on the config's dataset: HR@1 over the seeded candidate sets,
-// ValidRatio, and HR@10 / NDCG@10 by full ranking. With --json the last stdout line is one object.
+// sbtrec-eval: evaluates a checkpoint on the config's dataset. An encoder checkpoint: HR@1 over the
+// seeded candidate sets, ValidRatio, and HR@10 / NDCG@10 by full ranking. An SBT-Rec checkpoint
+// (llm.model set): generation (HR@1, ValidRatio, HR@1 of valid outputs) or eval.mode likelihood (HR@1,
+// HR@5, NDCG@5), with predictions.jsonl written to the checkpoint's run directory. With --json the last
+// stdout line is one object.
+#include <filesystem>
+
 #include "cli_common.h"
 #include "sbtrec/data/candidates.h"
 #include "sbtrec/data/dataset.h"
@@ -7,6 +12,7 @@
 #include "sbtrec/encoder/encoder.h"
 #include "sbtrec/encoder/evaluate.h"
 #include "sbtrec/eval/metrics.h"
+#include "sbtrec/train/sbtrec_trainer.h"
 
 using namespace sbtrec;
 
@@ -26,10 +32,37 @@ int main(int argc, char** argv) {
     if (!cfg_args.load(cfg)) return 0;
     if (cfg.threads > 0) torch::set_num_threads(cfg.threads);
     const auto ds = data::load_dataset(cfg.data);
+    const auto s = data::parse_split(split);
+    if (!cfg.llm.model.empty()) {
+      const std::string dir = resolve_checkpoint_dir(checkpoint, "sbtrec.safetensors");
+      auto session = train::build_sbtrec(cfg, ds, /*fit_codebooks=*/false);
+      train::load_sbtrec_checkpoint(dir, session);
+      const auto cands = data::make_candidates(ds, s, cfg.eval.num_negatives, cfg.eval.candidate_seed);
+      const auto e = train::evaluate_sbtrec(session, s, cands);
+      // The run directory: the parent of <run>/checkpoint, else the checkpoint directory itself.
+      const auto p = std::filesystem::path(dir);
+      const std::string run_dir = p.filename() == "checkpoint" ? p.parent_path().string() : dir;
+      const std::string predictions = run_dir + "/predictions.jsonl";
+      train::write_predictions(predictions, session, e, cands);
+      std::cout << eval::format_table("sbtrec", split, e.metrics);
+      auto j = e.to_json();
+      std::cout << fmt::format("HR@1 of valid outputs (LLaRA's code's test_hr): {:.4f}; predictions: {}\n",
+                               j["hr@1_of_valid"].get<double>(), predictions);
+      if (json) {
+        j["model"] = "sbtrec";
+        j["dataset"] = ds.name;
+        j["checkpoint"] = dir;
+        j["mode"] = config::choice_name(eval_modes(), cfg.eval.mode);
+        j["num_candidates"] = cfg.eval.num_negatives + 1;
+        j["candidate_seed"] = cfg.eval.candidate_seed;
+        j["predictions"] = predictions;
+        std::cout << j.dump() << std::endl;
+      }
+      return 0;
+    }
     const std::string dir = resolve_checkpoint_dir(checkpoint, "model.safetensors");
     EncoderOptions mo;
     auto model = encoder::load_encoder(dir, ds.num_items, &mo);
-    const auto s = data::parse_split(split);
     const auto cands = data::make_candidates(ds, s, cfg.eval.num_negatives, cfg.eval.candidate_seed);
     const auto m = encoder::evaluate_encoder(*model, ds, s, cands, mo.max_len, cfg.eval.batch_size);
     std::cout << eval::format_table(encoder_name(mo.type), split, m);

@@ -70,6 +70,7 @@ MatchResult match_generation(const std::string& output, const std::vector<std::s
     if (text.find(normalize_title(candidate_titles[k])) == std::string::npos) continue;
     ++r.named;
     r.named_index = k;
+    r.named_indices.push_back(k);
   }
   r.valid = r.named == 1;
   if (!r.valid) r.named_index = -1;

@@ -9,21 +9,32 @@
 
 namespace sbtrec::eval {
 
+namespace {
+// Every optional metric by its JSON name: the one list get, to_json and from_json read.
+const std::pair<const char*, std::optional<double> Metrics::*> kFields[] = {
+    {"hr@1", &Metrics::hr1}, {"valid_ratio", &Metrics::valid_ratio}, {"hr@10", &Metrics::hr10},
+    {"ndcg@10", &Metrics::ndcg10}, {"hr@5", &Metrics::hr5}, {"ndcg@5", &Metrics::ndcg5}};
+}  // namespace
+
 std::optional<double> Metrics::get(const std::string& name) const {
-  if (name == "hr@1") return hr1;
-  if (name == "valid_ratio") return valid_ratio;
-  if (name == "hr@10") return hr10;
-  if (name == "ndcg@10") return ndcg10;
+  for (const auto& [key, field] : kFields)
+    if (name == key) return this->*field;
   return std::nullopt;
 }
 
 nlohmann::json Metrics::to_json() const {
   nlohmann::json j = {{"n", n}};
-  const std::pair<const char*, const std::optional<double>*> all[] = {
-      {"hr@1", &hr1}, {"valid_ratio", &valid_ratio}, {"hr@10", &hr10}, {"ndcg@10", &ndcg10}};
-  for (const auto& [name, v] : all)
-    if (v->has_value()) j[name] = **v;
+  for (const auto& [key, field] : kFields)
+    if ((this->*field).has_value()) j[key] = *(this->*field);
   return j;
+}
+
+Metrics Metrics::from_json(const nlohmann::json& j) {
+  Metrics m;
+  m.n = j.value("n", (int64_t)0);
+  for (const auto& [key, field] : kFields)
+    if (j.contains(key) && j[key].is_number()) m.*field = j[key].get<double>();
+  return m;
 }
 
 void MetricsAccumulator::add_candidate_case(bool hit, bool valid_output) {
@@ -40,12 +51,25 @@ void MetricsAccumulator::add_full_rank(int64_t rank) {
   }
 }
 
+void MetricsAccumulator::add_candidate_rank(int64_t rank) {
+  add_candidate_case(rank == 0, true);
+  ++candidate_ranked;
+  if (rank < 5) {
+    hits5 += 1;
+    ndcg5 += 1.0 / std::log2((double)rank + 2.0);
+  }
+}
+
 Metrics MetricsAccumulator::finalize() const {
   Metrics m;
   m.n = std::max(n, ranked);
   if (n > 0) {
     m.hr1 = (double)hits1 / n;
     m.valid_ratio = (double)valid / n;
+  }
+  if (candidate_ranked > 0) {
+    m.hr5 = hits5 / candidate_ranked;
+    m.ndcg5 = ndcg5 / candidate_ranked;
   }
   if (ranked > 0) {
     m.hr10 = hits10 / ranked;
@@ -81,10 +105,14 @@ std::string format_table(const std::string& model, const std::string& split, con
   auto cell = [](const std::optional<double>& v, int width) {
     return v ? fmt::format("{:>{}.4f}", *v, width) : fmt::format("{:>{}}", "-", width);
   };
-  return fmt::format("{:<10} {:<6} {:>6} {:>7} {:>11} {:>7} {:>8}\n", "model", "split", "n", "HR@1", "ValidRatio", "HR@10",
+  // HR@5 / NDCG@5 over the candidates appear only when measured (likelihood evaluation).
+  const bool ranked = m.hr5 || m.ndcg5;
+  return fmt::format("{:<10} {:<6} {:>6} {:>7} {:>11} {:>7} {:>8}", "model", "split", "n", "HR@1", "ValidRatio", "HR@10",
                      "NDCG@10") +
-         fmt::format("{:<10} {:<6} {:>6} {} {} {} {}\n", model, split, m.n, cell(m.hr1, 7), cell(m.valid_ratio, 11),
-                     cell(m.hr10, 7), cell(m.ndcg10, 8));
+         (ranked ? fmt::format(" {:>7} {:>7}", "HR@5", "NDCG@5") : "") + "\n" +
+         fmt::format("{:<10} {:<6} {:>6} {} {} {} {}", model, split, m.n, cell(m.hr1, 7), cell(m.valid_ratio, 11),
+                     cell(m.hr10, 7), cell(m.ndcg10, 8)) +
+         (ranked ? " " + cell(m.hr5, 7) + " " + cell(m.ndcg5, 7) : "") + "\n";
 }
 
 }  // namespace sbtrec::eval

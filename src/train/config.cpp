@@ -3,7 +3,12 @@
 
 #include <cstdlib>
 
+#include "sbtrec/common/error.h"
 #include "sbtrec/common/fs.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
 
 namespace sbtrec {
 namespace {
@@ -54,10 +59,57 @@ Config parse_config(const std::string& yaml_text, const std::string& source, con
   return c;
 }
 
+namespace {
+
+// Maps merge key by key (recursively); anything else in `over` replaces what `base` has.
+YAML::Node merge_yaml(const YAML::Node& base, const YAML::Node& over) {
+  if (!base.IsMap() || !over.IsMap()) return YAML::Clone(over);
+  YAML::Node out = YAML::Clone(base);
+  for (const auto& kv : over) {
+    const auto key = kv.first.as<std::string>();
+    const YAML::Node& view = out;
+    out[key] = view[key] ? merge_yaml(view[key], kv.second) : YAML::Clone(kv.second);
+  }
+  return out;
+}
+
+// The file's YAML with its `base:` chain merged in (base first); `chain` lists the files read.
+YAML::Node load_with_base(const std::string& path, const std::string& text, std::vector<std::string>& chain) {
+  const std::string me = std::filesystem::weakly_canonical(path).string();
+  for (const auto& c : chain)
+    if (std::filesystem::weakly_canonical(c).string() == me)
+      throw ConfigError(path + ": key 'base' makes a loop (" + chain.front() + " ... -> " + path + ")");
+  chain.push_back(path);
+  YAML::Node node;
+  try {
+    node = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(path + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+  if (!node.IsMap() || !node["base"]) return node;
+  const auto& b = node["base"];
+  if (!b.IsScalar() || b.as<std::string>().empty())
+    throw ConfigError(path + ":" + std::to_string(b.Mark().line + 1) + ": key 'base' must be a file path (relative to this file)");
+  const auto base_path = (std::filesystem::path(path).parent_path() / b.as<std::string>()).lexically_normal().string();
+  if (!path_exists(base_path))
+    throw ConfigError(path + ":" + std::to_string(b.Mark().line + 1) + ": key 'base': '" + base_path +
+                      "' not found (the path is relative to this file)");
+  YAML::Node base = load_with_base(base_path, read_file(base_path), chain);
+  node.remove("base");
+  return merge_yaml(base, node);
+}
+
+}  // namespace
+
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
   if (path.empty()) return parse_config("", "<defaults>", overrides);
   const std::string text = read_file(path, "Pass an existing YAML file to --config (see configs/).");
-  return parse_config(text, path, overrides);
+  std::vector<std::string> chain;
+  const YAML::Node merged = load_with_base(path, text, chain);
+  if (chain.size() == 1) return parse_config(text, path, overrides);  // keeps the file's own line numbers
+  std::string source = path;
+  for (size_t i = 1; i < chain.size(); ++i) source += " <- " + chain[i];
+  return parse_config(YAML::Dump(merged), source, overrides);
 }
 
 std::string config_to_yaml(const Config& config) {

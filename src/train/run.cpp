@@ -31,7 +31,29 @@ Run::Run(const Config& c, bool overwrite)
                       "its run files, or choose another --set output_dir=...");
 }
 
+Run Run::resuming(const Config& c) {
+  if (!path_exists(c.output_dir + "/config.yaml"))
+    throw ConfigError("--resume '" + c.output_dir + "': no config.yaml there, so it is not a run directory");
+  Config fresh = c;
+  fresh.output_dir = c.output_dir + "/.resume-check-nonexistent";  // the constructor's emptiness check does not apply
+  Run r(fresh, false);
+  r.dir_ = c.output_dir;
+  r.config_yaml_ = config_to_yaml(c);
+  r.resume_ = true;
+  return r;
+}
+
+void Run::restore(int best_epoch, int since_best, const eval::Metrics& best) {
+  best_epoch_ = best_epoch;
+  since_best_ = since_best;
+  best_ = best;
+}
+
 void Run::start() {
+  if (resume_) {
+    metrics_ = std::make_unique<MetricsLog>(dir_, /*fresh=*/false);
+    return;
+  }
   if (overwrite_)
     for (const char* f : kRunFiles) remove_path(dir_ + "/" + f);
   make_dirs(dir_);

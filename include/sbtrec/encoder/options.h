@@ -32,6 +32,7 @@ struct EncoderOptions {
   EncoderType type = EncoderType::kSASRec;
   int hidden_size = 64;
   int max_len = 10;      // padded sequence length T (>= data.max_history)
+  std::string checkpoint;  // SBT-Rec: the frozen encoder (a checkpoint dir or the run dir holding it)
   double dropout = 0.1;  // SASRec and Caser (LLaRA's GRU4Rec has no dropout)
   SASRecOptions sasrec;
   GRU4RecOptions gru4rec;
@@ -55,6 +56,9 @@ inline void visit_fields(EncoderOptions& o, config::Visitor& v) {
   v.field("hidden_size", o.hidden_size, "item-embedding width D", config::at_least(1));
   v.field("max_len", o.max_len, "padded history length T (>= data.max_history)", config::at_least(1));
   v.field("dropout", o.dropout, "SASRec and Caser dropout", config::in_half_open(0, 1));
+  v.field("checkpoint", o.checkpoint,
+          "SBT-Rec: the frozen encoder whose vectors become behavioural tokens (a checkpoint directory or the run "
+          "directory holding checkpoint/; train one with configs/<dataset>/sasrec.yaml or import LLaRA's)");
   v.section("sasrec", o.sasrec, "SASRec (type: sasrec)");
   v.section("gru4rec", o.gru4rec, "GRU4Rec (type: gru4rec)");
   v.section("caser", o.caser, "Caser (type: caser)");

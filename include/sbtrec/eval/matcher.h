@@ -31,6 +31,7 @@ struct MatchResult {
   bool valid = false;    // exactly one named (ValidRatio counts these)
   bool hit = false;      // valid and the named one is the target (HR@1 counts these)
   int named_index = -1;  // the single named candidate when valid, else -1
+  std::vector<int> named_indices;  // every named candidate, in candidate order
 };
 
 // candidate_titles in candidate order; target_index into them. Two candidates with the same title

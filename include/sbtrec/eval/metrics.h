@@ -1,6 +1,7 @@
 // Recommendation metrics. HR@1 over candidate sets = correct / all cases (LLaRA's published
 // definition); ValidRatio = cases whose output names exactly one candidate / all cases; HR@10 and
-// NDCG@10 rank the target among all items (ties counted against the target). A metric that was not
+// NDCG@10 rank the target among all items (ties counted against the target); HR@5 and NDCG@5 rank it
+// among its candidates (SBT-Rec's likelihood evaluation, where ValidRatio is 1 by construction). A metric that was not
 // measured (HR@10 of a generating LLM, say) is absent: never reported as 0. eval/ depends on data/ only.
 #pragma once
 #include <cstdint>
@@ -17,22 +18,27 @@ namespace sbtrec::eval {
 
 struct Metrics {
   int64_t n = 0;
-  std::optional<double> hr1, valid_ratio, hr10, ndcg10;
-  // By JSON name ("hr@1", "valid_ratio", "hr@10", "ndcg@10"); nullopt when absent or unknown.
+  std::optional<double> hr1, valid_ratio, hr10, ndcg10, hr5, ndcg5;
+  // By JSON name ("hr@1", "valid_ratio", "hr@10", "ndcg@10", "hr@5", "ndcg@5"); nullopt when absent or unknown.
   std::optional<double> get(const std::string& name) const;
   // {"n": .., and each measured metric}; absent metrics are not keys.
   nlohmann::json to_json() const;
+  // The inverse of to_json (other keys ignored).
+  static Metrics from_json(const nlohmann::json& j);
 };
 
 // Accumulates per-case outcomes; finalize() divides by the number of cases. Candidate metrics
 // (HR@1, ValidRatio) and full-ranking metrics (HR@10, NDCG@10) are present only when cases of
 // that kind were added.
 struct MetricsAccumulator {
-  int64_t n = 0, hits1 = 0, valid = 0, ranked = 0;
-  double hits10 = 0, ndcg10 = 0;
+  int64_t n = 0, hits1 = 0, valid = 0, ranked = 0, candidate_ranked = 0;
+  double hits10 = 0, ndcg10 = 0, hits5 = 0, ndcg5 = 0;
   void add_candidate_case(bool hit, bool valid_output);
   // rank: number of items ranked above the target (0 = best).
   void add_full_rank(int64_t rank);
+  // A case scored by ranking its candidates: rank = candidates ranked above the target (0 = best,
+  // ties against the target). Counts as a valid case whose HR@1 hit is rank 0, and adds HR@5 / NDCG@5.
+  void add_candidate_rank(int64_t rank);
   Metrics finalize() const;
 };
 

@@ -6,10 +6,22 @@
 
 namespace sbtrec {
 
+// generation: the model writes a title, matched against the candidates (HR@1, ValidRatio; LLaRA's
+// protocol); likelihood: the candidates are ranked by the log-likelihood of their answer text given the
+// prompt (HR@1, HR@5, NDCG@5; ValidRatio 1 by construction).
+enum class EvalMode { kGeneration, kLikelihood };
+inline const config::Choices<EvalMode>& eval_modes() {
+  static const config::Choices<EvalMode> c = {{"generation", EvalMode::kGeneration}, {"likelihood", EvalMode::kLikelihood}};
+  return c;
+}
+
 struct EvalOptions {
   int num_negatives = 20;               // candidates = target + this many (paper: 20; llara preset: 19)
   std::uint64_t candidate_seed = 2024;  // same seed -> same candidates for every run and model
   int batch_size = 1024;
+  EvalMode mode = EvalMode::kGeneration;  // SBT-Rec evaluation
+  int llm_batch_size = 8;                 // SBT-Rec: prompts generated per batch
+  int64_t max_cases = 0;                  // SBT-Rec: > 0 evaluates only the first this many cases of a split
 };
 
 inline void visit_fields(EvalOptions& o, config::Visitor& v) {
@@ -17,6 +29,13 @@ inline void visit_fields(EvalOptions& o, config::Visitor& v) {
           config::at_least(1));
   v.field("candidate_seed", o.candidate_seed, "seed of the candidate sets: the same for every run and model");
   v.field("batch_size", o.batch_size, "cases scored per batch", config::at_least(1));
+  v.field("mode", o.mode,
+          "SBT-Rec: generation (a generated title matched to the candidates, LLaRA's protocol) or likelihood (candidates "
+          "ranked by the log-likelihood of their answer: HR@1, HR@5, NDCG@5)",
+          eval_modes());
+  v.field("llm_batch_size", o.llm_batch_size, "SBT-Rec: prompts per generation batch", config::at_least(1));
+  v.field("max_cases", o.max_cases, "SBT-Rec: > 0 evaluates only the first this many cases of each split (smoke runs)",
+          config::at_least<int64_t>(0));
 }
 
 }  // namespace sbtrec

@@ -20,6 +20,8 @@ struct PromptOptions {
   std::string templates;  // template file; "" = configs/prompts/<dataset name>.txt (relative to the working directory)
   TemplateFormat format = TemplateFormat::kSbtrec;
   bool user_token = true;  // a [UserEmb] slot after the history (needs the user's behavioural vector)
+  bool hybrid = true;      // false: text-only prompts throughout (TALLRec-like baseline)
+  bool shuffle_items = false;  // control: item slots read the vectors of a fixed random permutation of the items
 };
 
 inline void visit_fields(PromptOptions& o, config::Visitor& v) {
@@ -29,6 +31,10 @@ inline void visit_fields(PromptOptions& o, config::Visitor& v) {
           "sbtrec: {history} {candidates} {num_candidates} placeholders; llara: LLaRA's files ([HistoryHere] [CansHere])",
           template_formats());
   v.field("user_token", o.user_token, "a user behavioural token ([UserEmb]) after the history in hybrid prompts");
+  v.field("hybrid", o.hybrid, "behavioural-token slots in the prompts; false = text-only prompts (a TALLRec-like baseline)");
+  v.field("shuffle_items", o.shuffle_items,
+          "control: each item's slot carries the vector of another item (a fixed seeded permutation), so tokens are "
+          "consistent but wrong");
 }
 
 }  // namespace sbtrec::prompt

@@ -3,6 +3,7 @@
 // reset. One switch per variant, as vector-quantize-pytorch's ResidualVQ names them.
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "sbtrec/common/config_io.h"
 
@@ -29,6 +30,8 @@ struct DeadCodeOptions {
 };
 
 struct QuantizerOptions {
+  bool enabled = true;                             // false: continuous vectors to the aligner (w/o HDSD, LLaRA)
+  std::string codebooks;                           // SBT-Rec trainer: sbtrec-quantize's --out dir; "" = fit at start
   int levels = 3;                                  // L (paper's best)
   int codes = 128;                                 // K per level (paper's best)
   QuantizerInputs inputs = QuantizerInputs::kBoth;
@@ -46,6 +49,9 @@ inline void visit_fields(DeadCodeOptions& o, config::Visitor& v) {
 }
 
 inline void visit_fields(QuantizerOptions& o, config::Visitor& v) {
+  v.field("enabled", o.enabled, "SBT-Rec: quantize the behaviour vectors (false = continuous vectors, the w/o-HDSD ablation and LLaRA)");
+  v.field("codebooks", o.codebooks,
+          "SBT-Rec trainer: initial codebooks from sbtrec-quantize's --out directory; empty = fit them by k-means++ at the start");
   v.field("levels", o.levels, "residual levels L", config::at_least(1));
   v.field("codes", o.codes, "codes K per level (each kind needs at least K vectors to fit)", config::at_least(1));
   v.field("inputs", o.inputs,

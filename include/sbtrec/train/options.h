@@ -1,5 +1,7 @@
 // Options of the training loop (`train:`): epochs, batches, optimiser, the validation schedule and
-// early stopping on named metrics. The encoder trainer reads all of them; SBS-AO will reuse the loop keys.
+// early stopping on named metrics. The encoder trainer reads the loop keys; the SBS-AO trainer
+// (sbtrec_trainer.h) also the paradigm, the three parameter groups, the schedule, accumulation,
+// clipping and max_steps.
 #pragma once
 #include <string>
 #include <vector>
@@ -16,8 +18,33 @@ inline const config::Choices<EncoderLoss>& encoder_losses() {
 
 // Metric names a run can monitor (the keys of eval::Metrics' JSON).
 inline const std::vector<std::string>& monitorable_metrics() {
-  static const std::vector<std::string> m = {"hr@1", "valid_ratio", "hr@10", "ndcg@10"};
+  static const std::vector<std::string> m = {"hr@1", "valid_ratio", "hr@10", "ndcg@10", "hr@5", "ndcg@5"};
   return m;
+}
+
+// single_stage: every step on hybrid prompts (SBT-Rec's SBS-AO); curriculum: LLaRA's, step t uses the
+// hybrid prompt with probability t / total, else text-only; two_stage: text-only for the first
+// two_stage_fraction of the steps, then hybrid.
+enum class Paradigm { kSingleStage, kCurriculum, kTwoStage };
+inline const config::Choices<Paradigm>& paradigms() {
+  static const config::Choices<Paradigm> c = {
+      {"single_stage", Paradigm::kSingleStage}, {"curriculum", Paradigm::kCurriculum}, {"two_stage", Paradigm::kTwoStage}};
+  return c;
+}
+enum class OptimizerType { kAdam, kAdamW };
+inline const config::Choices<OptimizerType>& optimizer_types() {
+  static const config::Choices<OptimizerType> c = {{"adam", OptimizerType::kAdam}, {"adamw", OptimizerType::kAdamW}};
+  return c;
+}
+
+// One of SBS-AO's parameter groups (codebooks, aligner, LoRA).
+struct ParamGroupOptions {
+  double lr = 0;            // 0 = train.lr
+  double weight_decay = 0;  // L2 (adam) or decoupled (adamw)
+};
+inline void visit_fields(ParamGroupOptions& o, config::Visitor& v) {
+  v.field("lr", o.lr, "peak learning rate of this group; 0 = train.lr", config::at_least(0.0));
+  v.field("weight_decay", o.weight_decay, "weight decay of this group", config::at_least(0.0));
 }
 
 struct TrainOptions {
@@ -31,6 +58,16 @@ struct TrainOptions {
   int patience = 20;    // stop after this many evaluations without a better validation result
   int eval_every = 1;   // epochs between validation runs
   int log_every = 50;   // steps between progress lines when stderr is not a terminal
+  // SBS-AO (sbtrec_trainer.h)
+  Paradigm paradigm = Paradigm::kSingleStage;
+  double two_stage_fraction = 0.5;
+  OptimizerType optimizer = OptimizerType::kAdam;  // LLaRA: Adam
+  ParamGroupOptions codebooks, aligner{0, 1e-5}, lora;  // LLaRA: 1e-5 weight decay on the projector
+  double warmup_ratio = 0.05;   // LLaRA: linear warmup over 5% of the steps ...
+  double min_lr_ratio = 0.01;   // ... from lr / 100, then cosine down to lr / 100
+  int accumulation = 1;         // micro-batches per optimizer step
+  double max_grad_norm = 0;     // 0 = no clipping
+  int64_t max_steps = 0;        // > 0: the run's length in optimizer steps (and the schedule's)
 };
 
 inline void visit_fields(TrainOptions& o, config::Visitor& v) {
@@ -44,6 +81,26 @@ inline void visit_fields(TrainOptions& o, config::Visitor& v) {
   v.field("patience", o.patience, "early stop after this many validations without improvement", config::at_least(1));
   v.field("eval_every", o.eval_every, "epochs between validations", config::at_least(1));
   v.field("log_every", o.log_every, "steps between progress lines in logs (not on a terminal)", config::at_least(1));
+  v.field("paradigm", o.paradigm,
+          "SBT-Rec trainer: single_stage (SBS-AO, hybrid prompts throughout), curriculum (LLaRA: hybrid with probability "
+          "step/total, else text-only), two_stage (text-only, then hybrid)",
+          paradigms());
+  v.field("two_stage_fraction", o.two_stage_fraction, "two_stage: share of the steps trained text-only first",
+          config::in_half_open(0, 1));
+  v.field("optimizer", o.optimizer, "SBT-Rec trainer: adam (L2 weight decay, LLaRA) or adamw (decoupled)", optimizer_types());
+  v.section("codebooks", o.codebooks, "SBT-Rec trainer: the HDSD codebooks' parameter group");
+  v.section("aligner", o.aligner, "SBT-Rec trainer: the RAM-Aligners' parameter group");
+  v.section("lora", o.lora, "SBT-Rec trainer: the LoRA adapters' parameter group");
+  v.field("warmup_ratio", o.warmup_ratio, "SBT-Rec trainer: share of the steps with linear warmup from lr * min_lr_ratio",
+          config::in_half_open(0, 1));
+  v.field("min_lr_ratio", o.min_lr_ratio, "SBT-Rec trainer: warmup start and cosine floor as a fraction of lr",
+          config::in_half_open(0, 1));
+  v.field("accumulation", o.accumulation, "SBT-Rec trainer: micro-batches of batch_size per optimizer step",
+          config::at_least(1));
+  v.field("max_grad_norm", o.max_grad_norm, "SBT-Rec trainer: clip the global gradient norm to this; 0 = off",
+          config::at_least(0.0));
+  v.field("max_steps", o.max_steps, "SBT-Rec trainer: > 0 caps the run at this many optimizer steps (and sets the schedule's length)",
+          config::at_least<int64_t>(0));
 }
 
 }  // namespace sbtrec

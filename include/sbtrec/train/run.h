@@ -23,6 +23,9 @@ class Run {
   // Checks only: throws ConfigError when output_dir is a file, or a non-empty directory and
   // `overwrite` is false. Writes nothing.
   Run(const Config& config, bool overwrite);
+  // Continues the run in output_dir (sbtrec-train --resume): it must hold config.yaml; start() keeps
+  // every file and appends to metrics.jsonl; restore() brings back the early-stopping state.
+  static Run resuming(const Config& config);
 
   // Call once the inputs are checked: creates output_dir (with `overwrite`, first removes the files a
   // previous run left: config.yaml, metrics.jsonl, results.json, checkpoint/, metrics.png), writes config.yaml
@@ -48,6 +51,8 @@ class Run {
   // Patience exhausted (train.patience validations without improvement).
   bool should_stop() const { return since_best_ >= patience_; }
   int best_epoch() const { return best_epoch_; }
+  int since_best() const { return since_best_; }
+  void restore(int best_epoch, int since_best, const eval::Metrics& best);
   const eval::Metrics& best() const { return best_; }
 
   // Writes results.json atomically: `results` plus output_dir, checkpoint, best_epoch, best val
@@ -59,7 +64,7 @@ class Run {
   bool better(const eval::Metrics& a, const eval::Metrics& b) const;
 
   std::string dir_, config_yaml_;
-  bool overwrite_;
+  bool overwrite_, resume_ = false;
   int epochs_, eval_every_, patience_, log_every_;
   std::vector<std::string> monitor_;
   std::unique_ptr<MetricsLog> metrics_;

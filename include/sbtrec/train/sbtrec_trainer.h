@@ -1,0 +1,110 @@
+// SBT-Rec end to end (paper, sections 3-4): a session that assembles the frozen encoder's vectors,
+// HDSD, the RAM-Aligners, the LoRA-wrapped LLM and the hybrid prompt builder from one Config; the
+// single-stage SBS-AO trainer (and LLaRA's curriculum and a two-stage schedule) over three parameter
+// groups; checkpoints in PEFT's format plus sbtrec.safetensors; exact resumption; and evaluation by
+// generation (HR@1, ValidRatio) or by candidate likelihood (HR@1, HR@5, NDCG@5).
+//   <output_dir>/config.yaml metrics.jsonl results.json predictions.jsonl
+//   <output_dir>/checkpoint/{adapter/, sbtrec.safetensors, config.yaml}   best on validation
+//   <output_dir>/state/{checkpoint/, optimizer.pt, state.json}            latest, for --resume
+// Legend: B prompts, T tokens, N items, D item width, Z user width, E LLM width, L levels, K codes, C candidates.
+#pragma once
+#include <torch/torch.h>
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sbtrec/data/candidates.h"
+#include "sbtrec/data/dataset.h"
+#include "sbtrec/eval/metrics.h"
+#include "sbtrec/llm/generation.h"
+#include "sbtrec/llm/tokenizer.h"
+#include "sbtrec/prompt/hybrid_prompt.h"
+#include "sbtrec/train/config.h"
+#include "sbtrec/train/run.h"
+#include "sbtrec/train/sbtrec_model.h"
+
+namespace sbtrec::train {
+
+struct SbtRecSession {
+  Config cfg;
+  const data::Dataset* ds = nullptr;
+  std::unique_ptr<llm::Tokenizer> tokenizer;
+  prompt::SlotTokens slots;
+  std::unique_ptr<prompt::PromptBuilder> builder;
+  SbtRecModel model{nullptr};
+  std::array<torch::Tensor, 3> user_vectors;  // per split (train, val, test) [S, Z]; undefined without a user token
+  bool user_token = false;
+  llm::GenerationOptions generation;  // cfg.generation with the tokenizer's stop, pad and suppressed ids
+  std::string encoder_dir;
+
+  // Prompts of samples `rows` of `split` with their candidate sets (one per row), hybrid or text-only,
+  // with the target's answer when `with_answer`; template `templates[i]` for row i. Training pads on
+  // the right, generation on the left.
+  prompt::PromptBatch batch(data::Split split, const std::vector<int64_t>& rows,
+                            const std::vector<const data::CandidateSet*>& candidates, const std::vector<size_t>& templates,
+                            bool hybrid, bool with_answer, bool left_pad) const;
+  // The user vectors of `rows` of `split` [B, Z], or undefined without a user token.
+  torch::Tensor users(data::Split split, const std::vector<int64_t>& rows) const;
+};
+
+// Builds the session: encoder (cfg.encoder.checkpoint), item and user vectors, HDSD (codebooks from
+// cfg.quantizer.codebooks, else fitted by k-means++ when `fit_codebooks`, else left for a checkpoint
+// to fill), the LLM with slot tokens and LoRA, the aligners (seeded by cfg.seed), the prompt builder.
+// Throws ConfigError naming the key when an input is missing.
+SbtRecSession build_sbtrec(const Config& cfg, const data::Dataset& ds, bool fit_codebooks);
+
+// checkpoint dir: adapter/ (PEFT), sbtrec.safetensors (codebooks, user_codebooks, item_aligner.*,
+// user_aligner.*, slot_embeddings [3, E]; metadata format sbtrec-checkpoint-1), config.yaml.
+void save_sbtrec_checkpoint(const std::string& dir, SbtRecSession& s, const std::string& config_yaml);
+// Loads a checkpoint written by save_sbtrec_checkpoint into a session built from a compatible config;
+// a missing file or key or a shape mismatch is a CheckpointError naming the file and key.
+void load_sbtrec_checkpoint(const std::string& dir, SbtRecSession& s);
+
+// The outcome of one evaluation, case by case.
+struct CaseResult {
+  int64_t index = 0;
+  std::string output;                // generated text (likelihood mode: the top-ranked title)
+  std::vector<int32_t> named;        // candidates the output names
+  bool valid = false, hit = false;
+  std::vector<double> scores;        // likelihood mode: per candidate, summed answer log-likelihood
+};
+struct SbtRecEval {
+  eval::Metrics metrics;
+  data::Split split = data::Split::kTest;
+  std::vector<CaseResult> cases;
+  // {"n", "hits", "valid", "hr@1", "valid_ratio", "hr@1_of_valid" (= LLaRA's code's test_hr), ...}
+  nlohmann::json to_json() const;
+};
+// Evaluates the first cfg.eval.max_cases (0 = all) cases of `split` in cfg.eval.mode, with the fixed
+// candidate sets `candidates` and the evaluation template of each case.
+SbtRecEval evaluate_sbtrec(SbtRecSession& s, data::Split split, const std::vector<data::CandidateSet>& candidates);
+// predictions.jsonl: one object per case with user, candidates, candidate_titles, target,
+// target_title, output, named, valid, hit (and scores in likelihood mode); written atomically.
+void write_predictions(const std::string& path, const SbtRecSession& s, const SbtRecEval& e,
+                       const std::vector<data::CandidateSet>& candidates);
+
+// LLaRA's schedule as a multiplier of each group's peak lr at optimizer step `step` (0-based) of
+// `total`: linear warmup over warmup_ratio of the steps from min_lr_ratio, then cosine to min_lr_ratio.
+double schedule_factor(const TrainOptions& o, int64_t step, int64_t total);
+// Whether step `step` of `total` trains on hybrid prompts under o.paradigm (curriculum: a draw keyed
+// by (seed, step) below step / total).
+bool hybrid_step(const TrainOptions& o, uint64_t seed, int64_t step, int64_t total);
+
+struct SbtRecTrainOptions {
+  bool resume = false;     // continue from <output_dir>/state
+  int64_t stop_after = 0;  // > 0: stop after this many optimizer steps (state saved, schedule unchanged)
+};
+// Trains per `cfg` into `run` and evaluates the best checkpoint on the test split; returns what
+// results.json holds ({"stopped": true, ...} and no test figures when stop_after interrupted it).
+nlohmann::json train_sbtrec(const Config& cfg, const data::Dataset& ds, Run& run, const SbtRecTrainOptions& options = {});
+
+// One SBS-AO optimizer step over `micro` prompt batches (each with its user vectors): mean of the
+// micro-batch losses, backward, optional clipping, the step. Shared by the trainer and bench/.
+double sbtrec_step(SbtRecModelImpl& model, torch::optim::Optimizer& optimizer,
+                   const std::vector<std::pair<prompt::PromptBatch, torch::Tensor>>& micro, double max_grad_norm);
+
+}  // namespace sbtrec::train

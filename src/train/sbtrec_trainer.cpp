@@ -1,0 +1,639 @@
+// SBT-Rec session, SBS-AO trainer, checkpoints, resumption and evaluation (see sbtrec_trainer.h).
+#include "sbtrec/train/sbtrec_trainer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <numeric>
+#include <sstream>
+
+#include "sbtrec/common/counter_rng.h"
+#include "sbtrec/common/error.h"
+#include "sbtrec/common/fs.h"
+#include "sbtrec/common/progress.h"
+#include "sbtrec/common/safetensors.h"
+#include "sbtrec/encoder/encoder.h"
+#include "sbtrec/eval/matcher.h"
+#include "sbtrec/llm/checkpoint.h"
+#include "sbtrec/llm/special_tokens.h"
+#include "sbtrec/optim/fused_adam.h"
+#include "sbtrec/quantizer/hdsd.h"
+
+namespace sbtrec::train {
+
+namespace {
+
+constexpr const char* kCheckpointFormat = "sbtrec-checkpoint-1";
+constexpr const char* kStateFormat = "sbtrec-train-state-1";
+
+size_t split_slot(data::Split s) { return (size_t)data::split_code(s); }
+
+// Keys of the seeded streams: one pure function of (seed, purpose, counter) each.
+uint64_t stream_key(uint64_t seed, uint64_t purpose, uint64_t counter) {
+  return splitmix64(splitmix64(splitmix64(seed) ^ purpose) ^ counter);
+}
+constexpr uint64_t kEpochOrder = 1, kEpochCandidates = 2, kStepDropout = 3, kCurriculum = 4, kShuffle = 5;
+
+// A permutation of [0, n) by Fisher-Yates on a counter stream.
+std::vector<int64_t> permutation(uint64_t key, int64_t n) {
+  std::vector<int64_t> p((size_t)n);
+  std::iota(p.begin(), p.end(), 0);
+  CounterStream rng(key);
+  for (int64_t j = n - 1; j > 0; --j) std::swap(p[(size_t)j], p[(size_t)rng.below((uint64_t)j + 1)]);
+  return p;
+}
+
+// The first line where two texts differ, for the --resume config check.
+std::string first_difference(const std::string& a, const std::string& b) {
+  std::istringstream x(a), y(b);
+  std::string l, r;
+  for (int line = 1;; ++line) {
+    const bool ga = (bool)std::getline(x, l), gb = (bool)std::getline(y, r);
+    if (!ga && !gb) return "";
+    if (!ga || !gb || l != r)
+      return fmt::format("line {}: run has '{}', this config '{}'", line, ga ? l : "<end>", gb ? r : "<end>");
+  }
+}
+
+std::vector<torch::Tensor> group_params(SbtRecModelImpl& m, const std::string& group) {
+  std::vector<torch::Tensor> out;
+  if (group == "codebooks") {
+    if (m.hdsd)
+      for (auto& p : m.hdsd->parameters()) out.push_back(p);
+  } else if (group == "aligner") {
+    for (auto& p : m.item_aligner->parameters()) out.push_back(p);
+    if (m.user_aligner)
+      for (auto& p : m.user_aligner->parameters()) out.push_back(p);
+  } else {
+    for (auto& p : m.llm->parameters())
+      if (p.requires_grad()) out.push_back(p);
+  }
+  return out;
+}
+
+// One optimizer, three parameter groups (codebooks, aligner, LoRA), each with its own peak lr (returned
+// in `peak_lr`, in group order) and weight decay.
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& t, SbtRecModelImpl& m,
+                                                        std::vector<double>& peak_lr, std::vector<std::string>& names) {
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  const std::pair<const char*, const ParamGroupOptions*> spec[] = {
+      {"codebooks", &t.codebooks}, {"aligner", &t.aligner}, {"lora", &t.lora}};
+  for (const auto& [name, g] : spec) {
+    auto params = group_params(m, name);
+    if (params.empty()) continue;
+    const double lr = g->lr > 0 ? g->lr : t.lr;
+    peak_lr.push_back(lr);
+    names.push_back(name);
+    if (t.optimizer == OptimizerType::kAdamW)
+      groups.emplace_back(params, std::make_unique<torch::optim::AdamWOptions>(
+                                      torch::optim::AdamWOptions(lr).weight_decay(g->weight_decay)));
+    else
+      groups.emplace_back(params, std::make_unique<torch::optim::AdamOptions>(
+                                      torch::optim::AdamOptions(lr).weight_decay(g->weight_decay)));
+  }
+  if (groups.empty()) throw ConfigError("SBT-Rec trainer: nothing to train (no codebooks, aligner or LoRA parameters)");
+  if (t.optimizer == OptimizerType::kAdamW)
+    return std::make_unique<torch::optim::AdamW>(std::move(groups), torch::optim::AdamWOptions(t.lr));
+  return std::make_unique<optim::FusedAdam>(std::move(groups), torch::optim::AdamOptions(t.lr));
+}
+
+int64_t count(const std::vector<torch::Tensor>& ps) {
+  int64_t n = 0;
+  for (const auto& p : ps) n += p.numel();
+  return n;
+}
+
+}  // namespace
+
+// ---- session ----
+
+SbtRecSession build_sbtrec(const Config& cfg, const data::Dataset& ds, bool fit_codebooks) {
+  if (cfg.llm.model.empty())
+    throw ConfigError("config key 'llm.model' is empty: SBT-Rec needs an LLM (default = SmolLM2-135M-Instruct, or a "
+                      "Hugging Face Llama directory)");
+  if (cfg.encoder.checkpoint.empty())
+    throw ConfigError("config key 'encoder.checkpoint' is empty: SBT-Rec reads its behaviour vectors from a frozen "
+                      "encoder. Train one (sbtrec-train --config configs/" + ds.name + "/sasrec.yaml) or import LLaRA's "
+                      "(scripts/import_llara_checkpoint.py) and set encoder.checkpoint to its directory");
+  if (cfg.threads > 0) torch::set_num_threads(cfg.threads);
+  SbtRecSession s;
+  s.cfg = cfg;
+  s.ds = &ds;
+  s.encoder_dir = resolve_checkpoint_dir(cfg.encoder.checkpoint, "model.safetensors");
+  EncoderOptions eo;
+  auto enc = encoder::load_encoder(s.encoder_dir, ds.num_items, &eo);
+  enc->eval();
+  auto items = quantizer::item_vectors(*enc);  // [N, D]
+  s.user_token = cfg.prompt.hybrid && cfg.prompt.user_token;
+  int64_t Z = 0;
+  if (s.user_token) {
+    for (auto sp : {data::Split::kTrain, data::Split::kVal, data::Split::kTest})
+      s.user_vectors[split_slot(sp)] = quantizer::user_vectors(*enc, ds.split(sp), eo.max_len, cfg.eval.batch_size);  // [S, Z]
+    Z = s.user_vectors[0].size(1);
+  }
+  spdlog::info("encoder {} ({}): items {} x {}, user vectors {}", s.encoder_dir, encoder_name(eo.type), items.size(0),
+               items.size(1), s.user_token ? std::to_string(Z) + " wide" : "off");
+
+  // HDSD: only the kinds the prompts use.
+  quantizer::Hdsd hdsd{nullptr};
+  auto qo = cfg.quantizer;
+  if (!s.user_token && qo.inputs == quantizer::QuantizerInputs::kBoth) qo.inputs = quantizer::QuantizerInputs::kItems;
+  const bool quantize = qo.enabled && (s.user_token || qo.inputs != quantizer::QuantizerInputs::kUser);
+  if (quantize) {
+    if (!qo.codebooks.empty()) {
+      hdsd = quantizer::Hdsd(qo, items.size(1), std::max<int64_t>(Z, 1));
+      quantizer::load_hdsd_codebooks(qo.codebooks, *hdsd);
+      spdlog::info("HDSD codebooks from {}", qo.codebooks);
+    } else if (fit_codebooks) {
+      auto fit = quantizer::fit_hdsd(qo, quantizer::kmeans_seed(qo, cfg.seed), *enc, ds, eo.max_len, cfg.eval.batch_size);
+      hdsd = fit.hdsd;
+      spdlog::info("HDSD fitted by k-means++: {}", fit.stats.dump());
+    } else {
+      hdsd = quantizer::Hdsd(qo, items.size(1), std::max<int64_t>(Z, 1));  // filled by a checkpoint
+    }
+  }
+
+  torch::manual_seed(cfg.seed);  // LoRA A and the aligners' initialisation
+  const torch::Device device(cfg.llm.device);
+  auto lm = llm::load_llama(cfg.llm.model, llm::scalar_type(cfg.llm.dtype), device);
+  s.tokenizer = llm::load_tokenizer(cfg.llm.model);
+  s.slots = prompt::add_slot_tokens(*s.tokenizer, *lm);
+  lm->add_lora(cfg.lora);
+  lm->set_gradient_checkpointing(cfg.llm.activation_checkpointing);
+  s.model = SbtRecModel(lm, items, hdsd, s.user_token ? Z : 0, cfg.aligner);
+  s.model->to(device);
+  if (cfg.prompt.shuffle_items)
+    s.model->set_item_permutation(torch::tensor(permutation(stream_key(cfg.seed, kShuffle, 0), ds.num_items)).to(device));
+
+  const auto chat = llm::resolve_chat_format(cfg.llm.chat_format, llm::resolve_model(cfg.llm.model));
+  auto templates = prompt::load_templates(prompt::templates_path(cfg.prompt, ds.name), cfg.prompt.format);
+  s.builder = std::make_unique<prompt::PromptBuilder>(std::move(templates), *s.tokenizer, s.slots, chat,
+                                                      cfg.llm.system_message, s.user_token,
+                                                      lm->config.max_position_embeddings);
+  s.generation = cfg.generation;
+  s.generation.eos_token_ids = lm->config.eos_token_ids;
+  auto add_eos = [&](int64_t id) {
+    if (id >= 0 && std::find(s.generation.eos_token_ids.begin(), s.generation.eos_token_ids.end(), id) ==
+                       s.generation.eos_token_ids.end())
+      s.generation.eos_token_ids.push_back(id);
+  };
+  add_eos(s.tokenizer->eos_id());
+  if (chat.format == llm::ChatFormat::kChatML) add_eos(s.tokenizer->token_to_id("<|im_end|>").value_or(-1));
+  s.generation.pad_token_id = s.tokenizer->pad_id() >= 0 ? s.tokenizer->pad_id() : s.generation.eos_token_ids.at(0);
+  llm::suppress_added_tokens(*s.tokenizer, s.generation);
+  return s;
+}
+
+prompt::PromptBatch SbtRecSession::batch(data::Split split, const std::vector<int64_t>& rows,
+                                         const std::vector<const data::CandidateSet*>& candidates,
+                                         const std::vector<size_t>& templates, bool hybrid, bool with_answer,
+                                         bool left_pad) const {
+  const auto& samples = ds->split(split);
+  std::vector<prompt::EncodedPrompt> prompts;
+  prompts.reserve(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const auto& sample = samples[(size_t)rows[i]];
+    prompts.push_back(builder->encode(templates[i], *ds, sample, candidates[i]->items, hybrid,
+                                      with_answer ? std::optional<int32_t>(sample.target) : std::nullopt,
+                                      fmt::format("{} sample {}", data::split_name(split), rows[i])));
+  }
+  return prompt::collate(prompts, generation.pad_token_id, left_pad);
+}
+
+torch::Tensor SbtRecSession::users(data::Split split, const std::vector<int64_t>& rows) const {
+  const auto& u = user_vectors[split_slot(split)];
+  if (!user_token || !u.defined()) return {};
+  return u.index_select(0, torch::tensor(rows, torch::kInt64));  // [B, Z]
+}
+
+// ---- checkpoints ----
+
+void save_sbtrec_checkpoint(const std::string& dir, SbtRecSession& s, const std::string& config_yaml) {
+  make_dirs(dir);
+  auto& m = *s.model;
+  llm::save_adapter(dir + "/adapter", *m.llm, s.cfg.llm.model);
+  std::map<std::string, torch::Tensor> t;
+  if (m.hdsd && m.hdsd->items) t["codebooks"] = m.hdsd->items->codebooks.detach().cpu();
+  if (m.hdsd && m.hdsd->user) t["user_codebooks"] = m.hdsd->user->codebooks.detach().cpu();
+  for (const auto& p : m.item_aligner->named_parameters()) t["item_aligner." + p.key()] = p.value().detach().cpu();
+  if (m.user_aligner)
+    for (const auto& p : m.user_aligner->named_parameters()) t["user_aligner." + p.key()] = p.value().detach().cpu();
+  const auto rows = torch::tensor({s.slots.history, s.slots.candidate, s.slots.user}, torch::kInt64);
+  auto& W = m.llm->model->embed_tokens->weight;
+  t["slot_embeddings"] = W.index_select(0, rows.to(W.device())).detach().to(torch::kFloat32).cpu();  // [3, E]
+  safetensors::save(dir + "/sbtrec.safetensors", t,
+                    {{"format", kCheckpointFormat}, {"encoder", s.encoder_dir}, {"dataset", s.ds->name}});
+  atomic_write_string(dir + "/config.yaml", config_yaml);
+}
+
+void load_sbtrec_checkpoint(const std::string& dir, SbtRecSession& s) {
+  const std::string f = dir + "/sbtrec.safetensors";
+  if (!path_exists(f))
+    throw CheckpointError("'" + dir + "' is not an SBT-Rec checkpoint: no sbtrec.safetensors (sbtrec-train writes it "
+                          "into <output_dir>/checkpoint/)");
+  std::map<std::string, std::string> meta;
+  auto t = safetensors::load(f, std::nullopt, &meta);
+  if (meta["format"] != kCheckpointFormat)
+    throw CheckpointError(f + ": metadata format '" + meta["format"] + "', expected '" + kCheckpointFormat + "'");
+  auto& m = *s.model;
+  auto take = [&](const std::string& key, const std::string& why) {
+    auto it = t.find(key);
+    if (it == t.end())
+      throw CheckpointError(f + ": no tensor '" + key + "', which this config needs (" + why +
+                            "); evaluate with the config the run was trained with (its config.yaml)");
+    auto v = it->second;
+    t.erase(it);
+    return v;
+  };
+  if (m.hdsd && m.hdsd->items) m.hdsd->items->load_codebooks(take("codebooks", "quantizer on items"), f + " key 'codebooks'");
+  if (m.hdsd && m.hdsd->user)
+    m.hdsd->user->load_codebooks(take("user_codebooks", "quantizer on user vectors"), f + " key 'user_codebooks'");
+  auto load_module = [&](torch::nn::Module& mod, const std::string& prefix) {
+    torch::NoGradGuard ng;
+    for (auto& p : mod.named_parameters()) {
+      const std::string key = prefix + p.key();
+      auto v = take(key, prefix + " aligner");
+      if (v.sizes() != p.value().sizes())
+        throw CheckpointError(f + ": '" + key + "' is " + c10::str(v.sizes()) + " but the model's is " +
+                              c10::str(p.value().sizes()) + " (aligner.type / hidden_size or the LLM differ)");
+      p.value().copy_(v);
+    }
+  };
+  load_module(*m.item_aligner, "item_aligner.");
+  if (m.user_aligner) load_module(*m.user_aligner, "user_aligner.");
+  t.erase("slot_embeddings");  // the mean-initialised rows of the slot tokens: inputs only, replaced in inputs_embeds
+  if (!t.empty())
+    throw CheckpointError(f + ": holds '" + t.begin()->first +
+                          "', which this config does not use (quantizer.enabled, quantizer.inputs or prompt.user_token "
+                          "differ from the run's config.yaml)");
+  llm::load_adapter(dir + "/adapter", *m.llm);
+}
+
+// ---- evaluation ----
+
+nlohmann::json SbtRecEval::to_json() const {
+  auto j = metrics.to_json();
+  int64_t hits = 0, valid = 0;
+  for (const auto& c : cases) hits += c.hit, valid += c.valid;
+  j["hits"] = hits;
+  j["valid"] = valid;
+  j["hr@1_of_valid"] = valid > 0 ? (double)hits / valid : 0.0;  // LLaRA's code's test_hr
+  j["split"] = data::split_name(split);
+  return j;
+}
+
+SbtRecEval evaluate_sbtrec(SbtRecSession& s, data::Split split, const std::vector<data::CandidateSet>& candidates) {
+  const auto& samples = s.ds->split(split);
+  eval::check_candidates(samples, candidates, s.ds->num_items, data::split_name(split));
+  int64_t n = (int64_t)samples.size();
+  if (s.cfg.eval.max_cases > 0) n = std::min(n, s.cfg.eval.max_cases);
+  torch::NoGradGuard no_grad;
+  const bool was_training = s.model->is_training();
+  s.model->eval();
+  auto& lm = *s.model->llm;
+  const auto device = lm.model->embed_tokens->weight.device();
+  const bool hybrid = s.cfg.prompt.hybrid;
+  const bool likelihood = s.cfg.eval.mode == EvalMode::kLikelihood;
+  const int64_t B = likelihood ? 1 : s.cfg.eval.llm_batch_size;
+  SbtRecEval out;
+  out.split = split;
+  eval::MetricsAccumulator acc;
+  Progress progress(fmt::format("eval {} ({})", data::split_name(split), likelihood ? "likelihood" : "generation"),
+                    (n + B - 1) / B, B, s.cfg.train.log_every);
+  for (int64_t start = 0, k = 0; start < n; start += B, ++k) {
+    std::vector<int64_t> rows;
+    std::vector<const data::CandidateSet*> cands;
+    std::vector<size_t> tmpls;
+    for (int64_t i = start; i < std::min(n, start + B); ++i) {
+      rows.push_back(i);
+      cands.push_back(&candidates[(size_t)i]);
+      tmpls.push_back(prompt::evaluation_template(s.cfg.seed, split, i, s.builder->num_templates()));
+    }
+    auto titles_of = [&](const data::CandidateSet& c) {
+      std::vector<std::string> t;
+      for (int32_t item : c.items) t.push_back(s.ds->titles[(size_t)item]);
+      return t;
+    };
+    if (!likelihood) {
+      auto b = s.batch(split, rows, cands, tmpls, hybrid, false, true);
+      auto embeds = s.model->inputs_embeds(b, s.users(split, rows));                                       // [B, P, E]
+      auto gen = llm::generate_from_embeds(lm, embeds, b.attention_mask.to(device), s.generation).cpu();  // [B, N]
+      for (size_t r = 0; r < rows.size(); ++r) {
+        std::vector<int64_t> ids;
+        for (int64_t t = 0; t < gen.size(1); ++t) {
+          const int64_t id = gen[(int64_t)r][t].item<int64_t>();
+          if (std::find(s.generation.eos_token_ids.begin(), s.generation.eos_token_ids.end(), id) !=
+              s.generation.eos_token_ids.end())
+            break;
+          ids.push_back(id);
+        }
+        CaseResult c;
+        c.index = rows[r];
+        c.output = s.tokenizer->decode(ids, true);
+        const auto m = eval::match_generation(c.output, titles_of(*cands[r]), cands[r]->target_index);
+        for (int k2 : m.named_indices) c.named.push_back(cands[r]->items[(size_t)k2]);
+        c.valid = m.valid;
+        c.hit = m.hit;
+        acc.add_candidate_case(c.hit, c.valid);
+        out.cases.push_back(std::move(c));
+      }
+    } else {
+      // One prompt forward, its KV cache shared by the C answers: score_c = sum_t log p(a_c,t | prompt, a_c,<t).
+      const auto& sample = samples[(size_t)rows[0]];
+      const auto& cs = *cands[0];
+      const int64_t C = (int64_t)cs.items.size();
+      std::vector<std::vector<int64_t>> answers;
+      int64_t P = 0, Tmax = 0;
+      for (int32_t item : cs.items) {
+        auto e = s.builder->encode(tmpls[0], *s.ds, sample, cs.items, hybrid, item,
+                                   fmt::format("{} sample {}", data::split_name(split), rows[0]));
+        P = e.prompt_length;
+        answers.emplace_back(e.ids.begin() + e.prompt_length, e.ids.end());
+        Tmax = std::max<int64_t>(Tmax, (int64_t)answers.back().size());
+      }
+      auto pb = s.batch(split, rows, cands, tmpls, hybrid, false, true);
+      llm::KVCache cache(lm.config.num_hidden_layers, P + Tmax);
+      llm::ForwardInputs in;
+      in.inputs_embeds = s.model->inputs_embeds(pb, s.users(split, rows));  // [1, P, E]
+      in.attention_mask = pb.attention_mask.to(device);                    // [1, P]
+      in.cache = &cache;
+      in.logits_to_keep = 1;
+      auto first = torch::log_softmax(lm.forward(in), -1)[0][0].cpu();  // [V]: the first answer token
+      std::vector<double> scores((size_t)C, 0.0);
+      for (int64_t c = 0; c < C; ++c) scores[(size_t)c] = first[answers[(size_t)c].at(0)].item<double>();
+      if (Tmax > 1) {
+        cache.reorder(torch::zeros({C}, torch::TensorOptions().dtype(torch::kInt64).device(device)));
+        auto ids = torch::full({C, Tmax - 1}, s.generation.pad_token_id, torch::kInt64);  // [C, Tmax - 1]
+        auto mask = torch::zeros({C, P + Tmax - 1}, torch::kInt64);                       // [C, P + Tmax - 1]
+        mask.slice(1, 0, P).fill_(1);
+        for (int64_t c = 0; c < C; ++c)
+          for (size_t t = 0; t + 1 < answers[(size_t)c].size(); ++t) {
+            ids[c][(int64_t)t] = answers[(size_t)c][t];
+            mask[c][P + (int64_t)t] = 1;
+          }
+        llm::ForwardInputs next;
+        next.input_ids = ids.to(device);
+        next.attention_mask = mask.to(device);
+        next.cache = &cache;
+        auto logp = torch::log_softmax(lm.forward(next), -1).cpu();  // [C, Tmax - 1, V]
+        for (int64_t c = 0; c < C; ++c)
+          for (size_t t = 1; t < answers[(size_t)c].size(); ++t)
+            scores[(size_t)c] += logp[c][(int64_t)t - 1][answers[(size_t)c][t]].item<double>();
+      }
+      const double target_score = scores[(size_t)cs.target_index];
+      int64_t rank = 0, best = 0;
+      for (int64_t c = 0; c < C; ++c) {
+        if (c != cs.target_index && scores[(size_t)c] >= target_score) ++rank;  // ties against the target
+        if (scores[(size_t)c] > scores[(size_t)best]) best = c;
+      }
+      CaseResult r;
+      r.index = rows[0];
+      r.output = s.ds->titles[(size_t)cs.items[(size_t)best]];
+      r.named = {cs.items[(size_t)best]};
+      r.valid = true;
+      r.hit = rank == 0;
+      r.scores = scores;
+      acc.add_candidate_rank(rank);
+      out.cases.push_back(std::move(r));
+    }
+    progress.update(k + 1, 0);
+  }
+  progress.finish();
+  out.metrics = acc.finalize();
+  if (was_training) s.model->train();
+  return out;
+}
+
+void write_predictions(const std::string& path, const SbtRecSession& s, const SbtRecEval& e,
+                       const std::vector<data::CandidateSet>& candidates) {
+  const auto& samples = s.ds->split(e.split);
+  atomic_write(path, [&](std::ostream& os) {
+    for (const auto& c : e.cases) {
+      const auto& sample = samples[(size_t)c.index];
+      const auto& cs = candidates[(size_t)c.index];
+      std::vector<std::string> titles;
+      for (int32_t item : cs.items) titles.push_back(s.ds->titles[(size_t)item]);
+      nlohmann::json j = {{"user", sample.user},
+                          {"candidates", cs.items},
+                          {"candidate_titles", titles},
+                          {"target", sample.target},
+                          {"target_title", s.ds->titles[(size_t)sample.target]},
+                          {"output", c.output},
+                          {"named", c.named},
+                          {"valid", c.valid},
+                          {"hit", c.hit},
+                          {"case", c.index},
+                          {"history", sample.history}};
+      if (!c.scores.empty()) j["scores"] = c.scores;
+      os << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    }
+  });
+}
+
+// ---- training ----
+
+double schedule_factor(const TrainOptions& o, int64_t step, int64_t total) {
+  const double lo = o.min_lr_ratio;
+  const int64_t warmup = (int64_t)std::floor(o.warmup_ratio * (double)total);
+  if (step < warmup) return lo + (1.0 - lo) * (double)step / (double)warmup;
+  const int64_t span = std::max<int64_t>(1, total - warmup);
+  const double progress = std::min(1.0, (double)(step - warmup) / (double)span);
+  return lo + (1.0 - lo) * 0.5 * (1.0 + std::cos(M_PI * progress));
+}
+
+bool hybrid_step(const TrainOptions& o, uint64_t seed, int64_t step, int64_t total) {
+  switch (o.paradigm) {
+    case Paradigm::kSingleStage:
+      return true;
+    case Paradigm::kTwoStage:
+      return (double)step >= o.two_stage_fraction * (double)total;
+    case Paradigm::kCurriculum: {
+      const double u = (double)(splitmix64(stream_key(seed, kCurriculum, (uint64_t)step)) >> 11) * 0x1.0p-53;  // [0, 1)
+      return u < (double)step / (double)std::max<int64_t>(1, total);
+    }
+  }
+  return true;
+}
+
+double sbtrec_step(SbtRecModelImpl& model, torch::optim::Optimizer& optimizer,
+                   const std::vector<std::pair<prompt::PromptBatch, torch::Tensor>>& micro, double max_grad_norm) {
+  optimizer.zero_grad();
+  double loss = 0;
+  for (const auto& [batch, users] : micro) {
+    auto l = model.loss(batch, users) / (double)micro.size();  // mean over micro-batches of the token-mean losses
+    l.backward();
+    loss += l.item<double>();
+  }
+  if (max_grad_norm > 0) {
+    std::vector<torch::Tensor> params;
+    for (auto& g : optimizer.param_groups())
+      for (auto& p : g.params()) params.push_back(p);
+    torch::nn::utils::clip_grad_norm_(params, max_grad_norm);
+  }
+  optimizer.step();
+  return loss;
+}
+
+nlohmann::json train_sbtrec(const Config& cfg, const data::Dataset& ds, Run& run, const SbtRecTrainOptions& options) {
+  if (ds.train.empty()) throw DataError(ds.root + ": the training split has no samples");
+  const auto& t = cfg.train;
+  // Everything that can fail on the inputs happens before the run directory is written.
+  const auto val_c = data::make_candidates(ds, data::Split::kVal, cfg.eval.num_negatives, cfg.eval.candidate_seed);
+  const auto test_c = data::make_candidates(ds, data::Split::kTest, cfg.eval.num_negatives, cfg.eval.candidate_seed);
+  const std::string state_dir = run.dir() + "/state";
+  nlohmann::json state;
+  if (options.resume) {
+    if (!path_exists(state_dir + "/state.json"))
+      throw ConfigError("--resume '" + run.dir() + "': no state/state.json (the run saved no training state yet)");
+    state = nlohmann::json::parse(read_file(state_dir + "/state.json"));
+    if (state.value("format", "") != kStateFormat)
+      throw CheckpointError(state_dir + "/state.json: format '" + state.value("format", "") + "', expected " + kStateFormat);
+    const std::string diff = first_difference(read_file(run.dir() + "/config.yaml"), run.config_yaml());
+    if (!diff.empty())
+      throw ConfigError("--resume '" + run.dir() + "': the config differs from the run's config.yaml (" + diff +
+                        "); resume with --config " + run.dir() + "/config.yaml");
+  }
+  auto s = build_sbtrec(cfg, ds, /*fit_codebooks=*/!options.resume);
+  std::vector<double> peak_lr;
+  std::vector<std::string> group_names;
+  auto optimizer = make_optimizer(t, *s.model, peak_lr, group_names);
+  for (size_t g = 0; g < group_names.size(); ++g)
+    spdlog::info("parameter group {}: {} parameters, lr {:g}", group_names[g],
+                 count(optimizer->param_groups()[g].params()), peak_lr[g]);
+  spdlog::info("{}", s.model->llm->trainable_report());
+
+  const int64_t S = (int64_t)ds.train.size(), B = t.batch_size, A = t.accumulation;
+  const int64_t micro_per_epoch = (S + B - 1) / B;
+  const int64_t steps_per_epoch = (micro_per_epoch + A - 1) / A;
+  const int64_t total = t.max_steps > 0 ? t.max_steps : (int64_t)t.epochs * steps_per_epoch;
+  const int64_t epochs = (total + steps_per_epoch - 1) / steps_per_epoch;
+  const int64_t window = std::max<int64_t>(1, std::min<int64_t>(10, total / 4));  // first_loss / last_loss averages
+  int64_t step = 0;
+  double first_sum = 0, last_sum = 0, window_sum = 0;
+  int64_t window_n = 0, tokens = 0;
+  auto save = [&](const std::string& dir) { save_sbtrec_checkpoint(dir, s, run.config_yaml()); };
+  if (options.resume) {
+    step = state.at("step").get<int64_t>();
+    if (state.at("total_steps").get<int64_t>() != total)
+      throw ConfigError("--resume: the run's schedule has " + std::to_string(state["total_steps"].get<int64_t>()) +
+                        " steps, this config " + std::to_string(total));
+    load_sbtrec_checkpoint(state_dir + "/checkpoint", s);
+    torch::load(*optimizer, state_dir + "/optimizer.pt");
+    first_sum = state.at("first_sum");
+    last_sum = state.at("last_sum");
+    window_sum = state.at("window_sum");
+    window_n = state.at("window_n");
+    run.restore(state.at("best_epoch"), state.at("since_best"), eval::Metrics::from_json(state.at("best")));
+    // metrics.jsonl keeps what happened up to the saved state only.
+    std::string kept, line;
+    std::istringstream in(read_file(run.dir() + "/metrics.jsonl"));
+    while (std::getline(in, line))
+      if (!line.empty() && nlohmann::json::parse(line).value("step", (int64_t)0) <= step) kept += line + "\n";
+    atomic_write_string(run.dir() + "/metrics.jsonl", kept);
+    spdlog::info("resuming {} at step {} of {}", run.dir(), step, total);
+  }
+  run.start();
+  auto save_state = [&](bool stopped) {
+    atomic_write_dir(state_dir, [&](const std::string& d) {
+      save_sbtrec_checkpoint(d + "/checkpoint", s, run.config_yaml());
+      torch::save(*optimizer, d + "/optimizer.pt");
+      nlohmann::json j = {{"format", kStateFormat},      {"step", step},
+                          {"total_steps", total},        {"best_epoch", run.best_epoch()},
+                          {"since_best", run.since_best()}, {"best", run.best().to_json()},
+                          {"first_sum", first_sum},      {"last_sum", last_sum},
+                          {"window_sum", window_sum},    {"window_n", window_n},
+                          {"stopped", stopped}};
+      atomic_write_string(d + "/state.json", j.dump(2) + "\n");
+    });
+  };
+  spdlog::info("SBT-Rec on {}: {} samples, batch {} x {} accumulation, {} steps/epoch, {} steps ({} epochs), paradigm {}",
+               ds.name, S, B, A, steps_per_epoch, total, epochs, config::choice_name(paradigms(), t.paradigm));
+  s.model->train();
+  int64_t done = 0;
+  bool early_stop = false;
+  for (int64_t epoch = 1; epoch <= epochs && !early_stop; ++epoch) {
+    const int64_t first = (epoch - 1) * steps_per_epoch, last = std::min(total, epoch * steps_per_epoch);
+    if (step >= last) continue;  // finished before a resume
+    const auto order = permutation(stream_key(cfg.seed, kEpochOrder, (uint64_t)epoch), S);
+    const auto train_c = data::make_candidates(ds, data::Split::kTrain, cfg.eval.num_negatives,
+                                               stream_key(cfg.seed, kEpochCandidates, (uint64_t)epoch));
+    Progress progress = run.progress(fmt::format("epoch {}/{}", epoch, epochs), last - first, B * A);
+    double epoch_sum = 0;
+    int64_t epoch_n = 0;
+    for (; step < last; ++step) {
+      if (options.stop_after > 0 && done == options.stop_after) {
+        progress.finish();
+        save_state(true);
+        spdlog::info("stopped after {} steps (step {} of {}); continue with --resume {}", done, step, total, run.dir());
+        return {{"stopped", true}, {"step", step}, {"total_steps", total}, {"output_dir", run.dir()}};
+      }
+      const int64_t k = step - first;
+      const bool hybrid = cfg.prompt.hybrid && hybrid_step(t, cfg.seed, step, total);
+      torch::manual_seed(stream_key(cfg.seed, kStepDropout, (uint64_t)step));  // dropout keyed by (seed, step)
+      std::vector<std::pair<prompt::PromptBatch, torch::Tensor>> micro;
+      for (int64_t a = 0; a < A; ++a) {
+        const int64_t mb = k * A + a;
+        if (mb * B >= S) break;
+        std::vector<int64_t> rows(order.begin() + mb * B, order.begin() + std::min(S, (mb + 1) * B));
+        std::vector<const data::CandidateSet*> cands;
+        for (int64_t r : rows) cands.push_back(&train_c[(size_t)r]);
+        const std::vector<size_t> tmpls(rows.size(),
+                                        prompt::training_template(cfg.seed, epoch, mb, s.builder->num_templates()));
+        auto b = s.batch(data::Split::kTrain, rows, cands, tmpls, hybrid, true, false);
+        tokens += b.attention_mask.sum().item<int64_t>();
+        micro.emplace_back(std::move(b), s.users(data::Split::kTrain, rows));
+      }
+      const double f = schedule_factor(t, step, total);
+      for (size_t g = 0; g < optimizer->param_groups().size(); ++g)
+        optimizer->param_groups()[g].options().set_lr(peak_lr[g] * f);
+      const double loss = sbtrec_step(*s.model, *optimizer, micro, t.max_grad_norm);
+      if (!std::isfinite(loss))
+        throw Error(fmt::format("step {}: the loss is {} (lower train.lr or set train.max_grad_norm)", step + 1, loss));
+      ++done;
+      if (step < window) first_sum += loss;
+      if (step >= total - window) last_sum += loss;
+      window_sum += loss;
+      ++window_n;
+      epoch_sum += loss;
+      ++epoch_n;
+      progress.update(k + 1, epoch_sum / epoch_n);
+      if ((step + 1) % t.log_every == 0 || step + 1 == total) {
+        run.log({{"epoch", epoch}, {"step", step + 1}, {"split", "train"}, {"loss", window_sum / window_n},
+                 {"lr", peak_lr.back() * f}, {"hybrid_last", hybrid}});
+        window_sum = 0;
+        window_n = 0;
+      }
+    }
+    progress.finish();
+    spdlog::info("epoch {}: mean loss {:.4f}, {:.1f} samples/s, {} tokens so far", epoch, epoch_n ? epoch_sum / epoch_n : 0,
+                 progress.samples_per_second(), tokens);
+    if (run.validation_due((int)epoch) || step == total) {
+      const auto val = evaluate_sbtrec(s, data::Split::kVal, val_c);
+      const bool improved = run.report_validation((int)epoch, step, val.metrics, save);
+      spdlog::info("epoch {} val HR@1 {:.4f} ValidRatio {:.4f} (n {}){}", epoch, val.metrics.hr1.value_or(0),
+                   val.metrics.valid_ratio.value_or(0), val.metrics.n, improved ? " (best)" : "");
+      if (run.should_stop()) {
+        spdlog::info("early stop: no better validation for {} evaluations (best epoch {})", t.patience, run.best_epoch());
+        early_stop = true;
+      }
+    }
+    save_state(false);
+  }
+  if (run.best_epoch() < 0) run.report_validation(0, step, evaluate_sbtrec(s, data::Split::kVal, val_c).metrics, save);
+
+  load_sbtrec_checkpoint(run.checkpoint_dir(), s);
+  const auto test = evaluate_sbtrec(s, data::Split::kTest, test_c);
+  run.log(metrics_record(run.best_epoch(), step, "test", test.metrics));
+  write_predictions(run.dir() + "/predictions.jsonl", s, test, test_c);
+  return run.finish({{"model", "sbtrec"},
+                     {"dataset", ds.name},
+                     {"seed", cfg.seed},
+                     {"paradigm", config::choice_name(paradigms(), t.paradigm)},
+                     {"steps", step},
+                     {"total_steps", total},
+                     {"first_loss", first_sum / (double)window},
+                     {"last_loss", last_sum / (double)window},
+                     {"test", test.to_json()}});
+}
+
+}  // namespace sbtrec::train
