@@ -37,7 +37,7 @@ $BIN/sbtrec-quantize --config configs/movielens/quantize.yaml --set data.root="$
 
 echo "== 3/3 SBT-Rec with SmolLM2-135M-Instruct (configs/quickstart_sbtrec.yaml) =="
 budget=$($BIN/sbtrec-train --config configs/quickstart_sbtrec.yaml --set data.root="$root" --dump-config | \
-  .venv/bin/python -c 'import sys, yaml; c = yaml.safe_load(sys.stdin); t, e = c["train"], c["eval"]; print(f"{t[\"max_steps\"]} steps of {t[\"batch_size\"]} prompts, lr {t[\"lr\"]}, validation and test on the first {e[\"max_cases\"]} cases")')
+  .venv/bin/python -c 'import sys, yaml; c = yaml.safe_load(sys.stdin); t, e = c["train"], c["eval"]; print("%s steps of %s prompts, lr %s, validation and test on the first %s cases" % (t["max_steps"], t["batch_size"], t["lr"], e["max_cases"]))')
 echo "budget: $budget (about ten minutes on two cores)"
 results=$($BIN/sbtrec-train --config configs/quickstart_sbtrec.yaml --set data.root="$root" --set encoder.checkpoint="$enc" \
   --overwrite --json "$@" | tail -n 1)

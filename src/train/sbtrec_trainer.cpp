@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <cmath>
 #include <numeric>
 #include <sstream>
@@ -510,7 +511,8 @@ nlohmann::json train_sbtrec(const Config& cfg, const data::Dataset& ds, Run& run
   const int64_t window = std::max<int64_t>(1, std::min<int64_t>(10, total / 4));  // first_loss / last_loss averages
   int64_t step = 0;
   double first_sum = 0, last_sum = 0, window_sum = 0;
-  int64_t window_n = 0, tokens = 0;
+  int64_t window_n = 0, tokens = 0, tokens_at_log = 0;
+  auto log_time = std::chrono::steady_clock::now();
   auto save = [&](const std::string& dir) { save_sbtrec_checkpoint(dir, s, run.config_yaml()); };
   if (options.resume) {
     step = state.at("step").get<int64_t>();
@@ -598,8 +600,14 @@ nlohmann::json train_sbtrec(const Config& cfg, const data::Dataset& ds, Run& run
       ++epoch_n;
       progress.update(k + 1, epoch_sum / epoch_n);
       if ((step + 1) % t.log_every == 0 || step + 1 == total) {
+        const auto now = std::chrono::steady_clock::now();
+        const double tps = (double)(tokens - tokens_at_log) / std::chrono::duration<double>(now - log_time).count();
+        spdlog::info("step {}/{} loss {:.4f} lr {:.3g} {:.0f} tokens/s", step + 1, total, window_sum / window_n,
+                     peak_lr.back() * f, tps);
         run.log({{"epoch", epoch}, {"step", step + 1}, {"split", "train"}, {"loss", window_sum / window_n},
-                 {"lr", peak_lr.back() * f}, {"hybrid_last", hybrid}});
+                 {"lr", peak_lr.back() * f}, {"hybrid_last", hybrid}, {"tokens_per_s", tps}});
+        log_time = now;
+        tokens_at_log = tokens;
         window_sum = 0;
         window_n = 0;
       }
