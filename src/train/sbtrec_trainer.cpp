@@ -72,32 +72,6 @@ std::vector<torch::Tensor> group_params(SbtRecModelImpl& m, const std::string& g
   return out;
 }
 
-// One optimizer, three parameter groups (codebooks, aligner, LoRA), each with its own peak lr (returned
-// in `peak_lr`, in group order) and weight decay.
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& t, SbtRecModelImpl& m,
-                                                        std::vector<double>& peak_lr, std::vector<std::string>& names) {
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  const std::pair<const char*, const ParamGroupOptions*> spec[] = {
-      {"codebooks", &t.codebooks}, {"aligner", &t.aligner}, {"lora", &t.lora}};
-  for (const auto& [name, g] : spec) {
-    auto params = group_params(m, name);
-    if (params.empty()) continue;
-    const double lr = g->lr > 0 ? g->lr : t.lr;
-    peak_lr.push_back(lr);
-    names.push_back(name);
-    if (t.optimizer == OptimizerType::kAdamW)
-      groups.emplace_back(params, std::make_unique<torch::optim::AdamWOptions>(
-                                      torch::optim::AdamWOptions(lr).weight_decay(g->weight_decay)));
-    else
-      groups.emplace_back(params, std::make_unique<torch::optim::AdamOptions>(
-                                      torch::optim::AdamOptions(lr).weight_decay(g->weight_decay)));
-  }
-  if (groups.empty()) throw ConfigError("SBT-Rec trainer: nothing to train (no codebooks, aligner or LoRA parameters)");
-  if (t.optimizer == OptimizerType::kAdamW)
-    return std::make_unique<torch::optim::AdamW>(std::move(groups), torch::optim::AdamWOptions(t.lr));
-  return std::make_unique<optim::FusedAdam>(std::move(groups), torch::optim::AdamOptions(t.lr));
-}
-
 int64_t count(const std::vector<torch::Tensor>& ps) {
   int64_t n = 0;
   for (const auto& p : ps) n += p.numel();
@@ -201,6 +175,17 @@ prompt::PromptBatch SbtRecSession::batch(data::Split split, const std::vector<in
   return prompt::collate(prompts, generation.pad_token_id, left_pad);
 }
 
+SbtRecSession::Cases SbtRecSession::eval_cases(data::Split split, int64_t begin, int64_t end,
+                                               const std::vector<data::CandidateSet>& candidates) const {
+  Cases c;
+  for (int64_t i = begin; i < end; ++i) {
+    c.rows.push_back(i);
+    c.candidates.push_back(&candidates[(size_t)i]);
+    c.templates.push_back(prompt::evaluation_template(cfg.seed, split, i, builder->num_templates()));
+  }
+  return c;
+}
+
 torch::Tensor SbtRecSession::users(data::Split split, const std::vector<int64_t>& rows) const {
   const auto& u = user_vectors[split_slot(split)];
   if (!user_token || !u.defined()) return {};
@@ -287,7 +272,8 @@ SbtRecEval evaluate_sbtrec(SbtRecSession& s, data::Split split, const std::vecto
   const auto& samples = s.ds->split(split);
   eval::check_candidates(samples, candidates, s.ds->num_items, data::split_name(split));
   int64_t n = (int64_t)samples.size();
-  if (s.cfg.eval.max_cases > 0) n = std::min(n, s.cfg.eval.max_cases);
+  const int64_t cap = split == data::Split::kVal && s.cfg.eval.max_val_cases > 0 ? s.cfg.eval.max_val_cases : s.cfg.eval.max_cases;
+  if (cap > 0) n = std::min(n, cap);
   torch::NoGradGuard no_grad;
   const bool was_training = s.model->is_training();
   s.model->eval();
@@ -302,14 +288,10 @@ SbtRecEval evaluate_sbtrec(SbtRecSession& s, data::Split split, const std::vecto
   Progress progress(fmt::format("eval {} ({})", data::split_name(split), likelihood ? "likelihood" : "generation"),
                     (n + B - 1) / B, B, s.cfg.train.log_every);
   for (int64_t start = 0, k = 0; start < n; start += B, ++k) {
-    std::vector<int64_t> rows;
-    std::vector<const data::CandidateSet*> cands;
-    std::vector<size_t> tmpls;
-    for (int64_t i = start; i < std::min(n, start + B); ++i) {
-      rows.push_back(i);
-      cands.push_back(&candidates[(size_t)i]);
-      tmpls.push_back(prompt::evaluation_template(s.cfg.seed, split, i, s.builder->num_templates()));
-    }
+    const auto batch_cases = s.eval_cases(split, start, std::min(n, start + B), candidates);
+    const auto& rows = batch_cases.rows;
+    const auto& cands = batch_cases.candidates;
+    const auto& tmpls = batch_cases.templates;
     auto titles_of = [&](const data::CandidateSet& c) {
       std::vector<std::string> t;
       for (int32_t item : c.items) t.push_back(s.ds->titles[(size_t)item]);
@@ -433,6 +415,30 @@ void write_predictions(const std::string& path, const SbtRecSession& s, const Sb
 
 // ---- training ----
 
+std::unique_ptr<torch::optim::Optimizer> make_sbtrec_optimizer(const TrainOptions& t, SbtRecModelImpl& m,
+                                                               std::vector<double>& peak_lr, std::vector<std::string>& names) {
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  const std::pair<const char*, const ParamGroupOptions*> spec[] = {
+      {"codebooks", &t.codebooks}, {"aligner", &t.aligner}, {"lora", &t.lora}};
+  for (const auto& [name, g] : spec) {
+    auto params = group_params(m, name);
+    if (params.empty()) continue;
+    const double lr = g->lr > 0 ? g->lr : t.lr;
+    peak_lr.push_back(lr);
+    names.push_back(name);
+    if (t.optimizer == OptimizerType::kAdamW)
+      groups.emplace_back(params, std::make_unique<torch::optim::AdamWOptions>(
+                                      torch::optim::AdamWOptions(lr).weight_decay(g->weight_decay)));
+    else
+      groups.emplace_back(params, std::make_unique<torch::optim::AdamOptions>(
+                                      torch::optim::AdamOptions(lr).weight_decay(g->weight_decay)));
+  }
+  if (groups.empty()) throw ConfigError("SBT-Rec trainer: nothing to train (no codebooks, aligner or LoRA parameters)");
+  if (t.optimizer == OptimizerType::kAdamW)
+    return std::make_unique<torch::optim::AdamW>(std::move(groups), torch::optim::AdamWOptions(t.lr));
+  return std::make_unique<optim::FusedAdam>(std::move(groups), torch::optim::AdamOptions(t.lr));
+}
+
 double schedule_factor(const TrainOptions& o, int64_t step, int64_t total) {
   const double lo = o.min_lr_ratio;
   const int64_t warmup = (int64_t)std::floor(o.warmup_ratio * (double)total);
@@ -497,7 +503,7 @@ nlohmann::json train_sbtrec(const Config& cfg, const data::Dataset& ds, Run& run
   auto s = build_sbtrec(cfg, ds, /*fit_codebooks=*/!options.resume);
   std::vector<double> peak_lr;
   std::vector<std::string> group_names;
-  auto optimizer = make_optimizer(t, *s.model, peak_lr, group_names);
+  auto optimizer = make_sbtrec_optimizer(t, *s.model, peak_lr, group_names);
   for (size_t g = 0; g < group_names.size(); ++g)
     spdlog::info("parameter group {}: {} parameters, lr {:g}", group_names[g],
                  count(optimizer->param_groups()[g].params()), peak_lr[g]);

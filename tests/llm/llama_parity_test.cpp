@@ -263,10 +263,10 @@ TEST_P(HFParity, AdapterExportedBySbtrecLoadsInPeft) {
   lo.alpha = 6;
   lo.dropout = 0.0;
   lo.use_rslora = std::string(GetParam()) == "gqa";  // one case exports a rank-stabilised adapter to PEFT
+  torch::manual_seed(5);  // A's Kaiming init and B below: the same adapter in every run
   m->add_lora(lo);
   {
     torch::NoGradGuard ng;
-    torch::manual_seed(5);
     for (auto& l : m->lora_layers()) l->lora_B->weight.normal_(0, 0.2);
   }
   m->eval();
@@ -280,7 +280,9 @@ TEST_P(HFParity, AdapterExportedBySbtrecLoadsInPeft) {
   auto want = safetensors::load(out / "peft.safetensors")["logits"];  // [T, V]
   torch::NoGradGuard ng;
   auto got = logits(*m, torch::tensor({1, 17, 42, 99, 100, 5, 7, 64}, torch::kInt64).unsqueeze(0), {}, {}).squeeze(0);
-  EXPECT_LE((got - want).abs().max().item<double>(), 1e-4);
+  // float32 sums in another order: bounded relative to the logits' scale (B ~ N(0, 0.2) makes them large).
+  const double scale = std::max(1.0, want.abs().max().item<double>());
+  EXPECT_LE((got - want).abs().max().item<double>() / scale, 2e-5) << "logit scale " << scale;
 }
 
 INSTANTIATE_TEST_SUITE_P(TinyLlamas, HFParity, ::testing::Values("mha", "gqa", "odd"));

@@ -22,6 +22,7 @@ struct EvalOptions {
   EvalMode mode = EvalMode::kGeneration;  // SBT-Rec evaluation
   int llm_batch_size = 8;                 // SBT-Rec: prompts generated per batch
   int64_t max_cases = 0;                  // SBT-Rec: > 0 evaluates only the first this many cases of a split
+  int64_t max_val_cases = 0;              // SBT-Rec: > 0 caps validation alone (0 = max_cases)
 };
 
 inline void visit_fields(EvalOptions& o, config::Visitor& v) {
@@ -35,6 +36,8 @@ inline void visit_fields(EvalOptions& o, config::Visitor& v) {
           eval_modes());
   v.field("llm_batch_size", o.llm_batch_size, "SBT-Rec: prompts per generation batch", config::at_least(1));
   v.field("max_cases", o.max_cases, "SBT-Rec: > 0 evaluates only the first this many cases of each split (smoke runs)",
+          config::at_least<int64_t>(0));
+  v.field("max_val_cases", o.max_val_cases, "SBT-Rec: > 0 caps the validation split alone (0 = max_cases)",
           config::at_least<int64_t>(0));
 }
 

@@ -47,6 +47,13 @@ struct SbtRecSession {
   prompt::PromptBatch batch(data::Split split, const std::vector<int64_t>& rows,
                             const std::vector<const data::CandidateSet*>& candidates, const std::vector<size_t>& templates,
                             bool hybrid, bool with_answer, bool left_pad) const;
+  // Evaluation cases [begin, end) of `split`: their rows, fixed candidate sets and per-case templates.
+  struct Cases {
+    std::vector<int64_t> rows;
+    std::vector<const data::CandidateSet*> candidates;
+    std::vector<size_t> templates;
+  };
+  Cases eval_cases(data::Split split, int64_t begin, int64_t end, const std::vector<data::CandidateSet>& candidates) const;
   // The user vectors of `rows` of `split` [B, Z], or undefined without a user token.
   torch::Tensor users(data::Split split, const std::vector<int64_t>& rows) const;
 };
@@ -79,7 +86,7 @@ struct SbtRecEval {
   // {"n", "hits", "valid", "hr@1", "valid_ratio", "hr@1_of_valid" (= LLaRA's code's test_hr), ...}
   nlohmann::json to_json() const;
 };
-// Evaluates the first cfg.eval.max_cases (0 = all) cases of `split` in cfg.eval.mode, with the fixed
+// Evaluates the first cfg.eval.max_cases (0 = all; validation: max_val_cases if set) cases of `split` in cfg.eval.mode, with the fixed
 // candidate sets `candidates` and the evaluation template of each case.
 SbtRecEval evaluate_sbtrec(SbtRecSession& s, data::Split split, const std::vector<data::CandidateSet>& candidates);
 // predictions.jsonl: one object per case with user, candidates, candidate_titles, target,
@@ -101,6 +108,12 @@ struct SbtRecTrainOptions {
 // Trains per `cfg` into `run` and evaluates the best checkpoint on the test split; returns what
 // results.json holds ({"stopped": true, ...} and no test figures when stop_after interrupted it).
 nlohmann::json train_sbtrec(const Config& cfg, const data::Dataset& ds, Run& run, const SbtRecTrainOptions& options = {});
+
+// SBS-AO's optimizer: one Adam / AdamW over the non-empty groups codebooks, aligner, LoRA, each with its
+// own peak lr (train.<group>.lr, 0 = train.lr; returned in `peak_lr` with the groups' `names`, in
+// group order) and weight decay.
+std::unique_ptr<torch::optim::Optimizer> make_sbtrec_optimizer(const TrainOptions& t, SbtRecModelImpl& m,
+                                                               std::vector<double>& peak_lr, std::vector<std::string>& names);
 
 // One SBS-AO optimizer step over `micro` prompt batches (each with its user vectors): mean of the
 // micro-batch losses, backward, optional clipping, the step. Shared by the trainer and bench/.

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# SBT-Rec test-set evaluation by generation on SmolLM2-135M-Instruct: the first CASES MovieLens test
+# cases (hybrid prompts, 20 candidates, batches of eval.llm_batch_size = 8, greedy, up to 32 new
+# tokens, EOS stops), sbtrec's evaluate_sbtrec vs transformers + PEFT `generate(inputs_embeds=...)` on
+# the same left-padded embeddings (dumped by the C++ side), same threads, REPEATS alternating runs,
+# best of each. Last line: `speedup: X.XX` (cases/s, higher is better).
+# Usage: bench/sbtrec_eval.sh [THREADS] [CASES] [REPEATS]   (defaults 2, 32, 2)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+THREADS=${1:-2}
+CASES=${2:-32}
+REPEATS=${3:-2}
+source bench/sbtrec_common.sh
+build/release/bin/sbtrec-bench-sbtrec generate $SBT --threads "$THREADS" --cases "$CASES" --dump "$W/generate" >/dev/null 2>&1
+.venv/bin/python bench/compare.py --key cases_per_s --repeats "$REPEATS" \
+  --label ", SBT-Rec evaluation by generation, SmolLM2-135M fp32, $CASES cases, threads $THREADS" \
+  --cpp "build/release/bin/sbtrec-bench-sbtrec generate $SBT --threads $THREADS --cases $CASES" \
+  --ref ".venv/bin/python bench/reference/sbtrec_generate.py --model $HF --inputs $W/generate --threads $THREADS"
