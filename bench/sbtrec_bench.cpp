@@ -92,7 +92,6 @@ int main(int argc, char** argv) {
                   {"tokens", b.attention_mask.sum().item<int64_t>()}, {"seq", b.input_ids.size(1)},
                   {"tokens_per_s", b.attention_mask.sum().item<double>() / sec}});
     } else {
-      cfg.eval.max_cases = cases;
       s.cfg.eval.max_cases = cases;
       const auto cands = data::make_candidates(ds, data::Split::kTest, cfg.eval.num_negatives, cfg.eval.candidate_seed);
       if (!dump.empty()) {

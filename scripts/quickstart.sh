@@ -39,12 +39,16 @@ echo "== 3/3 SBT-Rec with SmolLM2-135M-Instruct (configs/quickstart_sbtrec.yaml)
 budget=$($BIN/sbtrec-train --config configs/quickstart_sbtrec.yaml --set data.root="$root" --dump-config | \
   .venv/bin/python -c 'import sys, yaml; c = yaml.safe_load(sys.stdin); t, e = c["train"], c["eval"]; print("%s steps of %s prompts, lr %s, validation and test on the first %s cases" % (t["max_steps"], t["batch_size"], t["lr"], e["max_cases"]))')
 echo "budget: $budget (about ten minutes on two cores)"
-results=$($BIN/sbtrec-train --config configs/quickstart_sbtrec.yaml --set data.root="$root" --set encoder.checkpoint="$enc" \
-  --overwrite --json "$@" | tail -n 1)
+# sbtrec-train already evaluates the best checkpoint on the test split: its table precedes the JSON line.
+train_out=$($BIN/sbtrec-train --config configs/quickstart_sbtrec.yaml --set data.root="$root" --set encoder.checkpoint="$enc" \
+  --overwrite --json "$@")
+results=$(printf '%s\n' "$train_out" | tail -n 1)
 out=$(printf '%s' "$results" | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["output_dir"])')
 echo
 echo "== SASRec alone (HR@1 over 20 candidates; HR@10/NDCG@10 over all items) =="
 cat runs/quickstart-sasrec-table.txt
 echo "== SBT-Rec $out (generation from 20 candidates; first cases only at this budget) =="
-$BIN/sbtrec-eval --config "$out/config.yaml" --checkpoint "$out"
+printf '%s\n' "$train_out" | sed '$d'
+printf '%s' "$results" | .venv/bin/python -c 'import json, sys; t = json.load(sys.stdin)["test"]; print("HR@1 of valid outputs (LLaRA code'"'"'s test_hr): %.4f" % t["hr@1_of_valid"])'
+echo "re-evaluate: $BIN/sbtrec-eval --config $out/config.yaml --checkpoint $out [--set eval.mode=likelihood]"
 echo "predictions: $out/predictions.jsonl; curves: .venv/bin/python scripts/plot_metrics.py $out"
