@@ -14,7 +14,6 @@ std::vector<CandidateSet> make_candidates(const Dataset& ds, Split split, int nu
   const auto& samples = ds.split(split);
   std::vector<CandidateSet> out;
   out.reserve(samples.size());
-  const uint64_t split_key = splitmix64(splitmix64(seed) ^ split_code(split));
   for (size_t i = 0; i < samples.size(); ++i) {
     const Sample& s = samples[i];
     std::unordered_set<int32_t> excluded(s.history.begin(), s.history.end());
@@ -24,14 +23,14 @@ std::vector<CandidateSet> make_candidates(const Dataset& ds, Split split, int nu
       throw DataError(std::string(split_name(split)) + " sample " + std::to_string(i) + ": only " +
                       std::to_string(available) + " items are outside its history, fewer than eval.num_negatives=" +
                       std::to_string(num_negatives));
-    CounterStream rng(splitmix64(split_key ^ (uint64_t)i));
+    CounterStream rng(stream_key(seed, split_code(split), i));
     CandidateSet c;
     c.items.push_back(s.target);
     while ((int)c.items.size() < num_negatives + 1) {
       const auto item = (int32_t)rng.below((uint64_t)ds.num_items);
       if (excluded.insert(item).second) c.items.push_back(item);
     }
-    for (size_t j = c.items.size() - 1; j >= 1; --j) std::swap(c.items[j], c.items[rng.below(j + 1)]);
+    shuffle(c.items, rng);
     c.target_index = (int)(std::find(c.items.begin(), c.items.end(), s.target) - c.items.begin());
     out.push_back(std::move(c));
   }

@@ -78,12 +78,12 @@ SlotTokens add_slot_tokens(llm::Tokenizer& tokenizer, llm::LlamaForCausalLMImpl&
 }
 
 size_t training_template(uint64_t seed, int64_t epoch, int64_t batch, size_t n) {
-  CounterStream rng(splitmix64(splitmix64(splitmix64(seed) ^ kTrainingTemplates) ^ (uint64_t)epoch) ^ (uint64_t)batch);
+  CounterStream rng(stream_key(seed, kTrainingTemplates, (uint64_t)epoch) ^ (uint64_t)batch);
   return (size_t)rng.below(n);
 }
 
 size_t evaluation_template(uint64_t seed, data::Split split, int64_t index, size_t n) {
-  CounterStream rng(splitmix64(splitmix64(splitmix64(seed) ^ kEvaluationTemplates) ^ data::split_code(split)) ^ (uint64_t)index);
+  CounterStream rng(stream_key(seed, kEvaluationTemplates, data::split_code(split)) ^ (uint64_t)index);
   return (size_t)rng.below(n);
 }
 

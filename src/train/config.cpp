@@ -42,6 +42,7 @@ void visit_fields(Config& c, config::Visitor& v) {
   v.section("prompt", c.prompt, "hybrid prompt templates (titles + behavioural-token slots)");
   v.section("train", c.train, "the training loop");
   v.section("eval", c.eval, "candidate sets and scoring");
+  v.section("dist", c.dist, "data-parallel training (c10d); the process layout comes from the launcher's environment");
   v.rule("encoder.max_len", c.encoder.max_len >= c.data.max_history, "must be >= data.max_history");
 }
 

@@ -14,7 +14,9 @@ namespace {
 const char* const kRunFiles[] = {"config.yaml", "metrics.jsonl", "results.json", "checkpoint", "metrics.png"};
 }
 
-Run::Run(const Config& c, bool overwrite)
+Run::Run(const Config& c, bool overwrite) : Run(c, overwrite, /*check_dir=*/true) {}
+
+Run::Run(const Config& c, bool overwrite, bool check_dir)
     : dir_(c.output_dir),
       config_yaml_(config_to_yaml(c)),
       overwrite_(overwrite),
@@ -24,6 +26,7 @@ Run::Run(const Config& c, bool overwrite)
       log_every_(c.train.log_every),
       monitor_(c.train.monitor),
       t0_(std::chrono::steady_clock::now()) {
+  if (!check_dir) return;
   if (path_exists(dir_) && !std::filesystem::is_directory(dir_))
     throw ConfigError("config key 'output_dir': '" + dir_ + "' is a file, not a directory; choose another --set output_dir=...");
   if (nonempty_dir(dir_) && !overwrite_)
@@ -34,11 +37,7 @@ Run::Run(const Config& c, bool overwrite)
 Run Run::resuming(const Config& c) {
   if (!path_exists(c.output_dir + "/config.yaml"))
     throw ConfigError("--resume '" + c.output_dir + "': no config.yaml there, so it is not a run directory");
-  Config fresh = c;
-  fresh.output_dir = c.output_dir + "/.resume-check-nonexistent";  // the constructor's emptiness check does not apply
-  Run r(fresh, false);
-  r.dir_ = c.output_dir;
-  r.config_yaml_ = config_to_yaml(c);
+  Run r(c, false, /*check_dir=*/false);  // a run directory is not empty, by definition
   r.resume_ = true;
   return r;
 }
@@ -50,6 +49,7 @@ void Run::restore(int best_epoch, int since_best, const eval::Metrics& best) {
 }
 
 void Run::start() {
+  if (!writes_) return;
   if (resume_) {
     metrics_ = std::make_unique<MetricsLog>(dir_, /*fresh=*/false);
     return;
@@ -62,6 +62,7 @@ void Run::start() {
 }
 
 void Run::log(const nlohmann::json& record) {
+  if (!writes_) return;
   if (!metrics_) throw Error("train::Run::log before start(): the run directory is not created yet");
   metrics_->write(record);
 }
@@ -89,7 +90,7 @@ bool Run::report_validation(int epoch, int64_t step, const eval::Metrics& val,
     best_ = val;
     best_epoch_ = epoch;
     since_best_ = 0;
-    atomic_write_dir(checkpoint_dir(), save);
+    if (writes_) atomic_write_dir(checkpoint_dir(), save);
   } else {
     ++since_best_;
   }
@@ -104,7 +105,7 @@ nlohmann::json Run::finish(nlohmann::json results) {
   results["best_epoch"] = best_epoch_;
   results["val"] = best_.to_json();
   results["seconds"] = seconds();
-  atomic_write_string(dir_ + "/results.json", results.dump(2) + "\n");
+  if (writes_) atomic_write_string(dir_ + "/results.json", results.dump(2) + "\n");
   return results;
 }
 

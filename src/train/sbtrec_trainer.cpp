@@ -3,8 +3,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <signal.h>
+
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <sstream>
 
@@ -29,20 +32,8 @@ constexpr const char* kStateFormat = "sbtrec-train-state-1";
 
 size_t split_slot(data::Split s) { return (size_t)data::split_code(s); }
 
-// Keys of the seeded streams: one pure function of (seed, purpose, counter) each.
-uint64_t stream_key(uint64_t seed, uint64_t purpose, uint64_t counter) {
-  return splitmix64(splitmix64(splitmix64(seed) ^ purpose) ^ counter);
-}
+// Purposes of the trainer's seeded streams (stream_key in common/counter_rng.h).
 constexpr uint64_t kEpochOrder = 1, kEpochCandidates = 2, kStepDropout = 3, kCurriculum = 4, kShuffle = 5;
-
-// A permutation of [0, n) by Fisher-Yates on a counter stream.
-std::vector<int64_t> permutation(uint64_t key, int64_t n) {
-  std::vector<int64_t> p((size_t)n);
-  std::iota(p.begin(), p.end(), 0);
-  CounterStream rng(key);
-  for (int64_t j = n - 1; j > 0; --j) std::swap(p[(size_t)j], p[(size_t)rng.below((uint64_t)j + 1)]);
-  return p;
-}
 
 // The first line where two texts differ, for the --resume config check.
 std::string first_difference(const std::string& a, const std::string& b) {
@@ -70,6 +61,53 @@ std::vector<torch::Tensor> group_params(SbtRecModelImpl& m, const std::string& g
       if (p.requires_grad()) out.push_back(p);
   }
   return out;
+}
+
+// CaseResults as bytes for the evaluation gather (exact: raw doubles, raw output bytes, which need
+// not be valid UTF-8).
+template <class T>
+void put(std::string& b, const T& v) {
+  b.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+template <class T>
+T take_pod(const std::string& b, size_t& at) {
+  if (at + sizeof(T) > b.size()) throw Error("evaluation gather: a rank sent a truncated result");
+  T v;
+  std::memcpy(&v, b.data() + at, sizeof v);
+  at += sizeof v;
+  return v;
+}
+std::string encode_cases(const std::vector<CaseResult>& cases) {
+  std::string b;
+  for (const auto& c : cases) {
+    put(b, c.index);
+    put(b, (uint8_t)(c.valid | (c.hit << 1)));
+    put(b, c.rank);
+    put(b, (uint64_t)c.output.size());
+    b += c.output;
+    put(b, (uint64_t)c.named.size());
+    for (int32_t x : c.named) put(b, x);
+    put(b, (uint64_t)c.scores.size());
+    for (double x : c.scores) put(b, x);
+  }
+  return b;
+}
+void decode_cases(const std::string& b, std::vector<CaseResult>& out) {
+  for (size_t at = 0; at < b.size();) {
+    CaseResult c;
+    c.index = take_pod<int64_t>(b, at);
+    const auto flags = take_pod<uint8_t>(b, at);
+    c.valid = flags & 1;
+    c.hit = flags & 2;
+    c.rank = take_pod<int64_t>(b, at);
+    const auto len = take_pod<uint64_t>(b, at);
+    if (at + len > b.size()) throw Error("evaluation gather: a rank sent a truncated result");
+    c.output = b.substr(at, len);
+    at += len;
+    for (auto k = take_pod<uint64_t>(b, at); k > 0; --k) c.named.push_back(take_pod<int32_t>(b, at));
+    for (auto k = take_pod<uint64_t>(b, at); k > 0; --k) c.scores.push_back(take_pod<double>(b, at));
+    out.push_back(std::move(c));
+  }
 }
 
 int64_t count(const std::vector<torch::Tensor>& ps) {
@@ -268,7 +306,8 @@ nlohmann::json SbtRecEval::to_json() const {
   return j;
 }
 
-SbtRecEval evaluate_sbtrec(SbtRecSession& s, data::Split split, const std::vector<data::CandidateSet>& candidates) {
+SbtRecEval evaluate_sbtrec(SbtRecSession& s, data::Split split, const std::vector<data::CandidateSet>& candidates,
+                           dist::ProcessGroup* group) {
   const auto& samples = s.ds->split(split);
   eval::check_candidates(samples, candidates, s.ds->num_items, data::split_name(split));
   int64_t n = (int64_t)samples.size();
@@ -284,10 +323,13 @@ SbtRecEval evaluate_sbtrec(SbtRecSession& s, data::Split split, const std::vecto
   const int64_t B = likelihood ? 1 : s.cfg.eval.llm_batch_size;
   SbtRecEval out;
   out.split = split;
-  eval::MetricsAccumulator acc;
-  Progress progress(fmt::format("eval {} ({})", data::split_name(split), likelihood ? "likelihood" : "generation"),
-                    (n + B - 1) / B, B, s.cfg.train.log_every);
-  for (int64_t start = 0, k = 0; start < n; start += B, ++k) {
+  // Batch k goes to rank k mod W.
+  const int W = group ? group->size() : 1, R = group ? group->rank() : 0;
+  const int64_t batches = (n + B - 1) / B, mine = batches / W + (R < batches % W ? 1 : 0);
+  Progress progress(fmt::format("eval {} ({})", data::split_name(split), likelihood ? "likelihood" : "generation"), mine,
+                    B, s.cfg.train.log_every);
+  for (int64_t start = 0, k = 0, done = 0; start < n; start += B, ++k) {
+    if (k % W != R) continue;
     const auto batch_cases = s.eval_cases(split, start, std::min(n, start + B), candidates);
     const auto& rows = batch_cases.rows;
     const auto& cands = batch_cases.candidates;
@@ -317,7 +359,6 @@ SbtRecEval evaluate_sbtrec(SbtRecSession& s, data::Split split, const std::vecto
         for (int k2 : m.named_indices) c.named.push_back(cands[r]->items[(size_t)k2]);
         c.valid = m.valid;
         c.hit = m.hit;
-        acc.add_candidate_case(c.hit, c.valid);
         out.cases.push_back(std::move(c));
       }
     } else {
@@ -376,12 +417,25 @@ SbtRecEval evaluate_sbtrec(SbtRecSession& s, data::Split split, const std::vecto
       r.valid = true;
       r.hit = rank == 0;
       r.scores = scores;
-      acc.add_candidate_rank(rank);
+      r.rank = rank;
       out.cases.push_back(std::move(r));
     }
-    progress.update(k + 1, 0);
+    progress.update(++done, 0);
   }
   progress.finish();
+  if (W > 1) {
+    const auto parts = group->all_gather_bytes(encode_cases(out.cases), std::string("evaluation of ") + data::split_name(split));
+    out.cases.clear();
+    for (const auto& p : parts) decode_cases(p, out.cases);
+    std::sort(out.cases.begin(), out.cases.end(), [](const CaseResult& a, const CaseResult& b) { return a.index < b.index; });
+  }
+  eval::MetricsAccumulator acc;  // in case order, whatever rank evaluated a case
+  for (const auto& c : out.cases) {
+    if (likelihood)
+      acc.add_candidate_rank(c.rank);
+    else
+      acc.add_candidate_case(c.hit, c.valid);
+  }
   out.metrics = acc.finalize();
   if (was_training) s.model->train();
   return out;
@@ -463,20 +517,32 @@ bool hybrid_step(const TrainOptions& o, uint64_t seed, int64_t step, int64_t tot
 }
 
 double sbtrec_step(SbtRecModelImpl& model, torch::optim::Optimizer& optimizer,
-                   const std::vector<std::pair<prompt::PromptBatch, torch::Tensor>>& micro, double max_grad_norm) {
+                   const std::vector<std::pair<prompt::PromptBatch, torch::Tensor>>& micro, double max_grad_norm,
+                   dist::ProcessGroup* group, int64_t bucket_bytes) {
   optimizer.zero_grad();
+  // Supervised tokens: labels predicted from the previous position (the loss shifts by one).
+  auto supervised = [](const prompt::PromptBatch& b) {
+    return b.labels.slice(1, 1).ne(-100).sum().item<int64_t>();
+  };
+  int64_t local = 0;
+  for (const auto& mb : micro) local += supervised(mb.first);
+  const double total = group ? group->all_reduce_sum((double)local, "supervised-token count") : (double)local;
+  if (total <= 0) throw Error("SBT-Rec step: the global batch has no supervised answer tokens");
   double loss = 0;
   for (const auto& [batch, users] : micro) {
-    auto l = model.loss(batch, users) / (double)micro.size();  // mean over micro-batches of the token-mean losses
+    // token mean x this micro-batch's share of the global tokens = its token sum / global count
+    auto l = model.loss(batch, users) * ((double)supervised(batch) / total);
     l.backward();
     loss += l.item<double>();
   }
-  if (max_grad_norm > 0) {
-    std::vector<torch::Tensor> params;
-    for (auto& g : optimizer.param_groups())
-      for (auto& p : g.params()) params.push_back(p);
-    torch::nn::utils::clip_grad_norm_(params, max_grad_norm);
+  std::vector<torch::Tensor> params;
+  for (auto& g : optimizer.param_groups())
+    for (auto& p : g.params()) params.push_back(p);
+  if (group && group->size() > 1) {
+    dist::all_reduce_gradients(*group, params, bucket_bytes);
+    loss = group->all_reduce_sum(loss, "loss");
   }
+  if (max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(params, max_grad_norm);
   optimizer.step();
   return loss;
 }
@@ -484,6 +550,17 @@ double sbtrec_step(SbtRecModelImpl& model, torch::optim::Optimizer& optimizer,
 nlohmann::json train_sbtrec(const Config& cfg, const data::Dataset& ds, Run& run, const SbtRecTrainOptions& options) {
   if (ds.train.empty()) throw DataError(ds.root + ": the training split has no samples");
   const auto& t = cfg.train;
+  dist::ProcessGroup single;
+  dist::ProcessGroup& group = options.group ? *options.group : single;
+  const int W = group.size(), R = group.rank();
+  const int64_t bucket_bytes = (int64_t)(cfg.dist.bucket_mb * (1 << 20));
+  run.set_writes(group.main());
+  // Fault injection for the tests of a dying rank: SBTREC_FAULT_KILL_AT_STEP=k (and SBTREC_FAULT_RANK=r
+  // to pick one rank under --nproc) makes the process SIGKILL itself when step k starts.
+  const char* kill_at = std::getenv("SBTREC_FAULT_KILL_AT_STEP");
+  const char* kill_rank = std::getenv("SBTREC_FAULT_RANK");
+  const int64_t fault_step = kill_at ? std::atoll(kill_at) : 0;
+  const bool fault_here = fault_step > 0 && (!kill_rank || std::atoi(kill_rank) == R);
   // Everything that can fail on the inputs happens before the run directory is written.
   const auto val_c = data::make_candidates(ds, data::Split::kVal, cfg.eval.num_negatives, cfg.eval.candidate_seed);
   const auto test_c = data::make_candidates(ds, data::Split::kTest, cfg.eval.num_negatives, cfg.eval.candidate_seed);
@@ -499,8 +576,18 @@ nlohmann::json train_sbtrec(const Config& cfg, const data::Dataset& ds, Run& run
     if (!diff.empty())
       throw ConfigError("--resume '" + run.dir() + "': the config differs from the run's config.yaml (" + diff +
                         "); resume with --config " + run.dir() + "/config.yaml");
+    const int saved_world = state.value("world_size", 1);
+    if (saved_world != W)
+      throw ConfigError(fmt::format("--resume '{}': the run was trained with world size {} and this launch has {} "
+                                    "(each rank's share of a batch depends on it); resume with --nproc {} or the same "
+                                    "launcher layout",
+                                    run.dir(), saved_world, W, saved_world));
   }
-  auto s = build_sbtrec(cfg, ds, /*fit_codebooks=*/!options.resume);
+  // Each rank's device (cuda:LOCAL_RANK when the config names CUDA without an index); the run's
+  // config.yaml keeps what the user wrote.
+  Config rank_cfg = cfg;
+  rank_cfg.llm.device = dist::rank_device(cfg.llm.device, group.world()).str();
+  auto s = build_sbtrec(rank_cfg, ds, /*fit_codebooks=*/!options.resume);
   std::vector<double> peak_lr;
   std::vector<std::string> group_names;
   auto optimizer = make_sbtrec_optimizer(t, *s.model, peak_lr, group_names);
@@ -510,7 +597,8 @@ nlohmann::json train_sbtrec(const Config& cfg, const data::Dataset& ds, Run& run
   spdlog::info("{}", s.model->llm->trainable_report());
 
   const int64_t S = (int64_t)ds.train.size(), B = t.batch_size, A = t.accumulation;
-  const int64_t micro_per_epoch = (S + B - 1) / B;
+  const int64_t G = B * W;  // samples of one micro-batch over all ranks
+  const int64_t micro_per_epoch = (S + G - 1) / G;
   const int64_t steps_per_epoch = (micro_per_epoch + A - 1) / A;
   const int64_t total = t.max_steps > 0 ? t.max_steps : (int64_t)t.epochs * steps_per_epoch;
   const int64_t epochs = (total + steps_per_epoch - 1) / steps_per_epoch;
@@ -533,15 +621,30 @@ nlohmann::json train_sbtrec(const Config& cfg, const data::Dataset& ds, Run& run
     window_n = state.at("window_n");
     run.restore(state.at("best_epoch"), state.at("since_best"), eval::Metrics::from_json(state.at("best")));
     // metrics.jsonl keeps what happened up to the saved state only.
-    std::string kept, line;
-    std::istringstream in(read_file(run.dir() + "/metrics.jsonl"));
-    while (std::getline(in, line))
-      if (!line.empty() && nlohmann::json::parse(line).value("step", (int64_t)0) <= step) kept += line + "\n";
-    atomic_write_string(run.dir() + "/metrics.jsonl", kept);
+    if (group.main()) {
+      std::string kept, line;
+      std::istringstream in(read_file(run.dir() + "/metrics.jsonl"));
+      while (std::getline(in, line))
+        if (!line.empty() && nlohmann::json::parse(line).value("step", (int64_t)0) <= step) kept += line + "\n";
+      atomic_write_string(run.dir() + "/metrics.jsonl", kept);
+    }
     spdlog::info("resuming {} at step {} of {}", run.dir(), step, total);
   }
+  std::vector<torch::Tensor> trainables;
+  std::vector<std::string> trainable_names;
+  for (size_t g = 0; g < optimizer->param_groups().size(); ++g)
+    for (size_t i = 0; i < optimizer->param_groups()[g].params().size(); ++i) {
+      trainables.push_back(optimizer->param_groups()[g].params()[i]);
+      trainable_names.push_back(fmt::format("{} parameter {}", group_names[g], i));
+    }
+  group.barrier("start");  // every rank has checked the run directory before rank 0 writes into it
   run.start();
   auto save_state = [&](bool stopped) {
+    if (W > 1) {
+      dist::check_identical(group, trainables, trainable_names, fmt::format("trainables after step {}", step));
+      spdlog::info("trainables identical on {} ranks ({} tensors) after step {}", W, trainables.size(), step);
+    }
+    if (!group.main()) return;
     atomic_write_dir(state_dir, [&](const std::string& d) {
       save_sbtrec_checkpoint(d + "/checkpoint", s, run.config_yaml());
       torch::save(*optimizer, d + "/optimizer.pt");
@@ -550,12 +653,13 @@ nlohmann::json train_sbtrec(const Config& cfg, const data::Dataset& ds, Run& run
                           {"since_best", run.since_best()}, {"best", run.best().to_json()},
                           {"first_sum", first_sum},      {"last_sum", last_sum},
                           {"window_sum", window_sum},    {"window_n", window_n},
-                          {"stopped", stopped}};
+                          {"stopped", stopped},          {"world_size", W}};
       atomic_write_string(d + "/state.json", j.dump(2) + "\n");
     });
   };
-  spdlog::info("SBT-Rec on {}: {} samples, batch {} x {} accumulation, {} steps/epoch, {} steps ({} epochs), paradigm {}",
-               ds.name, S, B, A, steps_per_epoch, total, epochs, config::choice_name(paradigms(), t.paradigm));
+  spdlog::info("SBT-Rec on {}: {} samples, batch {} x {} processes x {} accumulation, {} steps/epoch, {} steps ({} epochs), "
+               "paradigm {}",
+               ds.name, S, B, W, A, steps_per_epoch, total, epochs, config::choice_name(paradigms(), t.paradigm));
   s.model->train();
   int64_t done = 0;
   bool early_stop = false;
@@ -565,7 +669,7 @@ nlohmann::json train_sbtrec(const Config& cfg, const data::Dataset& ds, Run& run
     const auto order = permutation(stream_key(cfg.seed, kEpochOrder, (uint64_t)epoch), S);
     const auto train_c = data::make_candidates(ds, data::Split::kTrain, cfg.eval.num_negatives,
                                                stream_key(cfg.seed, kEpochCandidates, (uint64_t)epoch));
-    Progress progress = run.progress(fmt::format("epoch {}/{}", epoch, epochs), last - first, B * A);
+    Progress progress = run.progress(fmt::format("epoch {}/{}", epoch, epochs), last - first, G * A);
     double epoch_sum = 0;
     int64_t epoch_n = 0;
     for (; step < last; ++step) {
@@ -576,17 +680,25 @@ nlohmann::json train_sbtrec(const Config& cfg, const data::Dataset& ds, Run& run
         return {{"stopped", true}, {"step", step}, {"total_steps", total}, {"output_dir", run.dir()}};
       }
       const int64_t k = step - first;
+      if (fault_here && step + 1 == fault_step) {
+        spdlog::warn("SBTREC_FAULT_KILL_AT_STEP={}: rank {} kills itself (SIGKILL)", fault_step, R);
+        ::raise(SIGKILL);
+      }
       const bool hybrid = cfg.prompt.hybrid && hybrid_step(t, cfg.seed, step, total);
-      torch::manual_seed(stream_key(cfg.seed, kStepDropout, (uint64_t)step));  // dropout keyed by (seed, step)
+      // Dropout keyed by (seed, step, rank): one process draws what rank 0 of a world of one draws.
+      torch::manual_seed(stream_key(cfg.seed, kStepDropout, (uint64_t)step * (uint64_t)W + (uint64_t)R));
+      // One template per optimizer step, whatever the split into micro-batches and ranks.
+      const size_t tmpl = prompt::training_template(cfg.seed, epoch, k, s.builder->num_templates());
       std::vector<std::pair<prompt::PromptBatch, torch::Tensor>> micro;
       for (int64_t a = 0; a < A; ++a) {
         const int64_t mb = k * A + a;
-        if (mb * B >= S) break;
-        std::vector<int64_t> rows(order.begin() + mb * B, order.begin() + std::min(S, (mb + 1) * B));
+        if (mb * G >= S) break;
+        const int64_t begin = mb * G + R * B, end = std::min(S, begin + B);
+        if (begin >= end) continue;  // the epoch's tail leaves this rank nothing here; it still joins the step
+        std::vector<int64_t> rows(order.begin() + begin, order.begin() + end);
         std::vector<const data::CandidateSet*> cands;
         for (int64_t r : rows) cands.push_back(&train_c[(size_t)r]);
-        const std::vector<size_t> tmpls(rows.size(),
-                                        prompt::training_template(cfg.seed, epoch, mb, s.builder->num_templates()));
+        const std::vector<size_t> tmpls(rows.size(), tmpl);
         auto b = s.batch(data::Split::kTrain, rows, cands, tmpls, hybrid, true, false);
         tokens += b.attention_mask.sum().item<int64_t>();
         micro.emplace_back(std::move(b), s.users(data::Split::kTrain, rows));
@@ -594,7 +706,7 @@ nlohmann::json train_sbtrec(const Config& cfg, const data::Dataset& ds, Run& run
       const double f = schedule_factor(t, step, total);
       for (size_t g = 0; g < optimizer->param_groups().size(); ++g)
         optimizer->param_groups()[g].options().set_lr(peak_lr[g] * f);
-      const double loss = sbtrec_step(*s.model, *optimizer, micro, t.max_grad_norm);
+      const double loss = sbtrec_step(*s.model, *optimizer, micro, t.max_grad_norm, &group, bucket_bytes);
       if (!std::isfinite(loss))
         throw Error(fmt::format("step {}: the loss is {} (lower train.lr or set train.max_grad_norm)", step + 1, loss));
       ++done;
@@ -607,7 +719,8 @@ nlohmann::json train_sbtrec(const Config& cfg, const data::Dataset& ds, Run& run
       progress.update(k + 1, epoch_sum / epoch_n);
       if ((step + 1) % t.log_every == 0 || step + 1 == total) {
         const auto now = std::chrono::steady_clock::now();
-        const double tps = (double)(tokens - tokens_at_log) / std::chrono::duration<double>(now - log_time).count();
+        const double all_tokens = group.all_reduce_sum((double)(tokens - tokens_at_log), "token count for the log");
+        const double tps = all_tokens / std::chrono::duration<double>(now - log_time).count();
         spdlog::info("step {}/{} loss {:.4f} lr {:.3g} {:.0f} tokens/s", step + 1, total, window_sum / window_n,
                      peak_lr.back() * f, tps);
         run.log({{"epoch", epoch}, {"step", step + 1}, {"split", "train"}, {"loss", window_sum / window_n},
@@ -622,7 +735,7 @@ nlohmann::json train_sbtrec(const Config& cfg, const data::Dataset& ds, Run& run
     spdlog::info("epoch {}: mean loss {:.4f}, {:.1f} samples/s, {} tokens so far", epoch, epoch_n ? epoch_sum / epoch_n : 0,
                  progress.samples_per_second(), tokens);
     if (run.validation_due((int)epoch) || step == total) {
-      const auto val = evaluate_sbtrec(s, data::Split::kVal, val_c);
+      const auto val = evaluate_sbtrec(s, data::Split::kVal, val_c, &group);
       const bool improved = run.report_validation((int)epoch, step, val.metrics, save);
       spdlog::info("epoch {} val HR@1 {:.4f} ValidRatio {:.4f} (n {}){}", epoch, val.metrics.hr1.value_or(0),
                    val.metrics.valid_ratio.value_or(0), val.metrics.n, improved ? " (best)" : "");
@@ -633,12 +746,21 @@ nlohmann::json train_sbtrec(const Config& cfg, const data::Dataset& ds, Run& run
     }
     save_state(false);
   }
-  if (run.best_epoch() < 0) run.report_validation(0, step, evaluate_sbtrec(s, data::Split::kVal, val_c).metrics, save);
+  if (run.best_epoch() < 0)
+    run.report_validation(0, step, evaluate_sbtrec(s, data::Split::kVal, val_c, &group).metrics, save);
 
-  load_sbtrec_checkpoint(run.checkpoint_dir(), s);
-  const auto test = evaluate_sbtrec(s, data::Split::kTest, test_c);
+  // The best checkpoint: rank 0 reads it, the others receive its trainables.
+  if (group.main()) load_sbtrec_checkpoint(run.checkpoint_dir(), s);
+  if (W > 1) {
+    torch::NoGradGuard ng;
+    std::vector<torch::Tensor> values;
+    for (auto& p : trainables) values.push_back(p.detach().clone());
+    group.broadcast(values, 0, "best checkpoint");
+    for (size_t i = 0; i < trainables.size(); ++i) trainables[i].detach().copy_(values[i]);
+  }
+  const auto test = evaluate_sbtrec(s, data::Split::kTest, test_c, &group);
   run.log(metrics_record(run.best_epoch(), step, "test", test.metrics));
-  write_predictions(run.dir() + "/predictions.jsonl", s, test, test_c);
+  if (group.main()) write_predictions(run.dir() + "/predictions.jsonl", s, test, test_c);
   return run.finish({{"model", "sbtrec"},
                      {"dataset", ds.name},
                      {"seed", cfg.seed},

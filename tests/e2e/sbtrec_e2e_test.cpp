@@ -5,71 +5,22 @@
 // same figures from the checkpoint, the likelihood mode, exact resumption (10 + 10 steps == 20 steps,
 // bit for bit) and refused bad input.
 #include <filesystem>
-#include <sstream>
 
-#include <nlohmann/json.hpp>
-
-#include "../test_util.h"
+#include "sbtrec_fixture.h"
 #include "sbtrec/common/safetensors.h"
 #include "sbtrec/eval/matcher.h"
 #include "sbtrec/train/sbtrec_trainer.h"
 
 using namespace sbtrec;
+using test::last_json_line;
+using test::read_jsonl;
 
 namespace {
-
-struct Fixture {
-  test::TempDir dir;
-  std::string encoder, codebooks;
-};
-
-// LLaRA's SASRec imported once, and HDSD fitted on it (fewer Lloyd iterations than the config).
-Fixture& fixture() {
-  static Fixture f;
-  if (f.encoder.empty()) {
-    auto r = test::run(std::string(SBTREC_PYTHON) + " " + test::source("scripts/import_llara_checkpoint.py") +
-                       " --checkpoint " + test::shared("models/llara-rec-models/movielens.pt") + " --out " + (f.dir / "enc"));
-    EXPECT_EQ(r.exit_code, 0) << r.output;
-    r = test::run(test::bin("sbtrec-quantize") + " --config " + test::source("configs/movielens/quantize.yaml") +
-                  " --set data.root=" + test::shared("data/ml-100k") + " --encoder " + (f.dir / "enc") + " --out " +
-                  (f.dir / "q") + " --set quantizer.kmeans_iterations=5");
-    EXPECT_EQ(r.exit_code, 0) << r.output;
-    f.encoder = f.dir / "enc";
-    f.codebooks = f.dir / "q";
-  }
-  return f;
-}
-
-std::string common_sets(const Fixture& f) {
-  return " --config " + test::source("configs/movielens/sbtrec_smollm.yaml") + " --set data.root=" +
-         test::shared("data/ml-100k") + " --set encoder.checkpoint=" + f.encoder + " --set quantizer.codebooks=" +
-         f.codebooks + " --set prompt.templates=" + test::source("configs/prompts/movielens.txt");
-}
-
-nlohmann::json last_json_line(const std::string& out) {
-  std::istringstream in(out);
-  std::string line, last;
-  while (std::getline(in, line))
-    if (!line.empty() && line[0] == '{') last = line;
-  return nlohmann::json::parse(last);
-}
-
-std::vector<nlohmann::json> read_jsonl(const std::string& path) {
-  std::vector<nlohmann::json> out;
-  std::istringstream in(test::read_text(path));
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
-
-#define REQUIRE_INPUTS()                                        \
-  SBTREC_REQUIRE_SHARED("models/llara-rec-models/movielens.pt"); \
-  SBTREC_REQUIRE_SHARED("data/ml-100k/u.data");                  \
-  SBTREC_REQUIRE_MODEL();                                        \
-  SBTREC_REQUIRE_PYTHON()
-
+auto& fixture() { return test::sbtrec_fixture(); }
+std::string common_sets(const test::SbtRecFixture& f) { return test::sbtrec_sets(f); }
 }  // namespace
+
+#define REQUIRE_INPUTS() SBTREC_REQUIRE_SBTREC_INPUTS()
 
 TEST(SbtRecE2E, TrainEvaluateAndRescoreOnMovieLens) {
   REQUIRE_INPUTS();

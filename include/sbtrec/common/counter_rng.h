@@ -1,8 +1,12 @@
 // Counter-based random numbers: every value is a pure function of (key, position), so draws are the
 // same bits on every standard library, thread count and machine, and a Python script can recompute
-// them (scripts/sbtrec_io.py). Used by the dropout masks (nn/) and the candidate sets (data/).
+// them (scripts/sbtrec_io.py). Used by the dropout masks (nn/), the candidate sets (data/), the prompt templates (prompt/) and the
+// trainer's sample order (train/).
 #pragma once
 #include <cstdint>
+#include <numeric>
+#include <utility>
+#include <vector>
 
 namespace sbtrec {
 
@@ -41,5 +45,27 @@ class CounterStream {
   uint64_t key_;
   uint64_t count_ = 0;
 };
+
+// The key of the stream that serves `counter` (an epoch, a step, a sample index) for `purpose` (a
+// constant per use) under `seed`: every seeded draw of the project is keyed this way, so each is a
+// pure function of (seed, purpose, counter) and needs no generator state to resume.
+inline constexpr uint64_t stream_key(uint64_t seed, uint64_t purpose, uint64_t counter) {
+  return splitmix64(splitmix64(splitmix64(seed) ^ purpose) ^ counter);
+}
+
+// Fisher-Yates on `v` with draws from `rng`: for j = size-1 down to 1, swap v[j] and v[below(j + 1)].
+template <class T>
+void shuffle(std::vector<T>& v, CounterStream& rng) {
+  for (size_t j = v.size(); j-- > 1;) std::swap(v[j], v[(size_t)rng.below((uint64_t)j + 1)]);
+}
+
+// A permutation of [0, n): shuffle of 0..n-1 with the stream of `key`.
+inline std::vector<int64_t> permutation(uint64_t key, int64_t n) {
+  std::vector<int64_t> p((size_t)n);
+  std::iota(p.begin(), p.end(), 0);
+  CounterStream rng(key);
+  shuffle(p, rng);
+  return p;
+}
 
 }  // namespace sbtrec

@@ -1,7 +1,7 @@
 // A run's whole configuration: the top-level keys plus one section per stage, each section's struct
 // and keys declared beside its stage (data/options.h, encoder/options.h, quantizer/options.h,
 // aligner/options.h, prompt/options.h, llm/options.h, lora.h, generation.h, train/options.h,
-// eval/options.h). Strict YAML in, resolved YAML out, the key reference (configs/README.md) generated
+// eval/options.h, dist/options.h). Strict YAML in, resolved YAML out, the key reference (configs/README.md) generated
 // from the same field lists.
 #pragma once
 #include <cstdint>
@@ -11,6 +11,7 @@
 #include "sbtrec/aligner/options.h"
 #include "sbtrec/common/config_io.h"
 #include "sbtrec/data/options.h"
+#include "sbtrec/dist/options.h"
 #include "sbtrec/encoder/options.h"
 #include "sbtrec/eval/options.h"
 #include "sbtrec/llm/generation.h"
@@ -43,6 +44,7 @@ struct Config {
   prompt::PromptOptions prompt;
   TrainOptions train;
   EvalOptions eval;
+  dist::DistOptions dist;
 };
 
 void visit_fields(Config& c, config::Visitor& v);

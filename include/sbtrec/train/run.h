@@ -27,6 +27,11 @@ class Run {
   // every file and appends to metrics.jsonl; restore() brings back the early-stopping state.
   static Run resuming(const Config& config);
 
+  // Ranks other than 0 of a data-parallel run: the same bookkeeping (best epoch, patience, results),
+  // no files at all (rank 0 writes the run directory). Call before start().
+  void set_writes(bool writes) { writes_ = writes; }
+  bool writes() const { return writes_; }
+
   // Call once the inputs are checked: creates output_dir (with `overwrite`, first removes the files a
   // previous run left: config.yaml, metrics.jsonl, results.json, checkpoint/, metrics.png), writes config.yaml
   // and starts an empty metrics.jsonl.
@@ -55,16 +60,17 @@ class Run {
   void restore(int best_epoch, int since_best, const eval::Metrics& best);
   const eval::Metrics& best() const { return best_; }
 
-  // Writes results.json atomically: `results` plus output_dir, checkpoint, best_epoch, best val
+  // Writes results.json atomically (rank 0): `results` plus output_dir, checkpoint, best_epoch, best val
   // metrics and the run's seconds. Returns what was written.
   nlohmann::json finish(nlohmann::json results);
   double seconds() const;
 
  private:
+  Run(const Config& config, bool overwrite, bool check_dir);
   bool better(const eval::Metrics& a, const eval::Metrics& b) const;
 
   std::string dir_, config_yaml_;
-  bool overwrite_, resume_ = false;
+  bool overwrite_, resume_ = false, writes_ = true;
   int epochs_, eval_every_, patience_, log_every_;
   std::vector<std::string> monitor_;
   std::unique_ptr<MetricsLog> metrics_;

@@ -19,6 +19,7 @@
 
 #include "sbtrec/data/candidates.h"
 #include "sbtrec/data/dataset.h"
+#include "sbtrec/dist/process_group.h"
 #include "sbtrec/eval/metrics.h"
 #include "sbtrec/llm/generation.h"
 #include "sbtrec/llm/tokenizer.h"
@@ -78,6 +79,7 @@ struct CaseResult {
   std::vector<int32_t> named;        // candidates the output names
   bool valid = false, hit = false;
   std::vector<double> scores;        // likelihood mode: per candidate, summed answer log-likelihood
+  int64_t rank = -1;                 // likelihood mode: candidates scored at least as high as the target
 };
 struct SbtRecEval {
   eval::Metrics metrics;
@@ -87,8 +89,11 @@ struct SbtRecEval {
   nlohmann::json to_json() const;
 };
 // Evaluates the first cfg.eval.max_cases (0 = all; validation: max_val_cases if set) cases of `split` in cfg.eval.mode, with the fixed
-// candidate sets `candidates` and the evaluation template of each case.
-SbtRecEval evaluate_sbtrec(SbtRecSession& s, data::Split split, const std::vector<data::CandidateSet>& candidates);
+// candidate sets `candidates` and the evaluation template of each case. With a data-parallel `group`
+// the generation batches (likelihood: the cases) go round-robin to the ranks and every rank returns
+// all results, in case order (the same figures as one process).
+SbtRecEval evaluate_sbtrec(SbtRecSession& s, data::Split split, const std::vector<data::CandidateSet>& candidates,
+                           dist::ProcessGroup* group = nullptr);
 // predictions.jsonl: one object per case with user, candidates, candidate_titles, target,
 // target_title, output, named, valid, hit (and scores in likelihood mode); written atomically.
 void write_predictions(const std::string& path, const SbtRecSession& s, const SbtRecEval& e,
@@ -104,9 +109,15 @@ bool hybrid_step(const TrainOptions& o, uint64_t seed, int64_t step, int64_t tot
 struct SbtRecTrainOptions {
   bool resume = false;     // continue from <output_dir>/state
   int64_t stop_after = 0;  // > 0: stop after this many optimizer steps (state saved, schedule unchanged)
+  dist::ProcessGroup* group = nullptr;  // data-parallel: this process's group (null: one process)
 };
 // Trains per `cfg` into `run` and evaluates the best checkpoint on the test split; returns what
 // results.json holds ({"stopped": true, ...} and no test figures when stop_after interrupted it).
+// Data-parallel (options.group of W ranks): train.batch_size is per rank; micro-batch m of the epoch's
+// order covers samples [m*B*W, (m+1)*B*W), rank r taking [m*B*W + r*B, m*B*W + (r+1)*B); one prompt
+// template per optimizer step; gradients of the trainables summed over the ranks (sbtrec_step);
+// validation and test sharded; rank 0 writes the run directory; every state save checks that all
+// ranks hold identical trainables. --resume needs the same world size and reads state/ on every rank.
 nlohmann::json train_sbtrec(const Config& cfg, const data::Dataset& ds, Run& run, const SbtRecTrainOptions& options = {});
 
 // SBS-AO's optimizer: one Adam / AdamW over the non-empty groups codebooks, aligner, LoRA, each with its
@@ -115,9 +126,14 @@ nlohmann::json train_sbtrec(const Config& cfg, const data::Dataset& ds, Run& run
 std::unique_ptr<torch::optim::Optimizer> make_sbtrec_optimizer(const TrainOptions& t, SbtRecModelImpl& m,
                                                                std::vector<double>& peak_lr, std::vector<std::string>& names);
 
-// One SBS-AO optimizer step over `micro` prompt batches (each with its user vectors): mean of the
-// micro-batch losses, backward, optional clipping, the step. Shared by the trainer and bench/.
+// One SBS-AO optimizer step over this rank's `micro` prompt batches (each with its user vectors; may
+// be empty at an epoch's tail): the loss is the sum of the answer tokens' cross entropy over the
+// whole global batch (every micro-batch of every rank) divided by its supervised-token count
+// (all-reduced first), so neither accumulation nor the split over ranks changes it; backward per
+// micro-batch, gradients summed over the ranks in buckets of `bucket_bytes`, optional clipping, the
+// step. Returns that global mean token loss. Shared by the trainer and bench/.
 double sbtrec_step(SbtRecModelImpl& model, torch::optim::Optimizer& optimizer,
-                   const std::vector<std::pair<prompt::PromptBatch, torch::Tensor>>& micro, double max_grad_norm);
+                   const std::vector<std::pair<prompt::PromptBatch, torch::Tensor>>& micro, double max_grad_norm,
+                   dist::ProcessGroup* group = nullptr, int64_t bucket_bytes = 25 << 20);
 
 }  // namespace sbtrec::train
