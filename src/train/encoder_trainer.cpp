@@ -80,9 +80,15 @@ EncoderTrainResult train_encoder(const Config& cfg, const data::Dataset& ds, Run
   auto validate = [&]() {
     return encoder::evaluate_encoder(*model, ds, data::Split::kVal, val_candidates, cfg.encoder.max_len, cfg.eval.batch_size);
   };
+  std::vector<torch::Tensor> parameters;
+  std::vector<std::string> parameter_names;
+  for (const auto& p : model->named_parameters()) {
+    parameters.push_back(p.value());
+    parameter_names.push_back(p.key());
+  }
   int64_t step = 0;
-  spdlog::info("training {} on {}: {} samples, {} steps/epoch, up to {} epochs", encoder_name(cfg.encoder.type), ds.name, S,
-               steps_per_epoch, cfg.train.epochs);
+  spdlog::info("training {} on {}: {} samples, batch {} x {} processes, {} steps/epoch, up to {} epochs",
+               encoder_name(cfg.encoder.type), ds.name, S, B, W, steps_per_epoch, cfg.train.epochs);
   for (int epoch = 1; epoch <= cfg.train.epochs; ++epoch) {
     model->train();
     auto perm = torch::randperm(S, gen, torch::kInt64);
@@ -98,6 +104,10 @@ EncoderTrainResult train_encoder(const Config& cfg, const data::Dataset& ds, Run
       progress.update(s + 1, loss_sum / (s + 1));
     }
     progress.finish();
+    if (W > 1) {
+      dist::check_identical(g, parameters, parameter_names, fmt::format("encoder weights after epoch {}", epoch));
+      spdlog::info("encoder weights identical on {} ranks ({} tensors) after epoch {}", W, parameters.size(), epoch);
+    }
     const double sps = progress.samples_per_second();
     run.log({{"epoch", epoch}, {"step", step}, {"split", "train"}, {"loss", loss_sum / steps_per_epoch}, {"samples_per_s", sps}});
     if (!run.validation_due(epoch)) continue;

@@ -7,6 +7,7 @@
 // - a killed rank makes the survivor fail with a clear error, well inside the timeout;
 // - an interrupted 2-process run resumes exactly.
 #include <filesystem>
+#include <set>
 
 #include "sbtrec_fixture.h"
 #include "sbtrec/common/safetensors.h"
@@ -144,4 +145,44 @@ TEST(DistributedE2E, InterruptedTwoProcessRunResumesExactly) {
   EXPECT_EQ(a["test"], b["test"]);
   expect_identical(trainables(dir / "full"), trainables(dir / "split"), "state");
   expect_identical(trainables(dir / "full", "checkpoint"), trainables(dir / "split", "checkpoint"), "best checkpoint");
+}
+
+TEST(DistributedE2E, EncoderTrainsDataParallelLikeOneProcessWithTheGlobalBatch) {
+  // SASRec on synthetic data (no inputs needed): 2 processes x batch 4 against 1 process x batch 8,
+  // full-softmax loss and no dropout, so both sides draw nothing at random after the shared init.
+  test::TempDir dir;
+  auto r = test::run(test::bin("sbtrec-data") + " synth --out " + (dir / "syn") + " --users 120 --items 150");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string common = test::bin("sbtrec-train") + " --config " + test::source("configs/movielens/sasrec.yaml") +
+                             " --set data.root=" + (dir / "syn") +
+                             " --set train.epochs=1 --set train.loss=ce --set encoder.dropout=0 --set threads=1 --json";
+  auto dp = test::run(common + " --set train.batch_size=4 --nproc 2 --set output_dir=" + (dir / "dp"));
+  ASSERT_EQ(dp.exit_code, 0) << dp.output;
+  EXPECT_NE(dp.output.find("encoder weights identical on 2 ranks"), std::string::npos) << dp.output;
+  auto one = test::run(common + " --set train.batch_size=8 --set output_dir=" + (dir / "one"));
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  const auto jd = test::last_json_line(dp.output), jo = test::last_json_line(one.output);
+  EXPECT_EQ(jd["best_epoch"], jo["best_epoch"]);
+  auto listing = [](const std::string& d) {  // the run directory's files: rank 0's alone, as in one process
+    std::set<std::string> names;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(d))
+      names.insert(std::filesystem::relative(e.path(), d).string());
+    return names;
+  };
+  EXPECT_EQ(listing(dir / "dp"), listing(dir / "one"));
+  const auto a = safetensors::load(dir / "dp/checkpoint/model.safetensors");
+  const auto b = safetensors::load(dir / "one/checkpoint/model.safetensors");
+  ASSERT_EQ(a.size(), b.size());
+  double diff2 = 0, norm2 = 0;
+  for (const auto& [k, v] : b) {
+    const auto x = a.at(k).to(torch::kFloat64), y = v.to(torch::kFloat64);
+    diff2 += (x - y).pow(2).sum().item<double>();
+    norm2 += y.pow(2).sum().item<double>();
+  }
+  std::cout << "encoder weights, relative difference 2 x 4 vs 1 x 8: " << std::sqrt(diff2 / norm2) << "\n";
+  EXPECT_LT(std::sqrt(diff2 / norm2), 1e-3);
+  // The epoch's mean loss, a sum over the same global batches: equal up to rounding.
+  const auto ld = test::read_jsonl(dir / "dp/metrics.jsonl").front(), lo = test::read_jsonl(dir / "one/metrics.jsonl").front();
+  ASSERT_EQ(ld["split"], "train");
+  EXPECT_NEAR(ld["loss"].get<double>(), lo["loss"].get<double>(), 1e-5 * lo["loss"].get<double>());
 }

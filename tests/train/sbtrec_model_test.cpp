@@ -58,11 +58,14 @@ TEST(SbtRecModel, SlotRowsAreAlignedMbsrVectorsAndTheRestTokenEmbeddings) {
   auto x = m.item_vectors.index_select(0, torch::tensor({3, 17}, torch::kInt64));
   auto idx = m.hdsd->items->encode(x);                     // [2, L]
   auto want = m.item_aligner->forward(m.hdsd->items->decode(idx));  // [2, E]
-  EXPECT_TRUE(torch::allclose(embeds[0][2], want[0]));
-  EXPECT_TRUE(torch::allclose(embeds[0][4], want[1]));
-  EXPECT_TRUE(torch::allclose(embeds[1][1], want[0]));  // the same item, the same token in another prompt
+  // The model aligns all slots of the batch in one matrix product, the check two rows: other GEMM
+  // shapes, other rounding (AVX-512 kernels split the sums differently), hence an absolute floor.
+  auto close = [](const torch::Tensor& a, const torch::Tensor& b) { return torch::allclose(a, b, 1e-5, 1e-6); };
+  EXPECT_TRUE(close(embeds[0][2], want[0])) << (embeds[0][2] - want[0]).abs().max().item<double>();
+  EXPECT_TRUE(close(embeds[0][4], want[1])) << (embeds[0][4] - want[1]).abs().max().item<double>();
+  EXPECT_TRUE(close(embeds[1][1], want[0]));  // the same item, the same token in another prompt
   auto u = m.user_aligner->forward(m.hdsd->user->decode(m.hdsd->user->encode(t.users.narrow(0, 0, 1))));
-  EXPECT_TRUE(torch::allclose(embeds[0][5], u[0]));
+  EXPECT_TRUE(close(embeds[0][5], u[0]));
   for (int64_t p : {0, 1, 3, 6, 7, 8}) EXPECT_TRUE(torch::equal(embeds[0][p], plain[0][p])) << p;
   // user slots need user vectors
   EXPECT_THROW(m.inputs_embeds(t.batch), ConfigError);
