@@ -186,3 +186,21 @@ TEST(DistributedE2E, EncoderTrainsDataParallelLikeOneProcessWithTheGlobalBatch) 
   ASSERT_EQ(ld["split"], "train");
   EXPECT_NEAR(ld["loss"].get<double>(), lo["loss"].get<double>(), 1e-5 * lo["loss"].get<double>());
 }
+
+TEST(DistributedE2E, RunsUnderTorchrun) {
+  // The launcher contract: torchrun (from the torch wheel in .venv) sets RANK, WORLD_SIZE, LOCAL_RANK,
+  // MASTER_ADDR and MASTER_PORT and serves the store itself; sbtrec-train needs nothing else.
+  const std::string torchrun = test::source(".venv/bin/torchrun");
+  if (!std::filesystem::exists(torchrun)) GTEST_SKIP() << torchrun << " is missing: run scripts/setup.sh";
+  test::TempDir dir;
+  auto r = test::run(test::bin("sbtrec-data") + " synth --out " + (dir / "syn") + " --users 120 --items 150");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string port = std::to_string(31000 + (int)(::getpid() % 2000));
+  r = test::run(torchrun + " --nnodes 1 --nproc-per-node 2 --rdzv-backend static --node-rank 0 --master-addr 127.0.0.1"
+                " --master-port " + port + " --no-python " + test::bin("sbtrec-train") + " --config " +
+                test::source("configs/movielens/sasrec.yaml") + " --set data.root=" + (dir / "syn") +
+                " --set train.epochs=1 --set threads=1 --json --set output_dir=" + (dir / "run"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("encoder weights identical on 2 ranks"), std::string::npos) << r.output;
+  EXPECT_EQ(nlohmann::json::parse(test::read_text(dir / "run/results.json"))["test"]["n"], 12);
+}
