@@ -524,14 +524,16 @@ double sbtrec_step(SbtRecModelImpl& model, torch::optim::Optimizer& optimizer,
   auto supervised = [](const prompt::PromptBatch& b) {
     return b.labels.slice(1, 1).ne(-100).sum().item<int64_t>();
   };
+  std::vector<int64_t> counts;
   int64_t local = 0;
-  for (const auto& mb : micro) local += supervised(mb.first);
+  for (const auto& mb : micro) local += counts.emplace_back(supervised(mb.first));
   const double total = group ? group->all_reduce_sum((double)local, "supervised-token count") : (double)local;
   if (total <= 0) throw Error("SBT-Rec step: the global batch has no supervised answer tokens");
   double loss = 0;
-  for (const auto& [batch, users] : micro) {
+  for (size_t i = 0; i < micro.size(); ++i) {
+    const auto& [batch, users] = micro[i];
     // token mean x this micro-batch's share of the global tokens = its token sum / global count
-    auto l = model.loss(batch, users) * ((double)supervised(batch) / total);
+    auto l = model.loss(batch, users) * ((double)counts[i] / total);
     l.backward();
     loss += l.item<double>();
   }
