@@ -253,6 +253,11 @@ void LlamaForCausalLMImpl::add_tokens(int64_t n) {
   config.vocab_size += n;
 }
 
+void LlamaForCausalLMImpl::set_gemm_dtype(std::optional<torch::ScalarType> dtype) {
+  for (auto& lin : lora_layers(/*only_with_adapter=*/false)) lin->gemm_dtype = dtype;
+  lm_head->gemm_dtype = dtype;
+}
+
 std::vector<LoraLinear> LlamaForCausalLMImpl::lora_layers(bool only_with_adapter) {
   std::vector<LoraLinear> out;
   for (auto& m : model->modules(false)) {  // model only: lm_head never carries an adapter

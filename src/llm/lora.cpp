@@ -91,10 +91,25 @@ struct LoraFn : torch::autograd::Function<LoraFn> {
 
 }  // namespace
 
+const torch::Tensor& LoraLinearImpl::gemm_weight() const {
+  if (!gemm_weight_.defined() || gemm_source_ != weight.data_ptr() || gemm_version_ != weight._version() ||
+      gemm_weight_.sizes() != weight.sizes()) {
+    gemm_weight_ = weight.detach().to(*gemm_dtype).contiguous();  // [O, I]
+    gemm_source_ = weight.data_ptr();
+    gemm_version_ = weight._version();
+  }
+  return gemm_weight_;
+}
+
 torch::Tensor LoraLinearImpl::base_forward(const torch::Tensor& x) const {
   // Decoding (a few rows, no gradient) streams W through the few-row kernel instead of the GEMM,
   // from the checkpoint's quantized blocks where they still mirror W.
-  if (!nn::few_row_linear_applies(x, weight)) return torch::linear(x, weight);  // [N..., O]
+  if (!nn::few_row_linear_applies(x, weight)) {
+    if (gemm_dtype && *gemm_dtype != weight.scalar_type() && x.scalar_type() == weight.scalar_type() &&
+        !torch::GradMode::is_enabled())
+      return torch::linear(x.to(*gemm_dtype), gemm_weight()).to(weight.scalar_type());  // [N..., O]
+    return torch::linear(x, weight);  // [N..., O]
+  }
   if (!packed || !packed->mirrors(weight)) return nn::few_row_linear(x, weight);
   const int64_t rows = packed->out_features, extra = weight.size(0) - rows;
   if (extra == 0) return nn::few_row_linear(x, *packed);
@@ -120,6 +135,14 @@ torch::Tensor LoraLinearImpl::forward(const torch::Tensor& x) {
     return LoraFn::apply(x2, weight, lora_A->weight, lora_B->weight, mask, scaling)[0].view(sizes);  // [N..., O]
   }
   auto y = base_forward(x);                                              // [N..., O]
+  if (!backprop && !training && y.scalar_type() == adapter_dtype && x.scalar_type() == adapter_dtype &&
+      y.is_contiguous() && x.dim() >= 1) {
+    // Inference: the rank-R product accumulated into y in place, as LoraFn does (no [N, O] temporaries
+    // for the scaled product and the sum).
+    auto u = torch::mm(x.reshape({-1, x.size(-1)}), lora_A->weight.t()).mul_(scaling);  // [N, R]
+    y.view({-1, y.size(-1)}).addmm_(u, lora_B->weight.t());                           // [N, O]
+    return y;
+  }
   auto h = nn::dropout(x.to(adapter_dtype), dropout_p, is_training());  // [N..., I]
   return y + (lora_B(lora_A(h)) * scaling).to(y.scalar_type());         // [N..., O]
 }

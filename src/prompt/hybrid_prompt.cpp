@@ -124,6 +124,10 @@ std::string PromptBuilder::render(size_t index, const std::vector<std::string>& 
 
 std::string PromptBuilder::answer_text(const std::string& title) const { return llm::assistant_turn(chat_, title); }
 
+std::vector<int64_t> PromptBuilder::encode_answer(const std::string& title) const {
+  return tokenizer_.encode(answer_text(title), false);
+}
+
 EncodedPrompt PromptBuilder::encode(size_t index, const data::Dataset& ds, const data::Sample& sample,
                                     const std::vector<int32_t>& candidates, bool hybrid, std::optional<int32_t> answer,
                                     const std::string& what) const {
@@ -167,7 +171,7 @@ EncodedPrompt PromptBuilder::encode(size_t index, const data::Dataset& ds, const
                       std::to_string(candidates.size()) + " candidates; use each placeholder once");
   }
   if (answer) {
-    auto a = tokenizer_.encode(answer_text(title(*answer)), false);
+    const auto a = encode_answer(title(*answer));
     out.ids.insert(out.ids.end(), a.begin(), a.end());
   }
   if ((int64_t)out.ids.size() > max_length_)

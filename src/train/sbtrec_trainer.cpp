@@ -173,6 +173,7 @@ SbtRecSession build_sbtrec(const Config& cfg, const data::Dataset& ds, bool fit_
   s.slots = prompt::add_slot_tokens(*s.tokenizer, *lm);
   lm->add_lora(cfg.lora);
   lm->set_gradient_checkpointing(cfg.llm.activation_checkpointing);
+  lm->set_gemm_dtype(llm::scalar_type(cfg.llm.gemm_dtype));
   s.model = SbtRecModel(lm, items, hdsd, s.user_token ? Z : 0, cfg.aligner);
   s.model->to(device);
   if (cfg.prompt.shuffle_items)
@@ -363,19 +364,20 @@ SbtRecEval evaluate_sbtrec(SbtRecSession& s, data::Split split, const std::vecto
       }
     } else {
       // One prompt forward, its KV cache shared by the C answers: score_c = sum_t log p(a_c,t | prompt, a_c,<t).
-      const auto& sample = samples[(size_t)rows[0]];
       const auto& cs = *cands[0];
       const int64_t C = (int64_t)cs.items.size();
-      std::vector<std::vector<int64_t>> answers;
-      int64_t P = 0, Tmax = 0;
+      auto pb = s.batch(split, rows, cands, tmpls, hybrid, false, true);  // the prompt once: [1, P]
+      const int64_t P = pb.input_ids.size(1);
+      std::vector<std::vector<int64_t>> answers;  // each candidate's answer ids, as training appends them
+      int64_t Tmax = 0;
       for (int32_t item : cs.items) {
-        auto e = s.builder->encode(tmpls[0], *s.ds, sample, cs.items, hybrid, item,
-                                   fmt::format("{} sample {}", data::split_name(split), rows[0]));
-        P = e.prompt_length;
-        answers.emplace_back(e.ids.begin() + e.prompt_length, e.ids.end());
+        answers.push_back(s.builder->encode_answer(s.ds->titles[(size_t)item]));
         Tmax = std::max<int64_t>(Tmax, (int64_t)answers.back().size());
       }
-      auto pb = s.batch(split, rows, cands, tmpls, hybrid, false, true);
+      if (P + Tmax > s.builder->max_length())
+        throw DataError(fmt::format("{} sample {}: the prompt and its longest answer are {} tokens, more than the model's "
+                                    "context of {}; use fewer candidates or a shorter history (never truncated)",
+                                    data::split_name(split), rows[0], P + Tmax, s.builder->max_length()));
       llm::KVCache cache(lm.config.num_hidden_layers, P + Tmax);
       llm::ForwardInputs in;
       in.inputs_embeds = s.model->inputs_embeds(pb, s.users(split, rows));  // [1, P, E]
@@ -420,7 +422,9 @@ SbtRecEval evaluate_sbtrec(SbtRecSession& s, data::Split split, const std::vecto
       r.rank = rank;
       out.cases.push_back(std::move(r));
     }
-    progress.update(++done, 0);
+    int64_t hits = 0;  // this rank's cases so far
+    for (const auto& c : out.cases) hits += c.hit;
+    progress.update(++done, out.cases.empty() ? 0.0 : (double)hits / (double)out.cases.size(), "hr@1");
   }
   progress.finish();
   if (W > 1) {
@@ -448,19 +452,25 @@ void write_predictions(const std::string& path, const SbtRecSession& s, const Sb
     for (const auto& c : e.cases) {
       const auto& sample = samples[(size_t)c.index];
       const auto& cs = candidates[(size_t)c.index];
+      // Item ids as in the dataset's own files (u.data's item ids), not the internal 0..N-1.
+      auto raw = [&](const std::vector<int32_t>& items) {
+        std::vector<int64_t> out;
+        for (int32_t item : items) out.push_back(s.ds->raw_item_ids[(size_t)item]);
+        return out;
+      };
       std::vector<std::string> titles;
       for (int32_t item : cs.items) titles.push_back(s.ds->titles[(size_t)item]);
       nlohmann::json j = {{"user", sample.user},
-                          {"candidates", cs.items},
+                          {"candidates", raw(cs.items)},
                           {"candidate_titles", titles},
-                          {"target", sample.target},
+                          {"target", s.ds->raw_item_ids[(size_t)sample.target]},
                           {"target_title", s.ds->titles[(size_t)sample.target]},
                           {"output", c.output},
-                          {"named", c.named},
+                          {"named", raw(c.named)},
                           {"valid", c.valid},
                           {"hit", c.hit},
                           {"case", c.index},
-                          {"history", sample.history}};
+                          {"history", raw(sample.history)}};
       if (!c.scores.empty()) j["scores"] = c.scores;
       os << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     }

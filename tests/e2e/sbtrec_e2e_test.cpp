@@ -5,6 +5,7 @@
 // same figures from the checkpoint, the likelihood mode, exact resumption (10 + 10 steps == 20 steps,
 // bit for bit) and refused bad input.
 #include <filesystem>
+#include <map>
 
 #include "sbtrec_fixture.h"
 #include "sbtrec/common/safetensors.h"
@@ -68,6 +69,8 @@ TEST(SbtRecE2E, TrainEvaluateAndRescoreOnMovieLens) {
   const auto preds = read_jsonl(run + "/predictions.jsonl");
   ASSERT_EQ((int64_t)preds.size(), 8);
   int64_t hits = 0, valid = 0;
+  std::map<int64_t, size_t> internal;  // the dataset's own item id -> internal id
+  for (size_t i = 0; i < ds.raw_item_ids.size(); ++i) internal[ds.raw_item_ids[i]] = i;
   for (const auto& p : preds) {
     for (const char* k : {"user", "candidates", "candidate_titles", "target", "target_title", "output", "named", "valid", "hit"})
       ASSERT_TRUE(p.contains(k)) << k;
@@ -75,6 +78,10 @@ TEST(SbtRecE2E, TrainEvaluateAndRescoreOnMovieLens) {
     const auto cands = p["candidates"].get<std::vector<int32_t>>();
     const int target = (int)(std::find(cands.begin(), cands.end(), p["target"].get<int32_t>()) - cands.begin());
     ASSERT_LT(target, (int)cands.size());
+    for (size_t k = 0; k < cands.size(); ++k) {  // ids are the dataset's own: they name the titles shown
+      ASSERT_TRUE(internal.count(cands[k])) << cands[k];
+      EXPECT_EQ(ds.titles[internal.at(cands[k])], titles[k]);
+    }
     EXPECT_EQ(titles[(size_t)target], p["target_title"]);
     const auto m = eval::match_generation(p["output"].get<std::string>(), titles, target);
     EXPECT_EQ(m.valid, p["valid"].get<bool>()) << p.dump();

@@ -107,6 +107,9 @@ struct LlamaForCausalLMImpl : torch::nn::Module {
   // behavioural-token slots; new rows are the mean of the existing ones. Untied lm_head grows too.
   void add_tokens(int64_t n);
   void set_gradient_checkpointing(bool on) { model->gradient_checkpointing = on; }
+  // dtype of every linear layer's no-gradient GEMMs of many rows (LoraLinearImpl::gemm_dtype);
+  // nullopt = the weights' own.
+  void set_gemm_dtype(std::optional<torch::ScalarType> dtype);
   // Adds LoRA adapters to the target projections of every layer and freezes everything else.
   // Adapters already present are removed first (their parameters are new objects afterwards).
   void add_lora(const LoraOptions& options);

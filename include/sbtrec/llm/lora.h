@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -74,9 +75,18 @@ class LoraLinearImpl : public torch::nn::Module {
   std::shared_ptr<const nn::PackedWeight> packed;
   torch::nn::Linear lora_A{nullptr}, lora_B{nullptr};  // [R, I], [O, R]
   double scaling = 0, dropout_p = 0;
+  // dtype of the no-gradient matrix products of many rows (prompt prefill, likelihood scoring):
+  // nullopt = weight's own; another (bf16) multiplies x and a cached copy of `weight` in it and returns
+  // weight's dtype (llm.gemm_dtype). The copy follows `weight` (re-made after a merge or a replacement).
+  std::optional<torch::ScalarType> gemm_dtype;
 
  private:
+  // weight in *gemm_dtype, made on first use; stale once weight's data or version changes.
+  const torch::Tensor& gemm_weight() const;
   bool merged_ = false;
+  mutable torch::Tensor gemm_weight_;
+  mutable const void* gemm_source_ = nullptr;
+  mutable int64_t gemm_version_ = -1;
 };
 TORCH_MODULE(LoraLinear);
 

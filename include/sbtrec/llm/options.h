@@ -20,12 +20,22 @@ inline const config::Choices<LlmDtype>& llm_dtypes() {
                                               {"fp16", LlmDtype::kFloat16}};
   return c;
 }
+// llm.gemm_dtype: the no-gradient GEMMs of many rows in the weights' dtype or in bf16.
+enum class GemmDtype { kSame, kBFloat16 };
+inline const config::Choices<GemmDtype>& gemm_dtypes() {
+  static const config::Choices<GemmDtype> c = {{"same", GemmDtype::kSame}, {"bf16", GemmDtype::kBFloat16}};
+  return c;
+}
+inline std::optional<torch::ScalarType> scalar_type(GemmDtype d) {
+  return d == GemmDtype::kBFloat16 ? std::optional<torch::ScalarType>(torch::kBFloat16) : std::nullopt;
+}
 // nullopt for auto: load_llama then picks fp32 on the CPU and the checkpoint's torch_dtype elsewhere.
 std::optional<torch::ScalarType> scalar_type(LlmDtype d);
 
 struct LlmOptions {
   std::string model;                     // HF model directory, .gguf file or "default" ("" = none: no LLM)
   LlmDtype dtype = LlmDtype::kAuto;      // floating weights' dtype
+  GemmDtype gemm_dtype = GemmDtype::kSame;  // dtype of inference GEMMs of many rows (prefill)
   std::string device = "cpu";            // cpu | cuda | cuda:N
   bool activation_checkpointing = false; // recompute each layer in backward instead of keeping activations
   ChatFormat chat_format = ChatFormat::kAuto;  // how prompts are wrapped (chat_format.h)
@@ -45,6 +55,12 @@ inline void visit_fields(LlmOptions& o, config::Visitor& v) {
           "Hugging Face model directory (config.json + safetensors), a .gguf file, or default (SmolLM2-135M-Instruct); "
           "empty = no LLM");
   v.field("dtype", o.dtype, "weights' dtype; auto = fp32 on the CPU, the checkpoint's torch_dtype elsewhere", llm_dtypes());
+  v.field("gemm_dtype", o.gemm_dtype,
+          "dtype of the matrix products of many rows without gradient (prompt prefill in generation, likelihood "
+          "evaluation): same = the weights' dtype; bf16 = inputs and a cached bf16 copy of each weight (+2 bytes per "
+          "parameter) in bf16, results back in the weights' dtype, at bf16's rounding; pays off on CPUs with "
+          "AMX-BF16 or AVX512_BF16. Training's products are unchanged",
+          gemm_dtypes());
   v.field("device", o.device, "where the model runs", device_check());
   v.field("activation_checkpointing", o.activation_checkpointing,
           "recompute each decoder layer in backward (less memory, ~1.3x compute)");

@@ -80,6 +80,9 @@ class PromptBuilder {
   // What follows the prompt in training: `title` and the end of turn ("\n" raw, as LLaRA; the chat
   // format's end-of-turn token otherwise).
   std::string answer_text(const std::string& title) const;
+  // answer_text(title) tokenized on its own: the ids encode() appends after the prompt.
+  std::vector<int64_t> encode_answer(const std::string& title) const;
+  int64_t max_length() const { return max_length_; }  // the model's context: prompt + answer at most
 
   // Tokenized prompt (chat-wrapped) for `sample` with `candidates` (item ids), hybrid or text-only;
   // with `answer`, that item's answer_text follows, tokenized on its own (so the prompt's ids are the

@@ -95,7 +95,8 @@ struct SbtRecEval {
 SbtRecEval evaluate_sbtrec(SbtRecSession& s, data::Split split, const std::vector<data::CandidateSet>& candidates,
                            dist::ProcessGroup* group = nullptr);
 // predictions.jsonl: one object per case with user, candidates, candidate_titles, target,
-// target_title, output, named, valid, hit (and scores in likelihood mode); written atomically.
+// target_title, output, named, valid, hit (and scores in likelihood mode); written atomically. Item
+// ids (candidates, target, named, history) are the dataset's own ids (Dataset::raw_item_ids).
 void write_predictions(const std::string& path, const SbtRecSession& s, const SbtRecEval& e,
                        const std::vector<data::CandidateSet>& candidates);
 
