@@ -8,11 +8,10 @@ cases_per_s (the C++ side also detokenises and matches titles, which costs well 
 products: the counterpart of sbtrec's llm.gemm_dtype=bf16) or bf16 (bfloat16 weights throughout).
 """
 
-import contextlib
-
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
