@@ -31,9 +31,9 @@ double Progress::samples_per_second() const {
   return secs > 0 ? (double)(step_ * samples_per_step_) / secs : 0.0;
 }
 
-void Progress::update(int64_t step, double loss, const char* name) {
+void Progress::update(int64_t step, double value, const char* name) {
   step_ = step;
-  loss_ = loss;
+  loss_ = value;
   const auto now = std::chrono::steady_clock::now();
   const double secs = std::chrono::duration<double>(now - start_).count();
   const double eta = step > 0 ? secs / step * (total_ - step) : -1;
@@ -41,11 +41,11 @@ void Progress::update(int64_t step, double loss, const char* name) {
     if (std::chrono::duration<double>(now - last_draw_).count() < 0.1 && step != total_) return;
     last_draw_ = now;
     std::printf("\r%s step %ld/%ld  %s %.4f  %.0f samples/s  ETA %s   ", label_.c_str(), (long)step, (long)total_,
-                name, loss, samples_per_second(), format_duration(eta).c_str());
+                name, value, samples_per_second(), format_duration(eta).c_str());
     std::fflush(stdout);
   } else if (step % log_every_ == 0 && std::chrono::duration<double>(now - last_draw_).count() >= 10.0) {
     last_draw_ = now;
-    spdlog::info("{} step {}/{} {} {:.4f} {:.0f} samples/s ETA {}", label_, step, total_, name, loss,
+    spdlog::info("{} step {}/{} {} {:.4f} {:.0f} samples/s ETA {}", label_, step, total_, name, value,
                  samples_per_second(), format_duration(eta));
   }
 }

@@ -136,7 +136,7 @@ torch::Tensor LoraLinearImpl::forward(const torch::Tensor& x) {
   }
   auto y = base_forward(x);                                              // [N..., O]
   if (!backprop && !training && y.scalar_type() == adapter_dtype && x.scalar_type() == adapter_dtype &&
-      y.is_contiguous() && x.dim() >= 1) {
+      y.is_contiguous()) {
     // Inference: the rank-R product accumulated into y in place, as LoraFn does (no [N, O] temporaries
     // for the scaled product and the sum).
     auto u = torch::mm(x.reshape({-1, x.size(-1)}), lora_A->weight.t()).mul_(scaling);  // [N, R]

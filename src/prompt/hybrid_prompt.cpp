@@ -124,6 +124,13 @@ std::string PromptBuilder::render(size_t index, const std::vector<std::string>& 
 
 std::string PromptBuilder::answer_text(const std::string& title) const { return llm::assistant_turn(chat_, title); }
 
+void PromptBuilder::check_length(int64_t tokens, bool with_answer, const std::string& what) const {
+  if (tokens > max_length_)
+    throw DataError(what + ": the prompt" + std::string(with_answer ? " and answer are " : " is ") + std::to_string(tokens) +
+                    " tokens, more than the model's context of " + std::to_string(max_length_) +
+                    "; use fewer candidates or a shorter history (never truncated)");
+}
+
 std::vector<int64_t> PromptBuilder::encode_answer(const std::string& title) const {
   return tokenizer_.encode(answer_text(title), false);
 }
@@ -174,10 +181,7 @@ EncodedPrompt PromptBuilder::encode(size_t index, const data::Dataset& ds, const
     const auto a = encode_answer(title(*answer));
     out.ids.insert(out.ids.end(), a.begin(), a.end());
   }
-  if ((int64_t)out.ids.size() > max_length_)
-    throw DataError(what + ": the prompt" + std::string(answer ? " and answer are " : " is ") + std::to_string(out.ids.size()) +
-                    " tokens, more than the model's context of " + std::to_string(max_length_) +
-                    "; use fewer candidates or a shorter history (never truncated)");
+  check_length((int64_t)out.ids.size(), answer.has_value(), what);
   return out;
 }
 

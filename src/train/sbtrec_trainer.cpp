@@ -329,6 +329,8 @@ SbtRecEval evaluate_sbtrec(SbtRecSession& s, data::Split split, const std::vecto
   const int64_t batches = (n + B - 1) / B, mine = batches / W + (R < batches % W ? 1 : 0);
   Progress progress(fmt::format("eval {} ({})", data::split_name(split), likelihood ? "likelihood" : "generation"), mine,
                     B, s.cfg.train.log_every);
+  int64_t hits = 0;    // this rank's hits among its first `counted` cases (the progress line's HR@1)
+  size_t counted = 0;
   for (int64_t start = 0, k = 0, done = 0; start < n; start += B, ++k) {
     if (k % W != R) continue;
     const auto batch_cases = s.eval_cases(split, start, std::min(n, start + B), candidates);
@@ -374,10 +376,7 @@ SbtRecEval evaluate_sbtrec(SbtRecSession& s, data::Split split, const std::vecto
         answers.push_back(s.builder->encode_answer(s.ds->titles[(size_t)item]));
         Tmax = std::max<int64_t>(Tmax, (int64_t)answers.back().size());
       }
-      if (P + Tmax > s.builder->max_length())
-        throw DataError(fmt::format("{} sample {}: the prompt and its longest answer are {} tokens, more than the model's "
-                                    "context of {}; use fewer candidates or a shorter history (never truncated)",
-                                    data::split_name(split), rows[0], P + Tmax, s.builder->max_length()));
+      s.builder->check_length(P + Tmax, true, fmt::format("{} sample {}", data::split_name(split), rows[0]));
       llm::KVCache cache(lm.config.num_hidden_layers, P + Tmax);
       llm::ForwardInputs in;
       in.inputs_embeds = s.model->inputs_embeds(pb, s.users(split, rows));  // [1, P, E]
@@ -422,9 +421,8 @@ SbtRecEval evaluate_sbtrec(SbtRecSession& s, data::Split split, const std::vecto
       r.rank = rank;
       out.cases.push_back(std::move(r));
     }
-    int64_t hits = 0;  // this rank's cases so far
-    for (const auto& c : out.cases) hits += c.hit;
-    progress.update(++done, out.cases.empty() ? 0.0 : (double)hits / (double)out.cases.size(), "hr@1");
+    for (; counted < out.cases.size(); ++counted) hits += out.cases[counted].hit;
+    progress.update(++done, counted ? (double)hits / (double)counted : 0.0, "hr@1");
   }
   progress.finish();
   if (W > 1) {

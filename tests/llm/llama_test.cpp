@@ -36,6 +36,14 @@ torch::Tensor logits_of(LlamaForCausalLMImpl& m, const torch::Tensor& x, const t
   return m.forward(in);
 }
 double maxdiff(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }
+// A rank-4 adapter (alpha 8) on all seven projections, with the given dropout.
+LoraOptions rank4_lora(double dropout = 0.0) {
+  LoraOptions o;
+  o.r = 4;
+  o.alpha = 8;
+  o.dropout = dropout;
+  return o;
+}
 std::string error_of(const std::function<void()>& f) {
   try {
     f();
@@ -128,11 +136,7 @@ TEST(Lora, ZeroBEqualsBaseAndMergeEqualsUnmerged) {
     torch::NoGradGuard ng;
     base = logits_of(*m, x);
   }
-  LoraOptions o;
-  o.r = 4;
-  o.alpha = 8;
-  o.dropout = 0.0;
-  m->add_lora(o);
+  m->add_lora(rank4_lora());
   m->eval();
   torch::NoGradGuard ng;
   EXPECT_EQ(maxdiff(logits_of(*m, x), base), 0.0);  // B = 0 at initialisation
@@ -162,11 +166,7 @@ TEST(Lora, InferenceAdapterAndBf16GemmsMatchTheirDefinitions) {
     torch::NoGradGuard ng;
     lin->weight.normal_(0, 0.3);
   }
-  LoraOptions o;
-  o.r = 4;
-  o.alpha = 8;
-  o.dropout = 0.0;
-  lin->enable_lora(o);
+  lin->enable_lora(rank4_lora());
   lin->eval();
   torch::NoGradGuard ng;
   lin->lora_B->weight.normal_(0, 0.1);
@@ -193,10 +193,7 @@ TEST(Lora, InferenceAdapterAndBf16GemmsMatchTheirDefinitions) {
 }
 
 TEST(Lora, GradientCheckpointingGivesTheSameGradients) {
-  LoraOptions o;
-  o.r = 4;
-  o.alpha = 8;
-  o.dropout = 0.1;  // dropout masks must be replayed in the recomputation
+  const LoraOptions o = rank4_lora(0.1);  // dropout masks must be replayed in the recomputation
   auto x = torch::randint(0, 128, {2, 8}, torch::kInt64);
   std::vector<torch::Tensor> grads[2];
   double losses[2];

@@ -14,7 +14,7 @@ class Progress {
  public:
   Progress(std::string label, int64_t total_steps, int64_t samples_per_step, int log_every);
   // Call after each step with the running loss (or another running figure, named by `name`).
-  void update(int64_t step, double loss, const char* name = "loss");
+  void update(int64_t step, double value, const char* name = "loss");
   void finish();
   double samples_per_second() const;
 

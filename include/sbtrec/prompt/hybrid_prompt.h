@@ -82,7 +82,9 @@ class PromptBuilder {
   std::string answer_text(const std::string& title) const;
   // answer_text(title) tokenized on its own: the ids encode() appends after the prompt.
   std::vector<int64_t> encode_answer(const std::string& title) const;
-  int64_t max_length() const { return max_length_; }  // the model's context: prompt + answer at most
+  // Throws DataError naming `what` when `tokens` (a prompt, with its answer if `with_answer`) exceed
+  // the model's context: prompts are never truncated.
+  void check_length(int64_t tokens, bool with_answer, const std::string& what) const;
 
   // Tokenized prompt (chat-wrapped) for `sample` with `candidates` (item ids), hybrid or text-only;
   // with `answer`, that item's answer_text follows, tokenized on its own (so the prompt's ids are the
