@@ -87,7 +87,12 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const Attentio
   } else {
     std::optional<torch::Tensor> mask;
     if (in.mask.defined()) mask = in.mask;
-    o = at::scaled_dot_product_attention(q, k, v, mask, 0.0, in.is_causal, scale, /*enable_gqa=*/heads != kv_heads);
+    const auto dtype = q.scalar_type();
+    if (gemm_dtype && *gemm_dtype != dtype && T > 1 && !torch::GradMode::is_enabled())
+      o = at::scaled_dot_product_attention(q.to(*gemm_dtype), k.to(*gemm_dtype), v.to(*gemm_dtype), mask, 0.0, in.is_causal,
+                                           scale, /*enable_gqa=*/heads != kv_heads).to(dtype);
+    else
+      o = at::scaled_dot_product_attention(q, k, v, mask, 0.0, in.is_causal, scale, /*enable_gqa=*/heads != kv_heads);
   }
   return o_proj(o.transpose(1, 2).reshape({B, T, heads * head_dim}));         // [B, T, D]
 }
@@ -255,6 +260,7 @@ void LlamaForCausalLMImpl::add_tokens(int64_t n) {
 
 void LlamaForCausalLMImpl::set_gemm_dtype(std::optional<torch::ScalarType> dtype) {
   for (auto& lin : lora_layers(/*only_with_adapter=*/false)) lin->gemm_dtype = dtype;
+  for (auto& layer : *model->layers) layer->as<LlamaDecoderLayer>()->self_attn->gemm_dtype = dtype;
   lm_head->gemm_dtype = dtype;
 }
 

@@ -14,32 +14,49 @@ namespace sbtrec::nn {
 namespace {
 
 constexpr int kLanes = 16;
+constexpr int64_t kMaxGroup = 16;  // query heads per key/value head handled in one pass (more: several passes)
 
-// One (batch, head): scores over S keys, softmax, weighted sum of values into out[E].
+// The G query heads q[g] (g < G, G <= kMaxGroup) that share one key/value head: scores over S keys,
+// softmax, weighted sum of values into out[g]. Each key and value row is read once for all G heads
+// (grouped-query attention's point: SmolLM2 has 3 query heads per key/value head).
 SBTREC_CPU_CLONES
-void one_head(const float* q, const float* k, int64_t k_row, const float* v, int64_t v_row, const bool* mask,
-              int64_t mask_stride, int64_t S, int64_t E, float scale, float* scores, float* out) {
-  float top = -std::numeric_limits<float>::infinity();
-  for (int64_t s = 0; s < S; ++s) {
-    if (mask && !mask[s * mask_stride]) {
-      scores[s] = -std::numeric_limits<float>::infinity();
-      continue;
+void one_group(const float* const* q, int64_t G, const float* k, int64_t k_row, const float* v, int64_t v_row,
+               const bool* mask, int64_t mask_stride, int64_t S, int64_t E, float scale, float* scores,
+               float* const* out) {
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  float top[kMaxGroup], total[kMaxGroup];
+  for (int64_t g = 0; g < G; ++g) top[g] = -kInf, total[g] = 0.f;
+  for (int64_t s = 0; s < S; ++s) {  // scores [G, S]
+    const bool visible = !mask || mask[s * mask_stride];
+    const float* kr = k + s * k_row;
+    for (int64_t g = 0; g < G; ++g) {
+      const float d = visible ? dot<kLanes>(q[g], kr, E) * scale : -kInf;
+      scores[g * S + s] = d;
+      top[g] = std::max(top[g], d);
     }
-    const float d = dot<kLanes>(q, k + s * k_row, E);
-    scores[s] = d * scale;
-    top = std::max(top, scores[s]);
   }
-  for (int64_t e = 0; e < E; ++e) out[e] = 0.f;
-  float total = 0.f;
+  for (int64_t g = 0; g < G; ++g) {
+    float* sg = scores + g * S;
+    for (int64_t s = 0; s < S; ++s) {
+      const float p = sg[s] == -kInf ? 0.f : std::exp(sg[s] - top[g]);
+      sg[s] = p;
+      total[g] += p;
+    }
+    for (int64_t e = 0; e < E; ++e) out[g][e] = 0.f;
+  }
   for (int64_t s = 0; s < S; ++s) {
-    if (scores[s] == -std::numeric_limits<float>::infinity()) continue;
-    const float p = std::exp(scores[s] - top);
-    total += p;
     const float* vr = v + s * v_row;
-    for (int64_t e = 0; e < E; ++e) out[e] += p * vr[e];
+    for (int64_t g = 0; g < G; ++g) {
+      const float p = scores[g * S + s];
+      if (p == 0.f) continue;
+      float* o = out[g];
+      for (int64_t e = 0; e < E; ++e) o[e] += p * vr[e];
+    }
   }
-  const float inv = total > 0.f ? 1.f / total : std::numeric_limits<float>::quiet_NaN();  // nothing visible: NaN, as SDPA
-  for (int64_t e = 0; e < E; ++e) out[e] *= inv;
+  for (int64_t g = 0; g < G; ++g) {
+    const float inv = total[g] > 0.f ? 1.f / total[g] : std::numeric_limits<float>::quiet_NaN();  // nothing visible: NaN, as SDPA
+    for (int64_t e = 0; e < E; ++e) out[g][e] *= inv;
+  }
 }
 
 }  // namespace
@@ -69,13 +86,23 @@ torch::Tensor decode_attention(const torch::Tensor& q, const torch::Tensor& k, c
   const float* pv = v.data_ptr<float>();
   const bool* pm = mask.defined() ? mask.data_ptr<bool>() : nullptr;
   float* po = out.data_ptr<float>();
-  at::parallel_for(0, B * H, 4, [&](int64_t begin, int64_t end) {
-    std::vector<float> scores(S);
-    for (int64_t bh = begin; bh < end; ++bh) {
-      const int64_t b = bh / H, h = bh % H, kvh = h / group;
-      one_head(pq + b * q.stride(0) + h * q.stride(1), pk + b * k.stride(0) + kvh * k.stride(1), k.stride(2),
-               pv + b * v.stride(0) + kvh * v.stride(1), v.stride(2), pm ? pm + b * mask.stride(0) : nullptr,
-               pm ? mask.stride(3) : 0, S, E, (float)scale, scores.data(), po + bh * E);
+  // One task per (sequence, key/value head), its query heads in passes of at most kMaxGroup.
+  at::parallel_for(0, B * Hkv, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> scores((size_t)(std::min(group, kMaxGroup) * S));  // [G, S]
+    const float* qs[kMaxGroup];
+    float* os[kMaxGroup];
+    for (int64_t bk = begin; bk < end; ++bk) {
+      const int64_t b = bk / Hkv, kvh = bk % Hkv;
+      for (int64_t h0 = kvh * group; h0 < (kvh + 1) * group; h0 += kMaxGroup) {
+        const int64_t G = std::min(kMaxGroup, (kvh + 1) * group - h0);
+        for (int64_t g = 0; g < G; ++g) {
+          qs[g] = pq + b * q.stride(0) + (h0 + g) * q.stride(1);
+          os[g] = po + (b * H + h0 + g) * E;
+        }
+        one_group(qs, G, pk + b * k.stride(0) + kvh * k.stride(1), k.stride(2), pv + b * v.stride(0) + kvh * v.stride(1),
+                  v.stride(2), pm ? pm + b * mask.stride(0) : nullptr, pm ? mask.stride(3) : 0, S, E, (float)scale,
+                  scores.data(), os);
+      }
     }
   });
   return out;

@@ -1,7 +1,9 @@
 // Few-row linear layer over GGUF blocks (see PackedWeight in few_row_linear.h). Each block of 32
-// weights is expanded to four 8-float vectors in registers (AVX2 + FMA + F16C, chosen at run time;
-// a plain C++ path dequantizes a row at a time elsewhere) and multiplied into every row of x while
-// it is there, so a block is read from memory once per decoding step.
+// weights is expanded in registers, to two 16-float vectors (AVX-512) or four 8-float vectors (AVX2 +
+// FMA + F16C), the best the CPU has chosen at run time (a plain C++ path dequantizes a row at a time
+// elsewhere), and multiplied into every row of x while it is there, so a block is read from memory
+// once per decoding step. At 8 rows (a batch of 8 sequences) the multiply, not the memory, bounds a
+// step: AVX-512 halves its instructions.
 // Legend: M rows of x, I in features, O out features, NB = I / 32 blocks per row.
 #include <ATen/Parallel.h>
 
@@ -125,7 +127,87 @@ SBTREC_AVX2 void avx2_rows(const float* x, const uint8_t* w, float* y, int64_t I
   }
 }
 
+#define SBTREC_AVX512 __attribute__((target("avx512f,avx2,fma,f16c")))
+
+bool has_avx512() {
+  static const bool yes = has_avx2() && __builtin_cpu_supports("avx512f");
+  return yes;
+}
+
+// One block -> its 32 weights as float32 x 16 x 2 (weights 0..15, 16..31).
+SBTREC_AVX512 inline void nibbles16(const uint8_t* qs, __m512i q[2]) {
+  const __m128i mask = _mm_set1_epi8(0x0F);
+  const __m128i bytes = _mm_loadu_si128((const __m128i*)qs);
+  q[0] = _mm512_cvtepu8_epi32(_mm_and_si128(bytes, mask));                      // low nibbles: weights 0..15
+  q[1] = _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(bytes, 4), mask));   // high nibbles: 16..31
+}
+struct Q8_0x16 {
+  static constexpr int64_t kBytes = Q8_0::kBytes;
+  SBTREC_AVX512 static void expand(const uint8_t* b, __m512 w[2]) {
+    const __m512 d = _mm512_set1_ps(half_at(b));
+    for (int c = 0; c < 2; ++c)
+      w[c] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(b + 2 + 16 * c)))), d);
+  }
+};
+struct Q4_0x16 {
+  static constexpr int64_t kBytes = Q4_0::kBytes;
+  SBTREC_AVX512 static void expand(const uint8_t* b, __m512 w[2]) {
+    const __m512 d = _mm512_set1_ps(half_at(b));
+    const __m512i eight = _mm512_set1_epi32(8);
+    __m512i q[2];
+    nibbles16(b + 2, q);
+    for (int c = 0; c < 2; ++c) w[c] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q[c], eight)), d);
+  }
+};
+struct Q4_1x16 {
+  static constexpr int64_t kBytes = Q4_1::kBytes;
+  SBTREC_AVX512 static void expand(const uint8_t* b, __m512 w[2]) {
+    const __m512 d = _mm512_set1_ps(half_at(b)), m = _mm512_set1_ps(half_at(b + 2));
+    __m512i q[2];
+    nibbles16(b + 4, q);
+    for (int c = 0; c < 2; ++c) w[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(q[c]), d, m);
+  }
+};
+
+// As avx2_rows with 16-float vectors: two FMAs per block and row of x; A = 2 accumulators per row
+// keep the chains independent (32 vector registers hold 8 rows x 2 of them).
+template <class F, int M>
+SBTREC_AVX512 void avx512_rows(const float* x, const uint8_t* w, float* y, int64_t I, int64_t O, int64_t o_begin,
+                               int64_t o_end) {
+  const int64_t nb = I / kBlock, row_bytes = nb * F::kBytes;
+  for (int64_t o = o_begin; o < o_end; ++o) {
+    const uint8_t* r = w + o * row_bytes;
+    __m512 acc[M][2];
+    for (int m = 0; m < M; ++m) acc[m][0] = acc[m][1] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      __m512 wv[2];  // the block's 32 weights
+      F::expand(r + b * F::kBytes, wv);
+      for (int m = 0; m < M; ++m) {
+        const float* xm = x + m * I + b * kBlock;
+        acc[m][0] = _mm512_fmadd_ps(wv[0], _mm512_loadu_ps(xm), acc[m][0]);
+        acc[m][1] = _mm512_fmadd_ps(wv[1], _mm512_loadu_ps(xm + 16), acc[m][1]);
+      }
+    }
+    for (int m = 0; m < M; ++m) y[m * O + o] = _mm512_reduce_add_ps(_mm512_add_ps(acc[m][0], acc[m][1]));
+  }
+}
+
 using RowsFn = void (*)(const float*, const uint8_t*, float*, int64_t, int64_t, int64_t, int64_t);
+
+template <class F>
+RowsFn avx512_for_rows(int64_t M) {
+  switch (M) {
+    case 1: return avx512_rows<F, 1>;
+    case 2: return avx512_rows<F, 2>;
+    case 3: return avx512_rows<F, 3>;
+    case 4: return avx512_rows<F, 4>;
+    case 5: return avx512_rows<F, 5>;
+    case 6: return avx512_rows<F, 6>;
+    case 7: return avx512_rows<F, 7>;
+    case 8: return avx512_rows<F, 8>;
+    default: return nullptr;  // more rows: the caller splits x
+  }
+}
 
 template <class F>
 RowsFn avx2_for_rows(int64_t M) {
@@ -142,25 +224,48 @@ RowsFn avx2_for_rows(int64_t M) {
   }
 }
 
-RowsFn avx2_kernel(gguf::TensorType type, int64_t M) {
-  if (!has_avx2()) return nullptr;
-  switch (type) {
-    case gguf::TensorType::kQ8_0: return avx2_for_rows<Q8_0>(M);
-    case gguf::TensorType::kQ4_0: return avx2_for_rows<Q4_0>(M);
-    case gguf::TensorType::kQ4_1: return avx2_for_rows<Q4_1>(M);
-    default: return nullptr;
+bool supported_here(PackedKernel k) {
+  switch (k) {
+    case PackedKernel::kBest:
+    case PackedKernel::kPortable: return true;
+    case PackedKernel::kAvx2: return has_avx2();
+    case PackedKernel::kAvx512: return has_avx512();
   }
+  return false;
+}
+
+// The vector kernel for `k` (kBest: AVX-512, else AVX2), or nullptr for the portable path.
+RowsFn vector_kernel(PackedKernel k, gguf::TensorType type, int64_t M) {
+  if (k == PackedKernel::kBest) k = has_avx512() ? PackedKernel::kAvx512 : has_avx2() ? PackedKernel::kAvx2 : PackedKernel::kPortable;
+  if (k == PackedKernel::kAvx512) {
+    switch (type) {
+      case gguf::TensorType::kQ8_0: return avx512_for_rows<Q8_0x16>(M);
+      case gguf::TensorType::kQ4_0: return avx512_for_rows<Q4_0x16>(M);
+      case gguf::TensorType::kQ4_1: return avx512_for_rows<Q4_1x16>(M);
+      default: return nullptr;
+    }
+  }
+  if (k == PackedKernel::kAvx2) {
+    switch (type) {
+      case gguf::TensorType::kQ8_0: return avx2_for_rows<Q8_0>(M);
+      case gguf::TensorType::kQ4_0: return avx2_for_rows<Q4_0>(M);
+      case gguf::TensorType::kQ4_1: return avx2_for_rows<Q4_1>(M);
+      default: return nullptr;
+    }
+  }
+  return nullptr;
 }
 #else
 using RowsFn = void (*)(const float*, const uint8_t*, float*, int64_t, int64_t, int64_t, int64_t);
-RowsFn avx2_kernel(gguf::TensorType, int64_t) { return nullptr; }
+bool supported_here(PackedKernel k) { return k == PackedKernel::kBest || k == PackedKernel::kPortable; }
+RowsFn vector_kernel(PackedKernel, gguf::TensorType, int64_t) { return nullptr; }
 #endif
 
 // y [M, O] = x [M, I] W^T for one slab of at most kFewRows rows.
-void slab(const float* x, const PackedWeight& w, float* y, int64_t M, bool portable) {
+void slab(const float* x, const PackedWeight& w, float* y, int64_t M, PackedKernel kernel) {
   const int64_t I = w.in_features, O = w.out_features;
   const uint8_t* pw = w.blocks.data_ptr<uint8_t>();
-  const RowsFn vec = portable ? nullptr : avx2_kernel(w.type, M);
+  const RowsFn vec = vector_kernel(kernel, w.type, M);
   const int64_t grain = std::max<int64_t>(1, 16384 / I);  // as the float32 kernel: ~16K weights a task
   at::parallel_for(0, O, grain, [&](int64_t begin, int64_t end) {
     if (vec)
@@ -208,7 +313,10 @@ PackedWeight pack_weight(gguf::TensorType type, torch::Tensor blocks, const torc
   return p;
 }
 
-torch::Tensor few_row_linear(const torch::Tensor& x, const PackedWeight& w, bool portable) {
+bool packed_kernel_available(PackedKernel kernel) { return supported_here(kernel); }
+
+torch::Tensor few_row_linear(const torch::Tensor& x, const PackedWeight& w, PackedKernel kernel) {
+  TORCH_CHECK(packed_kernel_available(kernel), "few_row_linear: this CPU lacks the requested packed kernel");
   TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && x.dim() >= 1 && x.size(-1) == w.in_features &&
                   w.blocks.defined() && !(torch::GradMode::is_enabled() && x.requires_grad()),
               "few_row_linear: needs CPU float32 x [..., ", w.in_features, "] without gradients; got ", x.sizes());
@@ -217,7 +325,7 @@ torch::Tensor few_row_linear(const torch::Tensor& x, const PackedWeight& w, bool
   auto y = torch::empty({M, O}, x.options());  // [M, O]
   for (int64_t m0 = 0; m0 < M; m0 += kFewRows) {
     const int64_t rows = std::min(kFewRows, M - m0);
-    slab(xc.data_ptr<float>() + m0 * I, w, y.data_ptr<float>() + m0 * O, rows, portable);
+    slab(xc.data_ptr<float>() + m0 * I, w, y.data_ptr<float>() + m0 * O, rows, kernel);
   }
   auto sizes = x.sizes().vec();
   sizes.back() = O;

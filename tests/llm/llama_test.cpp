@@ -192,6 +192,41 @@ TEST(Lora, InferenceAdapterAndBf16GemmsMatchTheirDefinitions) {
   EXPECT_LT(maxdiff(lin(x1), torch::linear(x1, lin->weight) + torch::matmul(torch::matmul(x1, A.t()), B.t()) * lin->scaling), 1e-5);
 }
 
+TEST(Llama, Bf16GemmDtypeRunsThePromptsAttentionInBf16) {
+  // gemm_dtype bf16 on the attention: many queries without gradient attend on bf16 q, k, v (result back
+  // in float32); one query (a decoding step) stays float32.
+  torch::manual_seed(5);
+  const auto c = llama_tiny();
+  LlamaAttention att(c);
+  att->eval();
+  torch::NoGradGuard ng;
+  for (auto& p : att->parameters()) p.normal_(0, 0.3);
+  const int64_t B = 2, T = 9, H = att->heads, Hkv = att->kv_heads, E = att->head_dim;
+  auto x = torch::randn({B, T, c.hidden_size});
+  const AttentionInputs in{torch::ones({B, T, E}), torch::zeros({B, T, E}), {}, true};  // no rotation, causal
+  auto q = att->q_proj(x).view({B, T, H, E}).transpose(1, 2);
+  auto k = att->k_proj(x).view({B, T, Hkv, E}).transpose(1, 2);
+  auto v = att->v_proj(x).view({B, T, Hkv, E}).transpose(1, 2);
+  auto o = at::scaled_dot_product_attention(q.to(torch::kBFloat16), k.to(torch::kBFloat16), v.to(torch::kBFloat16), {}, 0.0,
+                                            true, 1.0 / std::sqrt((double)E), H != Hkv).to(torch::kFloat32);
+  auto want = att->o_proj(o.transpose(1, 2).reshape({B, T, H * E}));  // [B, T, D]
+  auto fp32 = att->forward(x, in, nullptr, 0);
+  att->gemm_dtype = torch::kBFloat16;
+  auto got = att->forward(x, in, nullptr, 0);
+  EXPECT_EQ(got.scalar_type(), torch::kFloat32);
+  EXPECT_LT(maxdiff(got, want), 1e-5);
+  EXPECT_GT(maxdiff(got, fp32), 1e-4);  // bf16's rounding shows: the option took effect
+  const AttentionInputs one{torch::ones({B, 1, E}), torch::zeros({B, 1, E}), {}, false};
+  auto x1 = x.narrow(1, 0, 1);
+  auto decoded = att->forward(x1, one, nullptr, 0);
+  att->gemm_dtype = std::nullopt;
+  EXPECT_EQ(maxdiff(decoded, att->forward(x1, one, nullptr, 0)), 0.0);
+  // The model's switch reaches every layer's attention.
+  auto m = tiny(2);
+  m->set_gemm_dtype(torch::kBFloat16);
+  for (auto& layer : *m->model->layers) EXPECT_EQ(layer->as<LlamaDecoderLayer>()->self_attn->gemm_dtype, torch::kBFloat16);
+}
+
 TEST(Lora, GradientCheckpointingGivesTheSameGradients) {
   const LoraOptions o = rank4_lora(0.1);  // dropout masks must be replayed in the recomputation
   auto x = torch::randint(0, 128, {2, 8}, torch::kInt64);

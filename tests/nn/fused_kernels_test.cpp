@@ -111,6 +111,17 @@ std::pair<torch::Tensor, torch::Tensor> random_blocks(gguf::TensorType type, int
 TEST(FusedKernels, PackedFewRowLinearEqualsLinearOnTheDequantizedWeight) {
   torch::NoGradGuard ng;
   const int threads = torch::get_num_threads();
+  // Every kernel this CPU runs; the vector kernels it lacks are named, not silently passed.
+  std::vector<nn::PackedKernel> kernels{nn::PackedKernel::kBest, nn::PackedKernel::kPortable};
+  for (auto k : {nn::PackedKernel::kAvx512, nn::PackedKernel::kAvx2}) {
+    if (nn::packed_kernel_available(k)) {
+      kernels.push_back(k);
+      continue;
+    }
+    std::cout << "[ note ] this CPU lacks packed kernel " << (int)k << " (1 AVX-512, 2 AVX2): not compared\n";
+    auto [blocks, w] = random_blocks(gguf::TensorType::kQ8_0, 4, 32);
+    EXPECT_THROW(nn::few_row_linear(torch::zeros({1, 32}), nn::pack_weight(gguf::TensorType::kQ8_0, blocks, w), k), c10::Error);
+  }
   for (auto type : {gguf::TensorType::kQ8_0, gguf::TensorType::kQ4_0, gguf::TensorType::kQ4_1}) {
     for (int t : {1, 2}) {
       torch::set_num_threads(t);
@@ -124,11 +135,11 @@ TEST(FusedKernels, PackedFewRowLinearEqualsLinearOnTheDequantizedWeight) {
           auto want = torch::linear(x.to(torch::kFloat64), w.to(torch::kFloat64));  // [M, 1, 301]
           // float32 rounding is relative to the sum of |x_i w_i|, not to the (cancelling) sum itself
           const double scale = torch::linear(x.abs().to(torch::kFloat64), w.abs().to(torch::kFloat64)).max().item<double>();
-          for (bool portable : {false, true}) {
-            auto got = nn::few_row_linear(x, packed, portable);
+          for (auto kernel : kernels) {
+            auto got = nn::few_row_linear(x, packed, kernel);
             ASSERT_EQ(got.sizes(), (std::vector<int64_t>{M, 1, 301}));
             EXPECT_LT((got.to(torch::kFloat64) - want).abs().max().item<double>(), 1e-5 * scale)
-                << gguf::tensor_type_traits((uint32_t)type)->name << " I " << I << " M " << M << " portable " << portable;
+                << gguf::tensor_type_traits((uint32_t)type)->name << " I " << I << " M " << M << " kernel " << (int)kernel;
           }
         }
       }
@@ -153,23 +164,33 @@ TEST(FusedKernels, PackedWeightStopsMirroringAReplacedOrModifiedWeight) {
 TEST(FusedKernels, DecodeAttentionEqualsSdpaWithCacheLayoutGqaAndPadding) {
   torch::NoGradGuard ng;
   torch::manual_seed(9);
-  const int64_t B = 3, H = 6, Hkv = 2, S = 37, E = 24, cap = 50;
-  auto q = torch::randn({B, 1, H, E}).transpose(1, 2);                    // [B, H, 1, E], strided as in the model
-  auto kbuf = torch::randn({B, Hkv, cap, E}), vbuf = torch::randn({B, Hkv, cap, E});
-  auto k = kbuf.narrow(2, 0, S), v = vbuf.narrow(2, 0, S);                // [B, Hkv, S, E] views of a cache
-  auto mask = torch::ones({B, S}, torch::kBool);
-  mask.index_put_({1, torch::indexing::Slice(0, 5)}, false);               // left padding in row 1
-  auto m4 = mask.view({B, 1, 1, S});
-  const double scale = 1.0 / std::sqrt((double)E);
-  for (bool masked : {false, true}) {
-    auto m = masked ? m4 : torch::Tensor();
-    ASSERT_TRUE(nn::decode_attention_applies(q, k, v, m));
-    auto got = nn::decode_attention(q, k, v, m, scale);
-    std::optional<torch::Tensor> om;
-    if (masked) om = m;
-    auto want = at::scaled_dot_product_attention(q, k, v, om, 0.0, false, scale, /*enable_gqa=*/true);
-    EXPECT_LT(maxdiff(got, want), 1e-5) << masked;
-  }
+  const int threads = torch::get_num_threads();
+  const int64_t B = 3, S = 37, E = 24, cap = 50;
+  // (H, Hkv): 3 query heads per key/value head, 17 (more than one pass of the kernel's group), none shared.
+  for (auto [H, Hkv] : std::vector<std::pair<int64_t, int64_t>>{{6, 2}, {34, 2}, {4, 4}})
+    for (int t : {1, 2}) {
+      torch::set_num_threads(t);
+      auto q = torch::randn({B, 1, H, E}).transpose(1, 2);                    // [B, H, 1, E], strided as in the model
+      auto kbuf = torch::randn({B, Hkv, cap, E}), vbuf = torch::randn({B, Hkv, cap, E});
+      auto k = kbuf.narrow(2, 0, S), v = vbuf.narrow(2, 0, S);                // [B, Hkv, S, E] views of a cache
+      auto mask = torch::ones({B, S}, torch::kBool);
+      mask.index_put_({1, torch::indexing::Slice(0, 5)}, false);               // left padding in row 1
+      auto m4 = mask.view({B, 1, 1, S});
+      const double scale = 1.0 / std::sqrt((double)E);
+      for (bool masked : {false, true}) {
+        auto m = masked ? m4 : torch::Tensor();
+        ASSERT_TRUE(nn::decode_attention_applies(q, k, v, m));
+        auto got = nn::decode_attention(q, k, v, m, scale);
+        std::optional<torch::Tensor> om;
+        if (masked) om = m;
+        auto want = at::scaled_dot_product_attention(q, k, v, om, 0.0, false, scale, /*enable_gqa=*/true);
+        EXPECT_LT(maxdiff(got, want), 1e-5) << "H " << H << " Hkv " << Hkv << " threads " << t << " masked " << masked;
+      }
+    }
+  torch::set_num_threads(threads);
+  const int64_t H = 6, Hkv = 2;
+  auto q = torch::randn({B, H, 1, E});
+  auto k = torch::randn({B, Hkv, S, E}), v = torch::randn({B, Hkv, S, E});
   EXPECT_FALSE(nn::decode_attention_applies(torch::randn({B, H, 2, E}), k, v, {}));  // more than one query
   EXPECT_FALSE(nn::decode_attention_applies(q.to(torch::kBFloat16), k, v, {}));
 }

@@ -48,6 +48,9 @@ struct LlamaAttentionImpl : torch::nn::Module {
   explicit LlamaAttentionImpl(const LlamaConfig& c);
   torch::Tensor forward(const torch::Tensor& x, const AttentionInputs& in, KVCache* cache, int64_t layer);  // [B,T,D]
   int64_t heads, kv_heads, head_dim;
+  // llm.gemm_dtype for the attention of many queries without gradient (a prompt's prefill): softmax(q k^T) v
+  // on q, k, v in this dtype, the result back in theirs; the KV cache keeps theirs. nullopt = theirs.
+  std::optional<torch::ScalarType> gemm_dtype;
   LoraLinear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 };
 TORCH_MODULE(LlamaAttention);
@@ -107,8 +110,8 @@ struct LlamaForCausalLMImpl : torch::nn::Module {
   // behavioural-token slots; new rows are the mean of the existing ones. Untied lm_head grows too.
   void add_tokens(int64_t n);
   void set_gradient_checkpointing(bool on) { model->gradient_checkpointing = on; }
-  // dtype of every linear layer's no-gradient GEMMs of many rows (LoraLinearImpl::gemm_dtype);
-  // nullopt = the weights' own.
+  // dtype of every linear layer's no-gradient GEMMs of many rows (LoraLinearImpl::gemm_dtype) and of
+  // the prompt's attention (LlamaAttentionImpl::gemm_dtype); nullopt = the weights' own.
   void set_gemm_dtype(std::optional<torch::ScalarType> dtype);
   // Adds LoRA adapters to the target projections of every layer and freezes everything else.
   // Adapters already present are removed first (their parameters are new objects afterwards).

@@ -58,7 +58,8 @@ inline void visit_fields(LlmOptions& o, config::Visitor& v) {
   v.field("gemm_dtype", o.gemm_dtype,
           "dtype of the matrix products of many rows without gradient (prompt prefill in generation, likelihood "
           "evaluation): same = the weights' dtype; bf16 = inputs and a cached bf16 copy of each weight (+2 bytes per "
-          "parameter) in bf16, results back in the weights' dtype, at bf16's rounding; pays off on CPUs with "
+          "parameter) in bf16, and the prompt's attention on bf16 queries, keys and values, results back in the "
+          "weights' dtype, at bf16's rounding; pays off on CPUs with "
           "AMX-BF16 or AVX512_BF16. Training's products are unchanged",
           gemm_dtypes());
   v.field("device", o.device, "where the model runs", device_check());

@@ -51,8 +51,15 @@ bool packable(gguf::TensorType type);
 // Throws std::invalid_argument when the type is not packable or the sizes disagree.
 PackedWeight pack_weight(gguf::TensorType type, torch::Tensor blocks, const torch::Tensor& weight);
 
+// How few_row_linear expands the blocks: the best vector kernel the CPU has (AVX-512, else AVX2 +
+// FMA + F16C, else plain C++), or one named (tests compare them with each other).
+enum class PackedKernel { kBest, kAvx512, kAvx2, kPortable };
+
+// True when this CPU (and build) can run `kernel`.
+bool packed_kernel_available(PackedKernel kernel);
+
 // x [..., I] (CPU float32, no gradient) -> [..., O] = x W^T with W read from w's blocks, kFewRows
-// rows of x per pass over them. `portable` takes the plain C++ path (tests compare the two).
-torch::Tensor few_row_linear(const torch::Tensor& x, const PackedWeight& w, bool portable = false);
+// rows of x per pass over them.
+torch::Tensor few_row_linear(const torch::Tensor& x, const PackedWeight& w, PackedKernel kernel = PackedKernel::kBest);
 
 }  // namespace sbtrec::nn
