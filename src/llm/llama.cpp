@@ -87,12 +87,11 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const Attentio
   } else {
     std::optional<torch::Tensor> mask;
     if (in.mask.defined()) mask = in.mask;
+    // A prompt's attention without gradient in llm.gemm_dtype (.to of the same dtype is a no-op).
     const auto dtype = q.scalar_type();
-    if (gemm_dtype && *gemm_dtype != dtype && T > 1 && !torch::GradMode::is_enabled())
-      o = at::scaled_dot_product_attention(q.to(*gemm_dtype), k.to(*gemm_dtype), v.to(*gemm_dtype), mask, 0.0, in.is_causal,
-                                           scale, /*enable_gqa=*/heads != kv_heads).to(dtype);
-    else
-      o = at::scaled_dot_product_attention(q, k, v, mask, 0.0, in.is_causal, scale, /*enable_gqa=*/heads != kv_heads);
+    const auto math = gemm_dtype && T > 1 && !torch::GradMode::is_enabled() ? *gemm_dtype : dtype;
+    o = at::scaled_dot_product_attention(q.to(math), k.to(math), v.to(math), mask, 0.0, in.is_causal, scale,
+                                         /*enable_gqa=*/heads != kv_heads).to(dtype);
   }
   return o_proj(o.transpose(1, 2).reshape({B, T, heads * head_dim}));         // [B, T, D]
 }
