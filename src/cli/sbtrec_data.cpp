@@ -27,8 +27,16 @@ int main(int argc, char** argv) {
   data::SyntheticOptions so;
   std::string synth_out;
   synth->add_option("--out", synth_out, "Output directory")->required();
-  synth->add_option("--users", so.num_users, "Number of users");
-  synth->add_option("--items", so.num_items, "Number of items");
+  std::string titles = "numbered";
+  int users = 0, items = 0, ring_size = 0;
+  synth->add_option("--titles", titles,
+                    "numbered: titles number one ring of items (the text reveals the sequence; default); random: two "
+                    "random words per title, items on rings of --ring-size, behaviour alone predicts the next item "
+                    "(defaults 2000 users, 600 items)")
+      ->check(CLI::IsMember({"numbered", "random"}));
+  synth->add_option("--users", users, "Number of users (numbered: 943, random: 2000)");
+  synth->add_option("--items", items, "Number of items (numbered: 1682, random: 600)");
+  synth->add_option("--ring-size", ring_size, "random titles: items per ring (20)");
   synth->add_option("--seed", so.seed, "Generator seed");
   SBTREC_PARSE(app, argc, argv);
 
@@ -49,6 +57,14 @@ int main(int argc, char** argv) {
       }
       spdlog::info("wrote {} {} samples{} to {}", ds.split(s).size(), split, with_candidates ? " with candidates" : "", out);
     } else if (*synth) {
+      if (titles == "random") {
+        const uint64_t seed = so.seed;
+        so = data::random_title_defaults();
+        so.seed = seed;
+      }
+      if (users > 0) so.num_users = users;
+      if (items > 0) so.num_items = items;
+      if (ring_size > 0) so.ring_size = ring_size;
       data::write_synthetic_grouplens(synth_out, so);
       spdlog::info("wrote a synthetic GroupLens-format dataset ({} users, {} items) to {}", so.num_users, so.num_items,
                    synth_out);

@@ -26,6 +26,12 @@ int main(int argc, char** argv) {
   app.add_option("--checkpoint", checkpoint, "Checkpoint directory (model.safetensors + config.yaml), or the run directory holding it in checkpoint/")->required();
   app.add_option("--split", split, "val or test")->check(CLI::IsMember({"val", "test"}));
   app.add_flag("--json", json, "End stdout with one JSON object of the metrics");
+  std::string attention;
+  int64_t attention_cases = 50;
+  app.add_option("--attention", attention,
+                 "SBT-Rec: instead of evaluating, write to this JSON file where the answer's first token attends, per "
+                 "layer: the target's candidate slot, the other candidates' slots, the user and history slots");
+  app.add_option("--attention-cases", attention_cases, "cases analysed with --attention")->check(CLI::PositiveNumber);
   SBTREC_PARSE(app, argc, argv);
   return cli::guarded_main([&]() {
     Config cfg;
@@ -38,6 +44,22 @@ int main(int argc, char** argv) {
       auto session = train::build_sbtrec(cfg, ds, /*fit_codebooks=*/false);
       train::load_sbtrec_checkpoint(dir, session);
       const auto cands = data::make_candidates(ds, s, cfg.eval.num_negatives, cfg.eval.candidate_seed);
+      if (!attention.empty()) {
+        const auto a = train::attention_on_slots(session, s, cands, attention_cases);
+        atomic_write_string(attention, a.dump(2) + "\n");
+        std::cout << "layer  slot: target  other  head(share)  segment: target  other  head(share)  user   history\n";
+        for (const auto& l : a["layers"])
+          std::cout << fmt::format("{:5d}  {:12.4f}  {:.4f}  {:2d} ({:.3f})  {:15.4f}  {:.4f}  {:2d} ({:.3f})  {:.4f} {:.4f}\n",
+                                   l["layer"].get<int64_t>(), l["target_slot"].get<double>(),
+                                   l["other_candidate_slot"].get<double>(), l["best_head"].get<int64_t>(),
+                                   l["best_head_target_share"].get<double>(), l["target_segment"].get<double>(),
+                                   l["other_candidate_segment"].get<double>(), l["best_segment_head"].get<int64_t>(),
+                                   l["best_segment_head_target_share"].get<double>(), l["user_slot"].get<double>(),
+                                   l["history_slots"].get<double>());
+        std::cout << fmt::format("chance share of the target among the candidate slots: {:.3f}; written to {}\n",
+                                 a["chance_target_share"].get<double>(), attention);
+        return 0;
+      }
       const auto e = train::evaluate_sbtrec(session, s, cands);
       // The run directory: the parent of <run>/checkpoint, else the checkpoint directory itself.
       const auto p = std::filesystem::path(dir);

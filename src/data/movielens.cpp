@@ -1,6 +1,8 @@
 // MovieLens-100K loader under the LLaRA protocol, and the synthetic GroupLens-format generator.
 #include "sbtrec/data/movielens.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <fstream>
 #include <numeric>
@@ -106,34 +108,104 @@ Dataset load_movielens(const DataOptions& opt) {
   return ds;
 }
 
+SyntheticOptions random_title_defaults() {
+  SyntheticOptions o;
+  o.titles = SyntheticTitles::kRandom;
+  o.num_users = 2000;
+  o.num_items = 600;
+  o.min_len = 10;
+  o.max_len = 40;
+  return o;
+}
+
+std::vector<std::string> random_titles(int n, uint64_t seed) {
+  static const char* kOnsets[] = {"b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "gl", "kr", "pl", "st", "th", "tr"};
+  static const char* kVowels[] = {"a", "e", "i", "o", "u", "ai", "ou", "ea"};
+  static const char* kCodas[] = {"", "", "", "n", "r", "s", "l", "x", "m"};
+  std::mt19937_64 rng(seed);
+  auto pick = [&](const auto& table) { return table[rng() % (sizeof(table) / sizeof(table[0]))]; };
+  auto word = [&]() {
+    std::string w;
+    const int syllables = 2 + (int)(rng() % 2);
+    for (int k = 0; k < syllables; ++k) w += std::string(pick(kOnsets)) + pick(kVowels);
+    w += pick(kCodas);
+    w[0] = (char)std::toupper((unsigned char)w[0]);
+    return w;
+  };
+  auto lower = [](std::string s) {
+    for (auto& c : s) c = (char)std::tolower((unsigned char)c);
+    return s;
+  };
+  // The matcher names every candidate that is a substring of the output: no title may contain another.
+  std::vector<std::string> titles, keys;
+  while ((int)titles.size() < n) {
+    const std::string t = word() + " " + word(), key = lower(t);
+    bool clash = false;
+    for (const auto& k : keys)
+      if (k.find(key) != std::string::npos || key.find(k) != std::string::npos) {
+        clash = true;
+        break;
+      }
+    if (clash) continue;
+    titles.push_back(t);
+    keys.push_back(key);
+  }
+  return titles;
+}
+
 void write_synthetic_grouplens(const std::string& dir, const SyntheticOptions& opt) {
+  const bool random = opt.titles == SyntheticTitles::kRandom;
+  if (opt.num_users < 1 || opt.num_items < 2 || opt.min_len < 1 || opt.max_len < opt.min_len)
+    throw ConfigError("sbtrec-data synth: needs at least 1 user, 2 items and 1 <= min length <= max length");
+  if (random && (opt.ring_size < 2 || opt.num_items % opt.ring_size != 0))
+    throw ConfigError("sbtrec-data synth: --items (" + std::to_string(opt.num_items) + ") must be a multiple of --ring-size (" +
+                      std::to_string(opt.ring_size) + "), which must be at least 2");
   make_dirs(dir);
   std::mt19937_64 rng(opt.seed);
   std::uniform_int_distribution<int> start(0, opt.num_items - 1), len(opt.min_len, opt.max_len), step(1, 3);
   std::uniform_real_distribution<double> u01(0, 1);
+  // random titles: ring r, position p holds item ring_item[r * ring_size + p]; ring_pos inverts it.
+  std::vector<int> ring_item(opt.num_items), ring_pos(opt.num_items);
+  std::iota(ring_item.begin(), ring_item.end(), 0);
+  if (random) std::shuffle(ring_item.begin(), ring_item.end(), rng);
+  for (int k = 0; k < opt.num_items; ++k) ring_pos[ring_item[k]] = k;
+  auto successor = [&](int item) {
+    const int k = ring_pos[item], base = k - k % opt.ring_size;
+    return ring_item[base + (k - base + 1) % opt.ring_size];
+  };
   std::ostringstream data;
   int64_t ts = 874724710;
-  // Each user walks a ring of items: mostly +1..+3 steps, sometimes a random jump; a few low ratings
-  // (dropped by the >= 3 filter) keep the rating filter exercised.
   for (int user = 1; user <= opt.num_users; ++user) {
     int item = start(rng);
     const int n = len(rng);
     int64_t t = ts + (int64_t)user * 37;
     for (int k = 0; k < n; ++k) {
-      const int rating = u01(rng) < 0.1 ? 2 : 4;
-      data << user << '\t' << (item + 1) << '\t' << rating << '\t' << t << '\n';
+      if (random) {
+        // A low rating of a random item now and then: dropped by the >= 3 filter, outside the walk.
+        if (u01(rng) < 0.05) data << user << '\t' << (start(rng) + 1) << "\t2\t" << t++ << '\n';
+        data << user << '\t' << (item + 1) << "\t4\t" << t << '\n';
+        item = u01(rng) < opt.follow ? successor(item) : start(rng);
+      } else {
+        // One ring of all items, mostly +1..+3 steps, sometimes a random jump; a few low ratings
+        // (dropped by the >= 3 filter, so the kept walk skips them) keep the rating filter exercised.
+        const int rating = u01(rng) < 0.1 ? 2 : 4;
+        data << user << '\t' << (item + 1) << '\t' << rating << '\t' << t << '\n';
+        item = u01(rng) < 0.9 ? (item + step(rng)) % opt.num_items : start(rng);
+      }
       t += 1 + (int64_t)(u01(rng) * 1000);
-      item = u01(rng) < 0.9 ? (item + step(rng)) % opt.num_items : start(rng);
     }
   }
   atomic_write_string(dir + "/u.data", data.str());
+  const auto names = random ? random_titles(opt.num_items, opt.seed ^ 0x7171u) : std::vector<std::string>{};
   std::ostringstream items;
-  for (int i = 1; i <= opt.num_items; ++i)
-    items << i << "|Synthetic Movie " << i << " (2000)|01-Jan-2000||http://example.invalid/" << i
-          << "|0|0|0|0|0|0|0|0|1|0|0|0|0|0|0|0|0|0|0\n";
+  for (int i = 1; i <= opt.num_items; ++i) {
+    const std::string title = random ? names[(size_t)i - 1] + " (2000)" : "Synthetic Movie " + std::to_string(i) + " (2000)";
+    items << i << "|" << title << "|01-Jan-2000||http://example.invalid/" << i << "|0|0|0|0|0|0|0|0|1|0|0|0|0|0|0|0|0|0|0\n";
+  }
   atomic_write_string(dir + "/u.item", items.str());
   atomic_write_string(dir + "/u.info", std::to_string(opt.num_users) + " users\n" + std::to_string(opt.num_items) +
-                                           " items\n(synthetic: generated by sbtrec-data synth)\n");
+                                           " items\n(synthetic: generated by sbtrec-data synth, " +
+                                           (random ? "random titles, rings of " + std::to_string(opt.ring_size) : std::string("numbered titles")) + ")\n");
 }
 
 }  // namespace sbtrec::data

@@ -81,6 +81,14 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const Attentio
   auto v = v_proj(x).view({B, T, kv_heads, head_dim}).transpose(1, 2);                                    // [B, Hkv, T, E]
   if (cache) std::tie(k, v) = cache->append(layer, k, v);               // [B, Hkv, S, E]
   const double scale = 1.0 / std::sqrt((double)head_dim);
+  if (in.probe) {
+    // softmax(q_last k^T * scale) over the visible keys, for analysis only.
+    torch::NoGradGuard ng;
+    auto kk = k.to(torch::kFloat32).repeat_interleave(heads / kv_heads, 1);                        // [B, H, S, E]
+    auto w = torch::matmul(q.narrow(2, T - 1, 1).to(torch::kFloat32), kk.transpose(2, 3)) * scale;  // [B, H, 1, S]
+    if (in.mask.defined()) w = w.masked_fill(in.mask.narrow(2, T - 1, 1).logical_not(), -INFINITY);
+    in.probe->push_back(torch::softmax(w, -1).squeeze(2));                                        // [B, H, S]
+  }
   torch::Tensor o;  // [B, H, T, E]
   if (!in.is_causal && nn::decode_attention_applies(q, k, v, in.mask)) {
     o = nn::decode_attention(q, k, v, in.mask, scale);  // one new token per sequence (KV-cache decoding)
@@ -162,7 +170,7 @@ torch::Tensor LlamaModelImpl::forward(const ForwardInputs& in) {
   }
   auto freqs = pos.to(dev).to(torch::kFloat32).unsqueeze(-1) * inv_freq.to(dev).view({1, 1, -1});  // [B, T, E/2]
   auto emb = torch::cat({freqs, freqs}, -1);                                                          // [B, T, E]
-  AttentionInputs ai{emb.cos().to(x.scalar_type()), emb.sin().to(x.scalar_type()), {}, false};
+  AttentionInputs ai{emb.cos().to(x.scalar_type()), emb.sin().to(x.scalar_type()), {}, false, in.attention_probe};
   if (!am.defined() && past == 0 && T > 1) {
     ai.is_causal = true;
   } else if (am.defined() || T > 1) {

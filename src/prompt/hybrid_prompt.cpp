@@ -22,12 +22,15 @@ Placeholders placeholders(TemplateFormat f) {
   return {"{history}", "{candidates}", "{num_candidates}"};
 }
 
-std::string join(const std::vector<std::string>& titles, const char* slot) {
+std::string join(const std::vector<std::string>& titles, const char* slot, SlotPosition where) {
   std::string out;
   for (size_t i = 0; i < titles.size(); ++i) {
     if (i) out += ", ";
+    // Before the title without a space: the title's tokens after the slot are then the ones that
+    // begin an answer (no leading space), so copying what follows a slot writes the answer.
+    if (slot && where == SlotPosition::kBeforeTitle) out += slot;
     out += titles[i];
-    if (slot) out += std::string(" ") + slot;
+    if (slot && where == SlotPosition::kAfterTitle) out += std::string(" ") + slot;
   }
   return out;
 }
@@ -88,9 +91,10 @@ size_t evaluation_template(uint64_t seed, data::Split split, int64_t index, size
 }
 
 PromptBuilder::PromptBuilder(Templates templates, const llm::Tokenizer& tokenizer, SlotTokens slots, llm::ChatTemplate chat,
-                             std::string system, bool user_token, int64_t max_length)
+                             std::string system, bool user_token, int64_t max_length, const PromptOptions& layout)
     : templates_(std::move(templates)), tokenizer_(tokenizer), slots_(slots), chat_(std::move(chat)),
-      system_(std::move(system)), user_token_(user_token), max_length_(max_length) {
+      system_(std::move(system)), user_token_(user_token), max_length_(max_length),
+      slot_position_(layout.slot_position), user_position_(layout.user_token_position), oracle_(layout.oracle_user_token) {
   if (templates_.lines.empty()) throw ConfigError(templates_.source + ": no templates");
   if (slots_.history < 0 || slots_.candidate < 0 || slots_.user < 0)
     throw ConfigError("PromptBuilder: the slot tokens are not in the tokenizer (call add_slot_tokens first)");
@@ -99,11 +103,11 @@ PromptBuilder::PromptBuilder(Templates templates, const llm::Tokenizer& tokenize
 std::string PromptBuilder::render(size_t index, const std::vector<std::string>& history,
                                   const std::vector<std::string>& candidates, bool hybrid) const {
   const Placeholders p = placeholders(templates_.format);
-  std::string h = join(history, hybrid ? kHistorySlot : nullptr);
-  if (hybrid && user_token_) h += std::string(" ") + kUserSlot;
+  std::string h = join(history, hybrid ? kHistorySlot : nullptr, slot_position_);
+  if (hybrid && user_token_ && user_position_ == UserTokenPosition::kHistory) h += std::string(" ") + kUserSlot;
   const std::vector<std::pair<std::string, std::string>> subs = {
       {p.history, h},
-      {p.candidates, join(candidates, hybrid ? kCandidateSlot : nullptr)},
+      {p.candidates, join(candidates, hybrid ? kCandidateSlot : nullptr, slot_position_)},
       {p.count ? p.count : "", std::to_string(candidates.size())}};
   // One pass over the template: text written in (titles) is never scanned for placeholders again.
   const std::string& line = templates_.lines.at(index);
@@ -152,6 +156,9 @@ EncodedPrompt PromptBuilder::encode(size_t index, const data::Dataset& ds, const
   EncodedPrompt out;
   out.ids = llm::encode_prompt(tokenizer_, chat_, render(index, h, c, hybrid),
                                system_.empty() ? std::nullopt : std::optional<std::string>(system_));
+  // The user token as the prompt's last token, at the start of the answer's turn (after the chat
+  // format's assistant header).
+  if (hybrid && user_token_ && user_position_ == UserTokenPosition::kAnswer) out.ids.push_back(slots_.user);
   out.prompt_length = (int64_t)out.ids.size();
   // Slots in token order; the k-th slot of a kind is the k-th item of its list.
   size_t nh = 0, nc = 0, nu = 0;
@@ -164,7 +171,7 @@ EncodedPrompt PromptBuilder::encode(size_t index, const data::Dataset& ds, const
       if (nc >= candidates.size()) throw DataError(what + ": the prompt holds more [CansEmb] slots than candidates");
       out.slots.push_back({pos, SlotKind::kCandidate, candidates[nc++]});
     } else if (id == slots_.user) {
-      out.slots.push_back({pos, SlotKind::kUser, -1});
+      out.slots.push_back({pos, SlotKind::kUser, oracle_ ? sample.target : -1});
       ++nu;
     }
   }

@@ -41,8 +41,9 @@ nlohmann::json fit_kind(ResidualQuantizerImpl& q, const torch::Tensor& x, uint64
 
 }  // namespace
 
-torch::Tensor item_vectors(const encoder::EncoderImpl& encoder) {
+torch::Tensor item_vectors(const encoder::EncoderImpl& encoder, ItemRows rows) {
   torch::NoGradGuard no_grad;
+  if (rows == ItemRows::kOutput) return encoder.scoring_rows().detach().clone();  // [N, Z]
   return encoder.item_embedding_table().detach().slice(0, 0, encoder.num_items()).clone();  // [N, D]
 }
 
@@ -97,11 +98,11 @@ HdsdFit fit_hdsd(const QuantizerOptions& options, uint64_t seed, encoder::Encode
     throw ConfigError("the encoder has " + std::to_string(encoder.num_items()) + " items but dataset " + ds.name + " has " +
                       std::to_string(ds.num_items));
   torch::Tensor items, users;
-  if (quantizes_items(options.inputs)) items = item_vectors(encoder);                             // [N, D]
+  if (quantizes_items(options.inputs)) items = item_vectors(encoder, options.item_rows);                             // [N, D]
   if (quantizes_user(options.inputs)) users = user_vectors(encoder, ds.train, max_len, batch_size);  // [S, Z]
   HdsdFit fit;
   fit.hdsd = Hdsd(options, items.defined() ? items.size(1) : 1, users.defined() ? users.size(1) : 1);
-  fit.stats = {{"dataset", ds.name}, {"seed", seed}};
+  fit.stats = {{"dataset", ds.name}, {"seed", seed}, {"item_rows", config::choice_name(item_rows_choices(), options.item_rows)}};
   if (fit.hdsd->items) {
     auto& q = *fit.hdsd->items;
     auto j = fit_kind(q, items, seed, "items");
@@ -144,6 +145,7 @@ void save_hdsd(const std::string& dir, const HdsdFit& fit, const std::string& co
                                                    {"version", kVersion},
                                                    {"levels", std::to_string(any->levels())},
                                                    {"codes", std::to_string(any->codes())},
+                                                   {"item_rows", fit.stats.value("item_rows", std::string("input"))},
                                                    {"config", config_yaml}};
   atomic_write_dir(dir, [&](const std::string& tmp) {
     safetensors::save(tmp + "/codebooks.safetensors", books, meta);
@@ -153,7 +155,7 @@ void save_hdsd(const std::string& dir, const HdsdFit& fit, const std::string& co
   });
 }
 
-void load_hdsd_codebooks(const std::string& dir, HdsdImpl& hdsd) {
+void load_hdsd_codebooks(const std::string& dir, HdsdImpl& hdsd, ItemRows item_rows) {
   const std::string path = dir + "/codebooks.safetensors";
   if (!path_exists(path))
     throw CheckpointError("no codebooks at '" + path + "': pass the directory that sbtrec-quantize --out wrote");
@@ -172,6 +174,14 @@ void load_hdsd_codebooks(const std::string& dir, HdsdImpl& hdsd) {
                             inputs + "; refit with sbtrec-quantize)");
     q.load_codebooks(f.get(key, torch::kFloat32, q.codebooks.device()), path + " key '" + key + "'");
   };
+  // Files written before quantizer.item_rows existed were fitted on input rows.
+  const auto rows = f.header().metadata.find("item_rows");
+  const std::string fitted = rows == f.header().metadata.end() ? "input" : rows->second;
+  const std::string wanted = config::choice_name(item_rows_choices(), item_rows);
+  if (hdsd.items && fitted != wanted)
+    throw CheckpointError(path + ": these item codebooks were fitted on the encoder's " + fitted +
+                          " rows but quantizer.item_rows is " + wanted + "; refit with sbtrec-quantize --set quantizer.item_rows=" +
+                          wanted + " or set quantizer.item_rows: " + fitted);
   if (hdsd.items) load(*hdsd.items, kItemKey, "items or both");
   if (hdsd.user) load(*hdsd.user, kUserKey, "user or both");
 }

@@ -18,8 +18,31 @@ SbtRecModelImpl::SbtRecModelImpl(llm::LlamaForCausalLM llm_model, torch::Tensor 
     if (hdsd->user && user_dim > 0) TORCH_CHECK(hdsd->user->dim() == user_dim, "SbtRecModel: user codebooks are ",
                                                 hdsd->user->dim(), " wide but user vectors ", user_dim);
   }
-  item_aligner = register_module("item_aligner", aligner::RamAligner(items.size(1), E, o));
-  if (user_dim > 0) user_aligner = register_module("user_aligner", aligner::RamAligner(user_dim, E, o));
+  double norm = 0;
+  if (o.output_scale == aligner::OutputScale::kEmbeddings) {
+    torch::NoGradGuard ng;
+    norm = llm->model->embed_tokens->weight.to(torch::kFloat32).norm(2, 1).mean().item<double>();
+  }
+  torch::Tensor palette;  // [M, E]: rows spread evenly over the original vocabulary (no RNG draw)
+  if (o.palette_size > 0) {
+    torch::NoGradGuard ng;
+    const auto& W = llm->model->embed_tokens->weight;                 // [V, E], the slot rows last
+    const int64_t V = W.size(0) - 3, M = std::min<int64_t>(o.palette_size, V);
+    palette = W.index_select(0, torch::linspace(0, (double)(V - 1), M, torch::kFloat64).round().to(torch::kInt64).to(W.device()))
+                  .to(torch::kFloat32);
+  }
+  item_aligner = register_module("item_aligner", aligner::RamAligner(items.size(1), E, o, norm, palette));
+  if (user_dim > 0) {
+    if (o.shared && user_dim != items.size(1))
+      throw ConfigError("aligner.shared: user vectors are " + std::to_string(user_dim) + " wide but item vectors " +
+                        std::to_string(items.size(1)) + "; one aligner needs one width (set aligner.shared: false)");
+    if (!o.shared) user_aligner = register_module("user_aligner", aligner::RamAligner(user_dim, E, o, norm, palette));
+  }
+  user_dim_ = user_dim;
+  user_as_item_ = o.user_as_item;
+  if (user_as_item_ && user_dim > 0 && user_dim != items.size(1))
+    throw ConfigError("aligner.user_as_item: user vectors are " + std::to_string(user_dim) + " wide but item rows " +
+                      std::to_string(items.size(1)) + "; the nearest item needs one space (quantizer.item_rows: output)");
 }
 
 void SbtRecModelImpl::set_item_permutation(torch::Tensor permutation) {
@@ -37,10 +60,11 @@ torch::Tensor SbtRecModelImpl::item_embeddings(const torch::Tensor& items) {
 }
 
 torch::Tensor SbtRecModelImpl::user_embeddings(const torch::Tensor& user_vectors) {
-  if (!user_aligner) throw ConfigError("SbtRecModel: the prompts carry user tokens but the model was built without one");
+  if (user_dim_ == 0) throw ConfigError("SbtRecModel: the prompts carry user tokens but the model was built without one");
   auto x = user_vectors.to(torch::kFloat32);                       // [S, Z]
   auto e = hdsd && hdsd->user ? hdsd->user->forward(x).e_rq : x;  // [S, Z]
-  return user_aligner->forward(e, llm->model->embed_tokens->weight.scalar_type());  // [S, E]
+  auto& a = user_aligner ? user_aligner : item_aligner;  // aligner.shared: the items' aligner
+  return a->forward(e, llm->model->embed_tokens->weight.scalar_type());  // [S, E]
 }
 
 torch::Tensor SbtRecModelImpl::inputs_embeds(const prompt::PromptBatch& b, const torch::Tensor& user_vectors) {
@@ -58,7 +82,17 @@ torch::Tensor SbtRecModelImpl::inputs_embeds(const prompt::PromptBatch& b, const
     if (!user_vectors.defined())
       throw ConfigError("SbtRecModel: the batch has user slots but no user vectors were given");
     auto rows = b.slot_batch.index_select(0, user_at);                             // [S_u]
-    auto v = user_embeddings(user_vectors.index_select(0, rows.to(user_vectors.device())).to(device));  // [S_u, E]
+    auto named = b.slot_item.index_select(0, user_at);                             // [S_u]: -1, or the oracle's item
+    auto u = user_vectors.index_select(0, rows.to(user_vectors.device())).to(device).to(torch::kFloat32);  // [S_u, Z]
+    if (named.ge(0).all().item<bool>()) {
+      // prompt.oracle_user_token: the target's own token
+    } else if (user_as_item_) {
+      auto unit = [](const torch::Tensor& x) { return x / x.norm(2, -1, true).clamp_min(1e-12); };
+      // Against the rows the item tokens are made of (the shuffled control's permuted rows included).
+      auto rows_of_items = permutation_.defined() ? item_vectors.index_select(0, permutation_) : item_vectors;  // [N, D]
+      named = torch::matmul(unit(u), unit(rows_of_items).t()).argmax(1);  // [S_u]: the nearest item in cosine
+    }
+    auto v = named.ge(0).all().item<bool>() ? item_embeddings(named.to(device)) : user_embeddings(u);  // [S_u, E]
     embeds = embeds.index_put({rows.to(device), b.slot_position.index_select(0, user_at).to(device)}, v);
   }
   return embeds;  // [B, T, E]

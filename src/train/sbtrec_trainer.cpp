@@ -83,6 +83,8 @@ std::string encode_cases(const std::vector<CaseResult>& cases) {
     put(b, c.index);
     put(b, (uint8_t)(c.valid | (c.hit << 1)));
     put(b, c.rank);
+    put(b, c.rank_permuted);
+    put(b, c.rank_mean);
     put(b, (uint64_t)c.output.size());
     b += c.output;
     put(b, (uint64_t)c.named.size());
@@ -100,6 +102,8 @@ void decode_cases(const std::string& b, std::vector<CaseResult>& out) {
     c.valid = flags & 1;
     c.hit = flags & 2;
     c.rank = take_pod<int64_t>(b, at);
+    c.rank_permuted = take_pod<int64_t>(b, at);
+    c.rank_mean = take_pod<int64_t>(b, at);
     const auto len = take_pod<uint64_t>(b, at);
     if (at + len > b.size()) throw Error("evaluation gather: a rank sent a truncated result");
     c.output = b.substr(at, len);
@@ -116,7 +120,117 @@ int64_t count(const std::vector<torch::Tensor>& ps) {
   return n;
 }
 
+
+// Candidates ranked at least as high as the target (ties against it): 0 = the target is first.
+int64_t target_rank(const std::vector<double>& scores, int64_t target) {
+  int64_t rank = 0;
+  for (int64_t c = 0; c < (int64_t)scores.size(); ++c)
+    if (c != target && scores[(size_t)c] >= scores[(size_t)target]) ++rank;
+  return rank;
+}
+
+// Token reliance's two altered prompts from one prompt's embeddings [1, P, E]: the candidates'
+// tokens rotated by one candidate (the target's token sits on another title), and every behavioural
+// token (items and user) replaced by their mean (no token tells one item from another).
+std::pair<torch::Tensor, torch::Tensor> reliance_embeds(const prompt::PromptBatch& pb, const torch::Tensor& embeds) {
+  const auto device = embeds.device();
+  auto is_cand = pb.slot_kind == (int64_t)prompt::SlotKind::kCandidate;              // [S]
+  auto cand_pos = pb.slot_position.index_select(0, torch::nonzero(is_cand).squeeze(1)).to(device);  // [C]
+  auto all_pos = pb.slot_position.to(device);                                          // [S]
+  auto row = embeds[0];                                                                // [P, E]
+  auto permuted = row.clone();
+  permuted.index_put_({cand_pos}, row.index_select(0, cand_pos.roll(-1)));
+  auto mean = row.clone();
+  mean.index_put_({all_pos}, row.index_select(0, all_pos).mean(0, true).expand({all_pos.size(0), row.size(1)}));
+  return {permuted.unsqueeze(0), mean.unsqueeze(0)};  // [1, P, E] each
+}
+
+
+// SBS-AO's per-group instruments at a log step: each group's gradient norm (after clipping) and the
+// norm of its update relative to its weights (||w_after - w_before|| / ||w_before||).
+class GroupStats {
+ public:
+  GroupStats(torch::optim::Optimizer& opt, const std::vector<std::string>& names, bool on) : opt_(opt), names_(names) {
+    if (!on) return;
+    torch::NoGradGuard ng;
+    for (auto& g : opt_.param_groups()) {
+      std::vector<torch::Tensor> before;
+      for (auto& p : g.params()) before.push_back(p.detach().clone());
+      before_.push_back(std::move(before));
+    }
+  }
+  // Adds {"grad_norm": {group: ..}, "update_ratio": {group: ..}} to `record` when on.
+  void finish(nlohmann::json& record) const {
+    if (before_.empty()) return;
+    torch::NoGradGuard ng;
+    nlohmann::json grad, update;
+    for (size_t g = 0; g < before_.size(); ++g) {
+      double g2 = 0, d2 = 0, w2 = 0;
+      const auto& params = opt_.param_groups()[g].params();
+      for (size_t i = 0; i < params.size(); ++i) {
+        const auto& p = params[i];
+        if (p.grad().defined()) g2 += p.grad().to(torch::kFloat64).pow(2).sum().item<double>();
+        d2 += (p.detach() - before_[g][i]).to(torch::kFloat64).pow(2).sum().item<double>();
+        w2 += before_[g][i].to(torch::kFloat64).pow(2).sum().item<double>();
+      }
+      grad[names_[g]] = std::sqrt(g2);
+      update[names_[g]] = w2 > 0 ? std::sqrt(d2 / w2) : 0.0;
+    }
+    record["grad_norm"] = grad;
+    record["update_ratio"] = update;
+  }
+
+ private:
+  torch::optim::Optimizer& opt_;
+  const std::vector<std::string>& names_;
+  std::vector<std::vector<torch::Tensor>> before_;
+};
 }  // namespace
+
+// score_c = sum_t log p(a_c,t | prompt, a_c,<t): one prompt forward, its KV cache shared by the C answers.
+std::vector<double> score_candidates(SbtRecSession& s, const prompt::PromptBatch& pb, const torch::Tensor& embeds,
+                                     const data::CandidateSet& cs, const std::string& what) {
+  auto& lm = *s.model->llm;
+  const auto device = lm.model->embed_tokens->weight.device();
+  const int64_t C = (int64_t)cs.items.size();
+  const int64_t P = pb.input_ids.size(1);
+  std::vector<std::vector<int64_t>> answers;  // each candidate's answer ids, as training appends them
+  int64_t Tmax = 0;
+  for (int32_t item : cs.items) {
+    answers.push_back(s.builder->encode_answer(s.ds->titles[(size_t)item]));
+    Tmax = std::max<int64_t>(Tmax, (int64_t)answers.back().size());
+  }
+  s.builder->check_length(P + Tmax, true, what);
+  llm::KVCache cache(lm.config.num_hidden_layers, P + Tmax);
+  llm::ForwardInputs in;
+  in.inputs_embeds = embeds;                        // [1, P, E]
+  in.attention_mask = pb.attention_mask.to(device);  // [1, P]
+  in.cache = &cache;
+  in.logits_to_keep = 1;
+  auto first = torch::log_softmax(lm.forward(in), -1)[0][0].cpu();  // [V]: the first answer token
+  std::vector<double> scores((size_t)C, 0.0);
+  for (int64_t c = 0; c < C; ++c) scores[(size_t)c] = first[answers[(size_t)c].at(0)].item<double>();
+  if (Tmax > 1) {
+    cache.reorder(torch::zeros({C}, torch::TensorOptions().dtype(torch::kInt64).device(device)));
+    auto ids = torch::full({C, Tmax - 1}, s.generation.pad_token_id, torch::kInt64);  // [C, Tmax - 1]
+    auto mask = torch::zeros({C, P + Tmax - 1}, torch::kInt64);                       // [C, P + Tmax - 1]
+    mask.slice(1, 0, P).fill_(1);
+    for (int64_t c = 0; c < C; ++c)
+      for (size_t t = 0; t + 1 < answers[(size_t)c].size(); ++t) {
+        ids[c][(int64_t)t] = answers[(size_t)c][t];
+        mask[c][P + (int64_t)t] = 1;
+      }
+    llm::ForwardInputs next;
+    next.input_ids = ids.to(device);
+    next.attention_mask = mask.to(device);
+    next.cache = &cache;
+    auto logp = torch::log_softmax(lm.forward(next), -1).cpu();  // [C, Tmax - 1, V]
+    for (int64_t c = 0; c < C; ++c)
+      for (size_t t = 1; t < answers[(size_t)c].size(); ++t)
+        scores[(size_t)c] += logp[c][(int64_t)t - 1][answers[(size_t)c][t]].item<double>();
+  }
+  return scores;
+}
 
 // ---- session ----
 
@@ -136,7 +250,7 @@ SbtRecSession build_sbtrec(const Config& cfg, const data::Dataset& ds, bool fit_
   EncoderOptions eo;
   auto enc = encoder::load_encoder(s.encoder_dir, ds.num_items, &eo);
   enc->eval();
-  auto items = quantizer::item_vectors(*enc);  // [N, D]
+  auto items = quantizer::item_vectors(*enc, cfg.quantizer.item_rows);  // [N, D]
   s.user_token = cfg.prompt.hybrid && cfg.prompt.user_token;
   int64_t Z = 0;
   if (s.user_token) {
@@ -155,7 +269,7 @@ SbtRecSession build_sbtrec(const Config& cfg, const data::Dataset& ds, bool fit_
   if (quantize) {
     if (!qo.codebooks.empty()) {
       hdsd = quantizer::Hdsd(qo, items.size(1), std::max<int64_t>(Z, 1));
-      quantizer::load_hdsd_codebooks(qo.codebooks, *hdsd);
+      quantizer::load_hdsd_codebooks(qo.codebooks, *hdsd, qo.item_rows);
       spdlog::info("HDSD codebooks from {}", qo.codebooks);
     } else if (fit_codebooks) {
       auto fit = quantizer::fit_hdsd(qo, quantizer::kmeans_seed(qo, cfg.seed), *enc, ds, eo.max_len, cfg.eval.batch_size);
@@ -183,7 +297,7 @@ SbtRecSession build_sbtrec(const Config& cfg, const data::Dataset& ds, bool fit_
   auto templates = prompt::load_templates(prompt::templates_path(cfg.prompt, ds.name), cfg.prompt.format);
   s.builder = std::make_unique<prompt::PromptBuilder>(std::move(templates), *s.tokenizer, s.slots, chat,
                                                       cfg.llm.system_message, s.user_token,
-                                                      lm->config.max_position_embeddings);
+                                                      lm->config.max_position_embeddings, cfg.prompt);
   s.generation = cfg.generation;
   s.generation.eos_token_ids = lm->config.eos_token_ids;
   auto add_eos = [&](int64_t id) {
@@ -304,15 +418,36 @@ nlohmann::json SbtRecEval::to_json() const {
   j["valid"] = valid;
   j["hr@1_of_valid"] = valid > 0 ? (double)hits / valid : 0.0;  // LLaRA's code's test_hr
   j["split"] = data::split_name(split);
+  j["mode"] = config::choice_name(eval_modes(), mode);
+  // Token reliance (eval.token_reliance, likelihood mode): how far the target's rank moves when the
+  // behavioural tokens are moved off their items or averaged away. 0 = the model ignores the tokens.
+  int64_t n = 0, hit_p = 0, hit_m = 0;
+  double shift_p = 0, shift_m = 0;
+  for (const auto& c : cases)
+    if (c.rank_permuted >= 0) {
+      ++n;
+      hit_p += c.rank_permuted == 0;
+      hit_m += c.rank_mean == 0;
+      shift_p += (double)(c.rank_permuted - c.rank);
+      shift_m += (double)(c.rank_mean - c.rank);
+    }
+  if (n > 0) {
+    j["hr@1_tokens_permuted"] = (double)hit_p / (double)n;
+    j["hr@1_tokens_mean"] = (double)hit_m / (double)n;
+    j["rank_shift_permuted"] = shift_p / (double)n;
+    j["rank_shift_mean"] = shift_m / (double)n;
+  }
   return j;
 }
 
 SbtRecEval evaluate_sbtrec(SbtRecSession& s, data::Split split, const std::vector<data::CandidateSet>& candidates,
-                           dist::ProcessGroup* group) {
+                           dist::ProcessGroup* group, const EvalScope& scope) {
   const auto& samples = s.ds->split(split);
   eval::check_candidates(samples, candidates, s.ds->num_items, data::split_name(split));
   int64_t n = (int64_t)samples.size();
-  const int64_t cap = split == data::Split::kVal && s.cfg.eval.max_val_cases > 0 ? s.cfg.eval.max_val_cases : s.cfg.eval.max_cases;
+  const int64_t cap = scope.max_cases > 0 ? scope.max_cases
+                      : split == data::Split::kVal && s.cfg.eval.max_val_cases > 0 ? s.cfg.eval.max_val_cases
+                                                                                    : s.cfg.eval.max_cases;
   if (cap > 0) n = std::min(n, cap);
   torch::NoGradGuard no_grad;
   const bool was_training = s.model->is_training();
@@ -320,10 +455,12 @@ SbtRecEval evaluate_sbtrec(SbtRecSession& s, data::Split split, const std::vecto
   auto& lm = *s.model->llm;
   const auto device = lm.model->embed_tokens->weight.device();
   const bool hybrid = s.cfg.prompt.hybrid;
-  const bool likelihood = s.cfg.eval.mode == EvalMode::kLikelihood;
+  const EvalMode mode = scope.mode.value_or(s.cfg.eval.mode);
+  const bool likelihood = mode == EvalMode::kLikelihood;
   const int64_t B = likelihood ? 1 : s.cfg.eval.llm_batch_size;
   SbtRecEval out;
   out.split = split;
+  out.mode = mode;
   // Batch k goes to rank k mod W.
   const int W = group ? group->size() : 1, R = group ? group->rank() : 0;
   const int64_t batches = (n + B - 1) / B, mine = batches / W + (R < batches % W ? 1 : 0);
@@ -365,53 +502,23 @@ SbtRecEval evaluate_sbtrec(SbtRecSession& s, data::Split split, const std::vecto
         out.cases.push_back(std::move(c));
       }
     } else {
-      // One prompt forward, its KV cache shared by the C answers: score_c = sum_t log p(a_c,t | prompt, a_c,<t).
       const auto& cs = *cands[0];
-      const int64_t C = (int64_t)cs.items.size();
       auto pb = s.batch(split, rows, cands, tmpls, hybrid, false, true);  // the prompt once: [1, P]
-      const int64_t P = pb.input_ids.size(1);
-      std::vector<std::vector<int64_t>> answers;  // each candidate's answer ids, as training appends them
-      int64_t Tmax = 0;
-      for (int32_t item : cs.items) {
-        answers.push_back(s.builder->encode_answer(s.ds->titles[(size_t)item]));
-        Tmax = std::max<int64_t>(Tmax, (int64_t)answers.back().size());
-      }
-      s.builder->check_length(P + Tmax, true, fmt::format("{} sample {}", data::split_name(split), rows[0]));
-      llm::KVCache cache(lm.config.num_hidden_layers, P + Tmax);
-      llm::ForwardInputs in;
-      in.inputs_embeds = s.model->inputs_embeds(pb, s.users(split, rows));  // [1, P, E]
-      in.attention_mask = pb.attention_mask.to(device);                    // [1, P]
-      in.cache = &cache;
-      in.logits_to_keep = 1;
-      auto first = torch::log_softmax(lm.forward(in), -1)[0][0].cpu();  // [V]: the first answer token
-      std::vector<double> scores((size_t)C, 0.0);
-      for (int64_t c = 0; c < C; ++c) scores[(size_t)c] = first[answers[(size_t)c].at(0)].item<double>();
-      if (Tmax > 1) {
-        cache.reorder(torch::zeros({C}, torch::TensorOptions().dtype(torch::kInt64).device(device)));
-        auto ids = torch::full({C, Tmax - 1}, s.generation.pad_token_id, torch::kInt64);  // [C, Tmax - 1]
-        auto mask = torch::zeros({C, P + Tmax - 1}, torch::kInt64);                       // [C, P + Tmax - 1]
-        mask.slice(1, 0, P).fill_(1);
-        for (int64_t c = 0; c < C; ++c)
-          for (size_t t = 0; t + 1 < answers[(size_t)c].size(); ++t) {
-            ids[c][(int64_t)t] = answers[(size_t)c][t];
-            mask[c][P + (int64_t)t] = 1;
-          }
-        llm::ForwardInputs next;
-        next.input_ids = ids.to(device);
-        next.attention_mask = mask.to(device);
-        next.cache = &cache;
-        auto logp = torch::log_softmax(lm.forward(next), -1).cpu();  // [C, Tmax - 1, V]
-        for (int64_t c = 0; c < C; ++c)
-          for (size_t t = 1; t < answers[(size_t)c].size(); ++t)
-            scores[(size_t)c] += logp[c][(int64_t)t - 1][answers[(size_t)c][t]].item<double>();
-      }
-      const double target_score = scores[(size_t)cs.target_index];
-      int64_t rank = 0, best = 0;
-      for (int64_t c = 0; c < C; ++c) {
-        if (c != cs.target_index && scores[(size_t)c] >= target_score) ++rank;  // ties against the target
+      auto embeds = s.model->inputs_embeds(pb, s.users(split, rows));     // [1, P, E]
+      const auto scores = score_candidates(s, pb, embeds, cs, fmt::format("{} sample {}", data::split_name(split), rows[0]));
+      const int64_t rank = target_rank(scores, cs.target_index);
+      int64_t best = 0;
+      for (int64_t c = 0; c < (int64_t)scores.size(); ++c)
         if (scores[(size_t)c] > scores[(size_t)best]) best = c;
-      }
       CaseResult r;
+      if (s.cfg.eval.token_reliance && hybrid) {
+        // The same prompt with its behavioural tokens moved: each candidate's token given to the next
+        // candidate (cyclically), and every token replaced by the prompt's mean token.
+        torch::Tensor permuted, mean;
+        std::tie(permuted, mean) = reliance_embeds(pb, embeds);
+        r.rank_permuted = target_rank(score_candidates(s, pb, permuted, cs, ""), cs.target_index);
+        r.rank_mean = target_rank(score_candidates(s, pb, mean, cs, ""), cs.target_index);
+      }
       r.index = rows[0];
       r.output = s.ds->titles[(size_t)cs.items[(size_t)best]];
       r.named = {cs.items[(size_t)best]};
@@ -443,6 +550,100 @@ SbtRecEval evaluate_sbtrec(SbtRecSession& s, data::Split split, const std::vecto
   return out;
 }
 
+nlohmann::json attention_on_slots(SbtRecSession& s, data::Split split, const std::vector<data::CandidateSet>& candidates,
+                                  int64_t max_cases) {
+  if (!s.cfg.prompt.hybrid) throw ConfigError("attention on slots: prompt.hybrid is false, the prompts have no slots");
+  const auto& samples = s.ds->split(split);
+  eval::check_candidates(samples, candidates, s.ds->num_items, data::split_name(split));
+  const int64_t n = std::min<int64_t>((int64_t)samples.size(), max_cases);
+  torch::NoGradGuard no_grad;
+  s.model->eval();
+  auto& lm = *s.model->llm;
+  const auto device = lm.model->embed_tokens->weight.device();
+  const int64_t Lyr = lm.config.num_hidden_layers, H = lm.config.num_attention_heads;
+  // Sums over cases: [L, H] per slot group, and per head the target's share of the candidate-slot mass.
+  auto zeros = [&] { return torch::zeros({Lyr, H}, torch::kFloat64); };
+  auto target = zeros(), other = zeros(), user = zeros(), history = zeros(), share = zeros();
+  auto target_seg = zeros(), other_seg = zeros(), seg_share = zeros();
+  const bool before = s.cfg.prompt.slot_position == prompt::SlotPosition::kBeforeTitle;
+  int64_t C = 0;
+  Progress progress(fmt::format("attention {}", data::split_name(split)), n, 1, s.cfg.train.log_every);
+  for (int64_t i = 0; i < n; ++i) {
+    const auto c = s.eval_cases(split, i, i + 1, candidates);
+    auto pb = s.batch(split, c.rows, c.candidates, c.templates, true, false, true);  // [1, P]
+    std::vector<torch::Tensor> probe;
+    llm::ForwardInputs in;
+    in.inputs_embeds = s.model->inputs_embeds(pb, s.users(split, c.rows));  // [1, P, E]
+    in.attention_mask = pb.attention_mask.to(device);
+    in.logits_to_keep = 1;
+    in.attention_probe = &probe;
+    lm.forward(in);
+    auto w = torch::stack(probe).select(1, 0).to(torch::kFloat64).cpu();  // [L, H, P]
+    const auto& cs = *c.candidates[0];
+    C = (int64_t)cs.items.size();
+    std::vector<int64_t> cand_pos, hist_pos, user_pos;
+    for (int64_t k = 0; k < pb.slot_kind.size(0); ++k) {
+      const int64_t pos = pb.slot_position[k].item<int64_t>(), kind = pb.slot_kind[k].item<int64_t>();
+      (kind == (int64_t)prompt::SlotKind::kCandidate ? cand_pos : kind == (int64_t)prompt::SlotKind::kUser ? user_pos : hist_pos)
+          .push_back(pos);
+    }
+    auto mass = [&](const std::vector<int64_t>& pos) {  // [L, H]
+      return pos.empty() ? zeros() : w.index_select(2, torch::tensor(pos, torch::kInt64)).sum(2);
+    };
+    auto t = w.select(2, cand_pos.at((size_t)cs.target_index));  // [L, H]
+    auto all = mass(cand_pos);
+    target += t;
+    other += (all - t) / (double)std::max<int64_t>(1, C - 1);
+    // Each candidate's segment: its slot and its title (the tokens up to the neighbouring candidate's
+    // slot, at most 16), where an induction head that matched the slot would look.
+    auto segment = [&](size_t k) {
+      std::vector<int64_t> pos;
+      if (before) {
+        // the last one: as long as the one before it (the candidate list ends there)
+        const int64_t end = k + 1 < cand_pos.size() ? cand_pos[k + 1]
+                            : k > 0                 ? 2 * cand_pos[k] - cand_pos[k - 1]
+                                                    : cand_pos[k] + 1;
+        for (int64_t p = cand_pos[k]; p < std::min(end, cand_pos[k] + 17); ++p) pos.push_back(p);
+      } else {
+        // the first one: as long as the one after it (the candidate list starts there)
+        const int64_t begin = k > 0 ? cand_pos[k - 1] + 1 : k + 1 < cand_pos.size() ? 2 * cand_pos[k] - cand_pos[k + 1] + 1 : cand_pos[k];
+        for (int64_t p = std::max(begin, cand_pos[k] - 16); p <= cand_pos[k]; ++p) pos.push_back(p);
+      }
+      return mass(pos);
+    };
+    torch::Tensor seg_all = zeros(), seg_t;
+    for (size_t k = 0; k < cand_pos.size(); ++k) {
+      auto m = segment(k);
+      seg_all += m;
+      if ((int64_t)k == cs.target_index) seg_t = m;
+    }
+    target_seg += seg_t;
+    other_seg += (seg_all - seg_t) / (double)std::max<int64_t>(1, C - 1);
+    seg_share += seg_t / seg_all.clamp_min(1e-12);
+    user += mass(user_pos);
+    history += mass(hist_pos);
+    share += t / all.clamp_min(1e-12);
+    progress.update(i + 1, share.mean().item<double>() / (double)(i + 1), "target share");
+  }
+  progress.finish();
+  nlohmann::json layers = nlohmann::json::array();
+  for (int64_t l = 0; l < Lyr; ++l) {
+    const int64_t best = share[l].argmax().item<int64_t>(), best_seg = seg_share[l].argmax().item<int64_t>();
+    layers.push_back({{"layer", l},
+                      {"target_slot", target[l].mean().item<double>() / (double)n},
+                      {"other_candidate_slot", other[l].mean().item<double>() / (double)n},
+                      {"user_slot", user[l].mean().item<double>() / (double)n},
+                      {"history_slots", history[l].mean().item<double>() / (double)n},
+                      {"best_head", best},
+                      {"best_head_target_share", share[l][best].item<double>() / (double)n},
+                      {"target_segment", target_seg[l].mean().item<double>() / (double)n},
+                      {"other_candidate_segment", other_seg[l].mean().item<double>() / (double)n},
+                      {"best_segment_head", best_seg},
+                      {"best_segment_head_target_share", seg_share[l][best_seg].item<double>() / (double)n}});
+  }
+  return {{"split", data::split_name(split)}, {"cases", n}, {"chance_target_share", C ? 1.0 / (double)C : 0.0}, {"layers", layers}};
+}
+
 void write_predictions(const std::string& path, const SbtRecSession& s, const SbtRecEval& e,
                        const std::vector<data::CandidateSet>& candidates) {
   const auto& samples = s.ds->split(e.split);
@@ -470,6 +671,11 @@ void write_predictions(const std::string& path, const SbtRecSession& s, const Sb
                           {"case", c.index},
                           {"history", raw(sample.history)}};
       if (!c.scores.empty()) j["scores"] = c.scores;
+      if (c.rank >= 0) j["rank"] = c.rank;
+      if (c.rank_permuted >= 0) {
+        j["rank_tokens_permuted"] = c.rank_permuted;
+        j["rank_tokens_mean"] = c.rank_mean;
+      }
       os << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     }
   });
@@ -670,7 +876,24 @@ nlohmann::json train_sbtrec(const Config& cfg, const data::Dataset& ds, Run& run
   spdlog::info("SBT-Rec on {}: {} samples, batch {} x {} processes x {} accumulation, {} steps/epoch, {} steps ({} epochs), "
                "paradigm {}",
                ds.name, S, B, W, A, steps_per_epoch, total, epochs, config::choice_name(paradigms(), t.paradigm));
+  // A learning-curve point: the first curve_cases validation cases scored by candidate likelihood
+  // (with eval.token_reliance, also with the tokens moved), logged as split val_curve.
+  auto curve_point = [&](int64_t at_step, int64_t epoch) {
+    const auto e = evaluate_sbtrec(s, data::Split::kVal, val_c, &group, {EvalMode::kLikelihood, t.curve_cases});
+    auto record = e.to_json();
+    record["epoch"] = epoch;
+    record["step"] = at_step;
+    record["split"] = "val_curve";
+    run.log(record);
+    spdlog::info("step {} curve: val likelihood HR@1 {:.4f} HR@5 {:.4f} (n {}){}", at_step, e.metrics.hr1.value_or(0),
+                 e.metrics.hr5.value_or(0), e.metrics.n,
+                 record.contains("rank_shift_permuted")
+                     ? fmt::format(", tokens permuted HR@1 {:.4f}, rank shift {:.2f}",
+                                   record["hr@1_tokens_permuted"].get<double>(), record["rank_shift_permuted"].get<double>())
+                     : std::string());
+  };
   s.model->train();
+  if (t.curve_every > 0 && step == 0) curve_point(0, 0);
   int64_t done = 0;
   bool early_stop = false;
   for (int64_t epoch = 1; epoch <= epochs && !early_stop; ++epoch) {
@@ -716,6 +939,8 @@ nlohmann::json train_sbtrec(const Config& cfg, const data::Dataset& ds, Run& run
       const double f = schedule_factor(t, step, total);
       for (size_t g = 0; g < optimizer->param_groups().size(); ++g)
         optimizer->param_groups()[g].options().set_lr(peak_lr[g] * f);
+      const bool log_now = (step + 1) % t.log_every == 0 || step + 1 == total;
+      GroupStats stats(*optimizer, group_names, log_now && t.group_stats);
       const double loss = sbtrec_step(*s.model, *optimizer, micro, t.max_grad_norm, &group, bucket_bytes);
       if (!std::isfinite(loss))
         throw Error(fmt::format("step {}: the loss is {} (lower train.lr or set train.max_grad_norm)", step + 1, loss));
@@ -727,19 +952,22 @@ nlohmann::json train_sbtrec(const Config& cfg, const data::Dataset& ds, Run& run
       epoch_sum += loss;
       ++epoch_n;
       progress.update(k + 1, epoch_sum / epoch_n);
-      if ((step + 1) % t.log_every == 0 || step + 1 == total) {
+      if (log_now) {
         const auto now = std::chrono::steady_clock::now();
         const double all_tokens = group.all_reduce_sum((double)(tokens - tokens_at_log), "token count for the log");
         const double tps = all_tokens / std::chrono::duration<double>(now - log_time).count();
         spdlog::info("step {}/{} loss {:.4f} lr {:.3g} {:.0f} tokens/s", step + 1, total, window_sum / window_n,
                      peak_lr.back() * f, tps);
-        run.log({{"epoch", epoch}, {"step", step + 1}, {"split", "train"}, {"loss", window_sum / window_n},
-                 {"lr", peak_lr.back() * f}, {"hybrid_last", hybrid}, {"tokens_per_s", tps}});
+        nlohmann::json record = {{"epoch", epoch}, {"step", step + 1}, {"split", "train"}, {"loss", window_sum / window_n},
+                                 {"lr", peak_lr.back() * f}, {"hybrid_last", hybrid}, {"tokens_per_s", tps}};
+        stats.finish(record);
+        run.log(record);
         log_time = now;
         tokens_at_log = tokens;
         window_sum = 0;
         window_n = 0;
       }
+      if (t.curve_every > 0 && (step + 1) % t.curve_every == 0) curve_point(step + 1, epoch);
     }
     progress.finish();
     spdlog::info("epoch {}: mean loss {:.4f}, {:.1f} samples/s, {} tokens so far", epoch, epoch_n ? epoch_sum / epoch_n : 0,

@@ -1,5 +1,11 @@
 // The LLaRA-protocol split on a hand-computed synthetic dataset, and the real MovieLens-100K counts.
+#include <algorithm>
+#include <cctype>
+#include <map>
+
 #include "grouplens_fixture.h"
+#include "sbtrec/common/error.h"
+#include "sbtrec/common/fs.h"
 #include "sbtrec/data/dataset.h"
 #include "sbtrec/data/movielens.h"
 
@@ -92,6 +98,52 @@ TEST(Split, SyntheticGroupLensIsLoadableAndSequential) {
     near += (d >= 1 && d <= 3);
   }
   EXPECT_GT(near, (int)ds.train.size() * 6 / 10);
+}
+
+TEST(Split, RandomTitleSynthesisHidesTheRingsFromTheText) {
+  test::TempDir dir;
+  SyntheticOptions so = random_title_defaults();
+  so.num_users = 300;
+  so.num_items = 120;
+  write_synthetic_grouplens(dir / "syn", so);
+  DataOptions opt;
+  opt.root = dir / "syn";
+  Dataset ds = load_dataset(opt);
+  ASSERT_EQ(ds.num_items, 120);
+  // Titles: distinct, two words, none a (case-insensitive) substring of another, no digits.
+  std::vector<std::string> lower;
+  for (const auto& t : ds.titles) {
+    std::string l = t;
+    for (auto& c : l) c = (char)std::tolower((unsigned char)c);
+    EXPECT_EQ(std::count(t.begin(), t.end(), ' '), 1) << t;
+    EXPECT_EQ(std::find_if(t.begin(), t.end(), [](char c) { return std::isdigit((unsigned char)c); }), t.end()) << t;
+    lower.push_back(l);
+  }
+  for (size_t i = 0; i < lower.size(); ++i)
+    for (size_t j = 0; j < lower.size(); ++j)
+      if (i != j) EXPECT_EQ(lower[i].find(lower[j]), std::string::npos) << ds.titles[i] << " / " << ds.titles[j];
+  // Behaviour: each item has one dominant successor (its ring neighbour), which is not id + 1.
+  std::map<int32_t, std::map<int32_t, int>> next;
+  for (const auto& s : ds.train) ++next[s.history.back()][s.target];
+  int dominant = 0, total = 0, plus_one = 0;
+  for (const auto& [item, targets] : next) {
+    int best = 0, best_item = -1;
+    for (const auto& [t, k] : targets) {
+      total += k;
+      if (k > best) best = k, best_item = t;
+    }
+    dominant += best;
+    plus_one += best_item == (item + 1) % 120;
+  }
+  EXPECT_GT(dominant, total * 8 / 10);
+  EXPECT_LT(plus_one, (int)next.size() / 4) << "ring order must not follow the ids";
+  // Same seed, same files.
+  write_synthetic_grouplens(dir / "again", so);
+  EXPECT_EQ(read_file(dir / "syn/u.item"), read_file(dir / "again/u.item"));
+  EXPECT_EQ(read_file(dir / "syn/u.data"), read_file(dir / "again/u.data"));
+  // Items must fill whole rings.
+  so.num_items = 121;
+  EXPECT_THROW(write_synthetic_grouplens(dir / "bad", so), ConfigError);
 }
 
 TEST(Export, OneLinePerSampleWithRawIds) {

@@ -149,6 +149,50 @@ TEST(HybridPrompt, SlotsPointAtTheirTokensAndItems) {
   EXPECT_EQ(nu.slots.size(), 6u);
 }
 
+TEST(HybridPrompt, SlotsBeforeTitlesAndTheUserTokenBeforeTheAnswer) {
+  SBTREC_REQUIRE_MODEL();
+  Fixture f;
+  auto ds = toy_dataset();
+  data::Sample s;
+  s.history = {0, 5};
+  s.target = 3;
+  const std::vector<int32_t> cands = {4, 3};
+  PromptOptions layout;
+  layout.slot_position = SlotPosition::kBeforeTitle;
+  layout.user_token_position = UserTokenPosition::kAnswer;
+  const auto chat = llm::resolve_chat_format(llm::ChatFormat::kAuto, "default");
+  PromptBuilder b(load_templates(test::source("configs/prompts/movielens.txt"), TemplateFormat::kSbtrec), *f.tok, f.slots,
+                  chat, "", true, 2048, layout);
+  const std::string text = b.render(1, {ds.titles[0], ds.titles[5]}, {ds.titles[4], ds.titles[3]}, true);
+  EXPECT_NE(text.find("Watching history: [HistoryEmb]Toy Story (1995), [HistoryEmb]Shanghai Triad"), std::string::npos) << text;
+  EXPECT_NE(text.find("Candidate movies (2): [CansEmb]Copycat (1995), [CansEmb]Get Shorty (1995)."), std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("[UserEmb]"), std::string::npos) << "the user token is not in the user's message: " << text;
+  auto p = b.encode(1, ds, s, cands, true, s.target, "train sample 0");
+  // The prompt ends with the assistant header and then the user token; the answer follows it.
+  ASSERT_GE(p.prompt_length, 1);
+  EXPECT_EQ(p.ids[(size_t)p.prompt_length - 1], f.slots.user);
+  EXPECT_EQ(p.slots.back().kind, SlotKind::kUser);
+  EXPECT_EQ(p.slots.back().position, p.prompt_length - 1);
+  const std::vector<int64_t> head(p.ids.begin(), p.ids.begin() + p.prompt_length - 1);
+  EXPECT_EQ(head, llm::encode_prompt(*f.tok, chat, text, std::nullopt));
+  const std::vector<int64_t> answer(p.ids.begin() + p.prompt_length, p.ids.end());
+  EXPECT_EQ(answer, b.encode_answer(ds.titles[3]));
+  // Each candidate slot is followed by its title's tokens, the first as an answer begins (no space).
+  std::vector<int32_t> cand;
+  for (const auto& slot : p.slots)
+    if (slot.kind == SlotKind::kCandidate) {
+      cand.push_back(slot.item);
+      const std::string next = f.tok->decode({p.ids.begin() + slot.position + 1, p.ids.begin() + slot.position + 4});
+      EXPECT_EQ(next.rfind(ds.titles[(size_t)slot.item].substr(0, 3), 0), 0u) << next;
+    }
+  EXPECT_EQ(cand, cands);
+  // Text-only prompts carry no user token at the answer either.
+  auto t = b.encode(1, ds, s, cands, false, std::nullopt, "x");
+  EXPECT_TRUE(t.slots.empty());
+  EXPECT_NE(t.ids.back(), f.slots.user);
+}
+
 TEST(HybridPrompt, ChatFormatWrapsThePromptAndEndsTheAnswerWithEndOfTurn) {
   SBTREC_REQUIRE_MODEL();
   Fixture f;

@@ -115,3 +115,45 @@ TEST(SbtRecModel, ContinuousVectorsAndShuffledTokens) {
   auto moved = m.item_aligner->forward(m.item_vectors.index_select(0, perm.index_select(0, torch::tensor({3}, torch::kInt64))));
   EXPECT_TRUE(torch::allclose(shuffled[0][2], moved[0]));
 }
+
+TEST(SbtRecModel, SharedAlignerMapsUserVectorsLikeItemsAndScalesTokensToTheEmbeddingRows) {
+  torch::manual_seed(5);
+  auto lm = llm::LlamaForCausalLM(llm::llama_tiny());
+  lm->add_lora(llm::LoraOptions{});
+  const int64_t N = 40, D = 12;
+  auto items = torch::randn({N, D}) * 4.0;
+  aligner::AlignerOptions o;
+  o.shared = true;
+  o.input_norm = aligner::InputNorm::kUnit;
+  o.output_scale = aligner::OutputScale::kEmbeddings;
+  train::SbtRecModel m(lm, items, quantizer::Hdsd{nullptr}, D, o);
+  EXPECT_FALSE(m->user_aligner) << "aligner.shared: one aligner";
+  torch::NoGradGuard ng;
+  // a user vector equal to an item's row (at any scale) gets that item's token
+  auto u = m->user_embeddings(items.index_select(0, torch::tensor({7}, torch::kInt64)) * 3.0);  // [1, E]
+  auto t = m->item_embeddings(torch::tensor({7}, torch::kInt64));                              // [1, E]
+  EXPECT_LT((u - t).abs().max().item<double>(), 1e-5);
+  // tokens as long as the embedding rows are on average
+  const double rows = lm->model->embed_tokens->weight.norm(2, 1).mean().item<double>();
+  EXPECT_NEAR(t.norm().item<double>(), rows, 1e-4 * rows);
+  // one aligner needs one width
+  EXPECT_THROW(train::SbtRecModel(lm, items, quantizer::Hdsd{nullptr}, D + 1, o), ConfigError);
+
+  // aligner.user_as_item: the user slot carries the token of the item nearest to the user vector in
+  // cosine, exactly; under the shuffled control, nearest among the rows the tokens are made of.
+  o.user_as_item = true;
+  train::SbtRecModel snap(lm, items, quantizer::Hdsd{nullptr}, D, o);
+  prompt::EncodedPrompt p;
+  p.ids = {1, 5, 6, 7};
+  p.prompt_length = 4;
+  p.slots = {{1, prompt::SlotKind::kCandidate, 3}, {3, prompt::SlotKind::kUser, -1}};
+  auto batch = prompt::collate({p}, 0, false);
+  auto user = items.index_select(0, torch::tensor({11}, torch::kInt64)) * 2.0 + 0.01 * torch::randn({1, D});  // [1, D]
+  auto embeds = snap->inputs_embeds(batch, user);  // [1, 4, E]
+  EXPECT_TRUE(torch::equal(embeds[0][3], snap->item_embeddings(torch::tensor({11}, torch::kInt64))[0]));
+  auto perm = torch::roll(torch::arange(N), 1);  // item i's token is made of row i - 1
+  snap->set_item_permutation(perm);
+  embeds = snap->inputs_embeds(batch, user);
+  // row 11 is item 12's under this permutation: the user token is item 12's token (made of row 11)
+  EXPECT_TRUE(torch::equal(embeds[0][3], snap->item_embeddings(torch::tensor({12}, torch::kInt64))[0]));
+}

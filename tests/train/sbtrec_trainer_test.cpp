@@ -119,6 +119,24 @@ TEST(SbtRecConfig, EveryShippedConfigLoads) {
   EXPECT_EQ(llara.train.lr, 8e-4);
   EXPECT_FALSE(load_config(test::source("configs/movielens/ablations/sbtrec_smollm_text_only.yaml")).prompt.hybrid);
   EXPECT_TRUE(load_config(test::source("configs/movielens/ablations/sbtrec_smollm_shuffled.yaml")).prompt.shuffle_items);
+  // The paper's method stays the default; the behaviour options are one named config away.
+  EXPECT_EQ(base.quantizer.item_rows, quantizer::ItemRows::kInput);
+  EXPECT_FALSE(base.aligner.shared);
+  EXPECT_EQ(base.prompt.slot_position, prompt::SlotPosition::kAfterTitle);
+  EXPECT_EQ(base.prompt.user_token_position, prompt::UserTokenPosition::kHistory);
+  const auto one = load_config(test::source("configs/movielens/ablations/sbtrec_smollm_one_space.yaml"));
+  EXPECT_EQ(one.quantizer.item_rows, quantizer::ItemRows::kOutput);
+  EXPECT_TRUE(one.aligner.shared);
+  EXPECT_EQ(one.aligner.input_norm, aligner::InputNorm::kUnit);
+  EXPECT_EQ(one.aligner.output_scale, aligner::OutputScale::kEmbeddings);
+  EXPECT_EQ(one.aligner.palette_size, 1024);
+  EXPECT_TRUE(one.aligner.user_as_item);
+  EXPECT_FALSE(one.quantizer.enabled) << "measured with continuous tokens only";
+  EXPECT_EQ(one.prompt.slot_position, prompt::SlotPosition::kBeforeTitle);
+  EXPECT_EQ(one.prompt.user_token_position, prompt::UserTokenPosition::kAnswer);
+  EXPECT_FALSE(one.prompt.oracle_user_token);
+  EXPECT_EQ(one.train.max_steps, base.train.max_steps);
+  EXPECT_TRUE(load_config(test::source("configs/movielens/ablations/sbtrec_smollm_oracle.yaml")).prompt.oracle_user_token);
   const auto shuffled = load_config(test::source("configs/movielens/ablations/sbtrec_smollm_shuffled.yaml"));
   EXPECT_EQ(shuffled.train.max_steps, base.train.max_steps);
   EXPECT_EQ(shuffled.train.lr, base.train.lr);

@@ -13,10 +13,16 @@ namespace sbtrec::aligner {
 class RamAlignerImpl : public torch::nn::Module {
  public:
   // in_features D, out_features E; PyTorch's default Linear initialisation (seeded by torch's RNG).
-  RamAlignerImpl(int64_t in_features, int64_t out_features, const AlignerOptions& options = {});
+  // `output_norm` > 0: every output token is rescaled to this length (options.output_scale
+  // embeddings: the owner passes the mean norm of the LLM's embedding rows).
+  // `palette` [M, E] (options.palette_size > 0): the fixed embedding rows the tokens mix; the last
+  // layer then has M outputs.
+  RamAlignerImpl(int64_t in_features, int64_t out_features, const AlignerOptions& options = {}, double output_norm = 0,
+                 torch::Tensor palette = {});
 
   // e [N..., D] (float32) -> [N..., E] in `dtype` (the LLM's embedding dtype); computed in the
-  // parameters' dtype (float32 trainables under a bf16 LLM).
+  // parameters' dtype (float32 trainables under a bf16 LLM). options.input_norm unit scales each
+  // e to length 1 first.
   torch::Tensor forward(const torch::Tensor& e, torch::ScalarType dtype = torch::kFloat32);
 
   int64_t in_features() const { return in_features_; }
@@ -28,6 +34,10 @@ class RamAlignerImpl : public torch::nn::Module {
  private:
   int64_t in_features_, out_features_;
   AlignerType type_;
+  InputNorm input_norm_;
+  double output_norm_;
+  double sharpness_;
+  torch::Tensor palette_;  // [M, E] buffer, or undefined
 };
 TORCH_MODULE(RamAligner);
 

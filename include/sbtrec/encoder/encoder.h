@@ -28,6 +28,8 @@ class EncoderImpl : public torch::nn::Module {
 
   // The item-embedding table [N + 1, D] (row N is padding): LLaRA's aligner input.
   torch::Tensor item_embedding_table() const { return item_embeddings->weight; }
+  // The scoring layer's rows [N, Z]: item i's logit is scoring_rows()[i] . z + bias[i].
+  torch::Tensor scoring_rows() const { return s_fc->weight; }
   int64_t num_items() const { return num_items_; }
   int64_t hidden_size() const { return hidden_size_; }
 

@@ -23,6 +23,7 @@ struct EvalOptions {
   int llm_batch_size = 8;                 // SBT-Rec: prompts generated per batch
   int64_t max_cases = 0;                  // SBT-Rec: > 0 evaluates only the first this many cases of a split
   int64_t max_val_cases = 0;              // SBT-Rec: > 0 caps validation alone (0 = max_cases)
+  bool token_reliance = false;            // SBT-Rec likelihood mode: re-score with the tokens moved (3x the cost)
 };
 
 inline void visit_fields(EvalOptions& o, config::Visitor& v) {
@@ -39,6 +40,9 @@ inline void visit_fields(EvalOptions& o, config::Visitor& v) {
           config::at_least<int64_t>(0));
   v.field("max_val_cases", o.max_val_cases, "SBT-Rec: > 0 caps the validation split alone (0 = max_cases)",
           config::at_least<int64_t>(0));
+  v.field("token_reliance", o.token_reliance,
+          "SBT-Rec, likelihood mode: also score each case with the candidates' tokens rotated by one candidate and with "
+          "every token replaced by their mean, and report how far the target's rank moves (3x the evaluation cost)");
 }
 
 }  // namespace sbtrec

@@ -42,6 +42,9 @@ struct AttentionInputs {
   torch::Tensor cos, sin;  // [B, T, E] in the activation dtype
   torch::Tensor mask;      // [B, 1, T, S] bool (true = may attend), or undefined
   bool is_causal = false;  // use SDPA's own causal mask (no padding, nothing cached)
+  // Analysis (ForwardInputs::attention_probe): each layer appends the attention weights of the last
+  // query position, [B, H, S] float32.
+  std::vector<torch::Tensor>* probe = nullptr;
 };
 
 struct LlamaAttentionImpl : torch::nn::Module {
@@ -78,6 +81,9 @@ struct ForwardInputs {
   torch::Tensor position_ids;    // [B, T]; undefined = from attention_mask (cumsum - 1) or arange
   KVCache* cache = nullptr;      // incremental decoding
   int64_t logits_to_keep = 0;    // 0 = logits for every position, k = only the last k
+  // Analysis: when set, receives per layer the attention weights of the last query position
+  // ([B, H, S] float32, softmax over the keys; what the next token is predicted from). No effect on outputs.
+  std::vector<torch::Tensor>* attention_probe = nullptr;
 };
 
 struct LlamaModelImpl : torch::nn::Module {

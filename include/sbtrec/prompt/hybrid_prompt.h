@@ -1,7 +1,8 @@
 // Hybrid prompts (paper section 3.4): instruction text, item titles and behavioural-token slots. A
 // template line holds the history and the candidates as placeholders; each title is followed by its
-// slot (" [HistoryEmb]" / " [CansEmb]", as LLaRA writes them), the user token " [UserEmb]" (when on)
-// follows the history, and titles are joined by ", ". Slots are added special tokens whose embedding
+// slot (" [HistoryEmb]" / " [CansEmb]", as LLaRA writes them; or precedes it, prompt.slot_position),
+// the user token " [UserEmb]" (when on) follows the history (or ends the prompt, at the start of the
+// answer's turn: prompt.user_token_position), and titles are joined by ", ". Slots are added special tokens whose embedding
 // rows the model replaces with aligner outputs. A text-only prompt has titles and no slots (baselines,
 // curriculum steps). The answer (supervised alone) is the target title and the format's end of turn.
 // Legend: B prompts in a batch, T tokens, S slots in the batch.
@@ -49,7 +50,8 @@ enum class SlotKind { kHistory, kCandidate, kUser };
 struct Slot {
   int64_t position = 0;  // index into EncodedPrompt::ids
   SlotKind kind = SlotKind::kHistory;
-  int32_t item = -1;  // the item a history / candidate slot stands for; -1 for the user slot
+  int32_t item = -1;  // the item a history / candidate slot stands for; -1 for the user slot (the target
+                      // under prompt.oracle_user_token)
 };
 
 struct EncodedPrompt {
@@ -68,8 +70,9 @@ class PromptBuilder {
   // `chat`: how the prompt is wrapped (format none: raw text with BOS, as LLaRA); `system`: the chat
   // system message (empty = the template's default). `max_length`: the model's context; a longer
   // prompt is an error, never a truncation.
+  // `layout`: where slots and the user token sit (its user_token decides nothing here: `user_token` does).
   PromptBuilder(Templates templates, const llm::Tokenizer& tokenizer, SlotTokens slots, llm::ChatTemplate chat,
-                std::string system, bool user_token, int64_t max_length);
+                std::string system, bool user_token, int64_t max_length, const PromptOptions& layout = {});
 
   size_t num_templates() const { return templates_.lines.size(); }
   const llm::ChatTemplate& chat() const { return chat_; }
@@ -104,6 +107,9 @@ class PromptBuilder {
   std::string system_;
   bool user_token_;
   int64_t max_length_;
+  SlotPosition slot_position_;
+  UserTokenPosition user_position_;
+  bool oracle_;
 };
 
 // A batch of encoded prompts as tensors. Training pads on the right; generation on the left.

@@ -21,8 +21,9 @@
 
 namespace sbtrec::quantizer {
 
-// The encoder's item-embedding rows without the padding row: [N, D] (a detached copy).
-torch::Tensor item_vectors(const encoder::EncoderImpl& encoder);
+// The encoder's rows standing for the items (a detached copy): the item-embedding rows without the
+// padding row [N, D] (ItemRows::kInput), or the scoring layer's rows [N, Z] (kOutput).
+torch::Tensor item_vectors(const encoder::EncoderImpl& encoder, ItemRows rows = ItemRows::kInput);
 // z = sequence_representation of each sample's history, in eval mode (no dropout), no grad: [S, Z].
 torch::Tensor user_vectors(encoder::EncoderImpl& encoder, const std::vector<data::Sample>& samples, int max_len,
                            int batch_size);
@@ -66,7 +67,8 @@ HdsdFit fit_hdsd(const QuantizerOptions& options, uint64_t seed, encoder::Encode
 void save_hdsd(const std::string& dir, const HdsdFit& fit, const std::string& config_yaml);
 
 // Loads <dir>/codebooks.safetensors into the quantizers `hdsd` has; a missing file, key or a shape
-// that does not match the options is a CheckpointError naming the file and key.
-void load_hdsd_codebooks(const std::string& dir, HdsdImpl& hdsd);
+// that does not match the options is a CheckpointError naming the file and key; so are item codebooks
+// fitted on other rows than `item_rows` (quantizer.item_rows).
+void load_hdsd_codebooks(const std::string& dir, HdsdImpl& hdsd, ItemRows item_rows = ItemRows::kInput);
 
 }  // namespace sbtrec::quantizer

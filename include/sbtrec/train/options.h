@@ -68,6 +68,9 @@ struct TrainOptions {
   int accumulation = 1;         // micro-batches per optimizer step
   double max_grad_norm = 0;     // 0 = no clipping
   int64_t max_steps = 0;        // > 0: the run's length in optimizer steps (and the schedule's)
+  int64_t curve_every = 0;      // > 0: a likelihood validation every this many optimizer steps (learning curves)
+  int64_t curve_cases = 50;     // validation cases of each curve point
+  bool group_stats = true;      // per-group gradient norm and update/weight ratio at each log line
 };
 
 inline void visit_fields(TrainOptions& o, config::Visitor& v) {
@@ -101,6 +104,14 @@ inline void visit_fields(TrainOptions& o, config::Visitor& v) {
           config::at_least(0.0));
   v.field("max_steps", o.max_steps, "SBT-Rec trainer: > 0 caps the run at this many optimizer steps (and sets the schedule's length)",
           config::at_least<int64_t>(0));
+  v.field("curve_every", o.curve_every,
+          "SBT-Rec trainer: > 0 scores the first curve_cases validation cases by candidate likelihood every this many "
+          "optimizer steps (metrics.jsonl split val_curve; with eval.token_reliance also how much the tokens are used); "
+          "a measurement only: the best checkpoint is still chosen at validation",
+          config::at_least<int64_t>(0));
+  v.field("curve_cases", o.curve_cases, "SBT-Rec trainer: validation cases per learning-curve point", config::at_least<int64_t>(1));
+  v.field("group_stats", o.group_stats,
+          "SBT-Rec trainer: log each parameter group's gradient norm and update/weight ratio with the loss (metrics.jsonl)");
 }
 
 }  // namespace sbtrec

@@ -41,11 +41,15 @@ class SbtRecModelImpl : public torch::nn::Module {
 
   llm::LlamaForCausalLM llm{nullptr};
   quantizer::Hdsd hdsd{nullptr};
-  aligner::RamAligner item_aligner{nullptr}, user_aligner{nullptr};  // D -> E, Z -> E (null without a user token)
+  // D -> E, Z -> E (user_aligner null without a user token, or when aligner.shared: the item aligner
+  // then maps user vectors too)
+  aligner::RamAligner item_aligner{nullptr}, user_aligner{nullptr};
   torch::Tensor item_vectors;  // [N, D] buffer, frozen
 
  private:
   torch::Tensor permutation_;  // [N] or undefined
+  int64_t user_dim_ = 0;
+  bool user_as_item_ = false;  // aligner.user_as_item
 };
 TORCH_MODULE(SbtRecModel);
 

@@ -12,6 +12,7 @@
 
 #include <array>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -80,20 +81,49 @@ struct CaseResult {
   bool valid = false, hit = false;
   std::vector<double> scores;        // likelihood mode: per candidate, summed answer log-likelihood
   int64_t rank = -1;                 // likelihood mode: candidates scored at least as high as the target
+  // eval.token_reliance: the rank with the candidates' tokens rotated by one, and with every
+  // behavioural token replaced by the prompt's mean token (-1: not measured).
+  int64_t rank_permuted = -1, rank_mean = -1;
 };
 struct SbtRecEval {
   eval::Metrics metrics;
   data::Split split = data::Split::kTest;
+  EvalMode mode = EvalMode::kGeneration;
   std::vector<CaseResult> cases;
-  // {"n", "hits", "valid", "hr@1", "valid_ratio", "hr@1_of_valid" (= LLaRA's code's test_hr), ...}
+  // {"n", "hits", "valid", "hr@1", "valid_ratio", "hr@1_of_valid" (= LLaRA's code's test_hr), "split",
+  // "mode", ...; with token reliance "hr@1_tokens_permuted", "hr@1_tokens_mean", "rank_shift_permuted",
+  // "rank_shift_mean"}
   nlohmann::json to_json() const;
 };
 // Evaluates the first cfg.eval.max_cases (0 = all; validation: max_val_cases if set) cases of `split` in cfg.eval.mode, with the fixed
 // candidate sets `candidates` and the evaluation template of each case. With a data-parallel `group`
 // the generation batches (likelihood: the cases) go round-robin to the ranks and every rank returns
 // all results, in case order (the same figures as one process).
+// `scope` overrides the config's mode and case count (the learning curve's likelihood points).
+struct EvalScope {
+  std::optional<EvalMode> mode;
+  int64_t max_cases = 0;  // > 0: overrides eval.max_cases / max_val_cases
+};
 SbtRecEval evaluate_sbtrec(SbtRecSession& s, data::Split split, const std::vector<data::CandidateSet>& candidates,
-                           dist::ProcessGroup* group = nullptr);
+                           dist::ProcessGroup* group = nullptr, const EvalScope& scope = {});
+// The summed answer log-likelihood of each candidate of `cs` after the prompt `pb` (one row) whose
+// input embeddings are `embeds` [1, P, E]: one prompt forward, its KV cache shared by the C answers.
+// `what` names the case in a context-overflow error.
+std::vector<double> score_candidates(SbtRecSession& s, const prompt::PromptBatch& pb, const torch::Tensor& embeds,
+                                     const data::CandidateSet& cs, const std::string& what);
+
+// Where the answer's first token looks: for the first `max_cases` cases of `split` (hybrid prompts, as
+// evaluated), the attention weights of the last prompt position (which predicts the answer's first
+// token) in every layer, summed over the target's candidate slot, the other candidates' slots (mean per
+// slot), the user slot and the history slots; and over each candidate's segment (its slot and title,
+// at most 17 tokens). Per layer: the mean over cases and heads, and the head that puts the largest
+// share of its candidate-slot (segment) mass on the target's. JSON:
+// {"cases", "layers": [{"layer", "target_slot", "other_candidate_slot", "user_slot", "history_slots",
+//   "best_head", "best_head_target_share", "target_segment", "other_candidate_segment",
+//   "best_segment_head", "best_segment_head_target_share"}], "chance_target_share": 1 / C}.
+nlohmann::json attention_on_slots(SbtRecSession& s, data::Split split, const std::vector<data::CandidateSet>& candidates,
+                                  int64_t max_cases);
+
 // predictions.jsonl: one object per case with user, candidates, candidate_titles, target,
 // target_title, output, named, valid, hit (and scores in likelihood mode); written atomically. Item
 // ids (candidates, target, named, history) are the dataset's own ids (Dataset::raw_item_ids).
