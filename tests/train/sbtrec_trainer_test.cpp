@@ -136,6 +136,7 @@ TEST(SbtRecConfig, EveryShippedConfigLoads) {
   EXPECT_EQ(one.prompt.user_token_position, prompt::UserTokenPosition::kAnswer);
   EXPECT_FALSE(one.prompt.oracle_user_token);
   EXPECT_EQ(one.train.max_steps, base.train.max_steps);
+  EXPECT_EQ(one.train.lr, 1e-3);
   EXPECT_TRUE(load_config(test::source("configs/movielens/ablations/sbtrec_smollm_oracle.yaml")).prompt.oracle_user_token);
   const auto shuffled = load_config(test::source("configs/movielens/ablations/sbtrec_smollm_shuffled.yaml"));
   EXPECT_EQ(shuffled.train.max_steps, base.train.max_steps);
