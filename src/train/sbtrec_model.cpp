@@ -26,7 +26,7 @@ SbtRecModelImpl::SbtRecModelImpl(llm::LlamaForCausalLM llm_model, torch::Tensor 
   torch::Tensor palette;  // [M, E]: rows spread evenly over the original vocabulary (no RNG draw)
   if (o.palette_size > 0) {
     torch::NoGradGuard ng;
-    const auto& W = llm->model->embed_tokens->weight;                 // [V, E], the slot rows last
+    const auto& W = llm->model->embed_tokens->weight;  // [V, E]; the three slot rows, added last, left out
     const int64_t V = W.size(0) - 3, M = std::min<int64_t>(o.palette_size, V);
     palette = W.index_select(0, torch::linspace(0, (double)(V - 1), M, torch::kFloat64).round().to(torch::kInt64).to(W.device()))
                   .to(torch::kFloat32);
