@@ -595,7 +595,7 @@ nlohmann::json attention_on_slots(SbtRecSession& s, data::Split split, const std
     target += t;
     other += (all - t) / (double)std::max<int64_t>(1, C - 1);
     // Each candidate's segment: its slot and its title (the tokens up to the neighbouring candidate's
-    // slot, at most 16), where an induction head that matched the slot would look.
+    // slot, at most 17 with the slot), where an induction head that matched the slot would look.
     auto segment = [&](size_t k) {
       std::vector<int64_t> pos;
       if (before) {
