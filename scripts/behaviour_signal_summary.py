@@ -3,7 +3,7 @@
 ValidRatio, HR@1 and HR@5 by candidate likelihood (Wilson intervals), token reliance (likelihood HR@1
 with the candidates' tokens rotated by one candidate, and the mean shift of the target's rank), and
 per-case paired tests against text-only on the same test cases (exact McNemar: a two-sided binomial
-test on the discordant cases, scipy.stats.binomtest), beside SASRec alone on the same candidate
+test on the discordant cases; scripts/paired_stats.py), beside SASRec alone on the same candidate
 sets. Markdown on stdout.
 
 Usage: behaviour_signal_summary.py OUT [VARIANTS...]
@@ -12,27 +12,7 @@ import json
 import os
 import sys
 
-from scipy.stats import binomtest
-
-
-def wilson(k, n):
-    if n == 0:
-        return float("nan"), float("nan")
-    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
-    return ci.low, ci.high
-
-
-def mcnemar(a, b):
-    """Wins of a, losses of a, and the exact two-sided p over the discordant cases."""
-    wins = sum(x and not y for x, y in zip(a, b))
-    losses = sum(y and not x for x, y in zip(a, b))
-    p = binomtest(wins, wins + losses).pvalue if wins + losses else 1.0
-    return wins, losses, p
-
-
-def jsonl(path):
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+from paired_stats import jsonl, mcnemar, wilson
 
 
 def rate(hits):

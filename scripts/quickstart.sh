@@ -31,8 +31,8 @@ results=$($BIN/sbtrec-train --config configs/quickstart.yaml --set data.root="$r
 enc=$(printf '%s' "$results" | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["output_dir"])')
 $BIN/sbtrec-eval --config configs/quickstart.yaml --set data.root="$root" --checkpoint "$enc" > runs/quickstart-sasrec-table.txt
 
-echo "== 2/3 HDSD codebooks on its item and user vectors (configs/movielens/quantize.yaml) =="
-$BIN/sbtrec-quantize --config configs/movielens/quantize.yaml --set data.root="$root" --encoder "$enc" \
+echo "== 2/3 HDSD codebooks on its item and user vectors (configs/movielens/quantize_smollm.yaml: item codes on its scoring rows) =="
+$BIN/sbtrec-quantize --config configs/movielens/quantize_smollm.yaml --set data.root="$root" --encoder "$enc" \
   --out runs/quickstart-hdsd --overwrite
 
 echo "== 3/3 SBT-Rec with SmolLM2-135M-Instruct (configs/quickstart_sbtrec.yaml) =="

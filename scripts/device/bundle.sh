@@ -40,7 +40,7 @@ if [ -f "$DATA/u.data" ] && [ -f ../shared/models/llara-rec-models/movielens.pt 
   mkdir -p "$D/ml-100k"
   cp "$DATA"/u.data "$DATA"/u.item "$DATA"/u.info "$DATA"/u.user "$DATA"/u.genre "$D/ml-100k/" 2>/dev/null || cp "$DATA"/u.* "$D/ml-100k/"
   .venv/bin/python scripts/import_llara_checkpoint.py --checkpoint ../shared/models/llara-rec-models/movielens.pt --out "$D/enc" >/dev/null
-  build/release/bin/sbtrec-quantize --config configs/movielens/quantize.yaml --set data.root="$DATA" --encoder "$D/enc" \
+  build/release/bin/sbtrec-quantize --config configs/movielens/quantize_smollm.yaml --set data.root="$DATA" --encoder "$D/enc" \
     --out "$D/q" --overwrite >/dev/null
   cp configs/prompts/movielens.txt "$D/"
   build/release/bin/sbtrec-train --config configs/movielens/sbtrec_smollm.yaml --dump-config > "$D/sbtrec_smollm.yaml"

@@ -16,14 +16,15 @@ struct SbtRecFixture {
   std::string encoder, codebooks;
 };
 
-// LLaRA's SASRec imported, and HDSD fitted on it (fewer Lloyd iterations than the config).
+// LLaRA's SASRec imported, and HDSD fitted on it for the SmolLM2 config (item codes on the scoring rows,
+// configs/movielens/quantize_smollm.yaml; fewer Lloyd iterations than the config).
 inline SbtRecFixture& sbtrec_fixture() {
   static SbtRecFixture f;
   if (f.encoder.empty()) {
     auto r = run(std::string(SBTREC_PYTHON) + " " + source("scripts/import_llara_checkpoint.py") + " --checkpoint " +
                  shared("models/llara-rec-models/movielens.pt") + " --out " + (f.dir / "enc"));
     EXPECT_EQ(r.exit_code, 0) << r.output;
-    r = run(bin("sbtrec-quantize") + " --config " + source("configs/movielens/quantize.yaml") + " --set data.root=" +
+    r = run(bin("sbtrec-quantize") + " --config " + source("configs/movielens/quantize_smollm.yaml") + " --set data.root=" +
             shared("data/ml-100k") + " --encoder " + (f.dir / "enc") + " --out " + (f.dir / "q") +
             " --set quantizer.kmeans_iterations=5");
     EXPECT_EQ(r.exit_code, 0) << r.output;

@@ -119,24 +119,35 @@ TEST(SbtRecConfig, EveryShippedConfigLoads) {
   EXPECT_EQ(llara.train.lr, 8e-4);
   EXPECT_FALSE(load_config(test::source("configs/movielens/ablations/sbtrec_smollm_text_only.yaml")).prompt.hybrid);
   EXPECT_TRUE(load_config(test::source("configs/movielens/ablations/sbtrec_smollm_shuffled.yaml")).prompt.shuffle_items);
-  // The paper's method stays the default; the behaviour options are one named config away.
-  EXPECT_EQ(base.quantizer.item_rows, quantizer::ItemRows::kInput);
-  EXPECT_FALSE(base.aligner.shared);
-  EXPECT_EQ(base.prompt.slot_position, prompt::SlotPosition::kAfterTitle);
-  EXPECT_EQ(base.prompt.user_token_position, prompt::UserTokenPosition::kHistory);
-  const auto one = load_config(test::source("configs/movielens/ablations/sbtrec_smollm_one_space.yaml"));
-  EXPECT_EQ(one.quantizer.item_rows, quantizer::ItemRows::kOutput);
-  EXPECT_TRUE(one.aligner.shared);
-  EXPECT_EQ(one.aligner.input_norm, aligner::InputNorm::kUnit);
-  EXPECT_EQ(one.aligner.output_scale, aligner::OutputScale::kEmbeddings);
-  EXPECT_EQ(one.aligner.palette_size, 1024);
-  EXPECT_TRUE(one.aligner.user_as_item);
-  EXPECT_FALSE(one.quantizer.enabled) << "measured with continuous tokens only";
-  EXPECT_EQ(one.prompt.slot_position, prompt::SlotPosition::kBeforeTitle);
-  EXPECT_EQ(one.prompt.user_token_position, prompt::UserTokenPosition::kAnswer);
-  EXPECT_FALSE(one.prompt.oracle_user_token);
-  EXPECT_EQ(one.train.max_steps, base.train.max_steps);
-  EXPECT_EQ(one.train.lr, 1e-3);
+  // The SmolLM2 config carries the behaviour options (issue 21); the paper's method is one named config
+  // away, and configs/movielens/sbtrec.yaml stays the paper's exactly.
+  auto behaviour_options = [](const std::string& file, bool on) {
+    SCOPED_TRACE(file);
+    const auto c = load_config(test::source(file));
+    EXPECT_EQ(c.quantizer.item_rows, on ? quantizer::ItemRows::kOutput : quantizer::ItemRows::kInput);
+    EXPECT_EQ(c.aligner.shared, on);
+    EXPECT_EQ(c.aligner.input_norm, on ? aligner::InputNorm::kUnit : aligner::InputNorm::kNone);
+    EXPECT_EQ(c.aligner.output_scale, on ? aligner::OutputScale::kEmbeddings : aligner::OutputScale::kNone);
+    EXPECT_EQ(c.aligner.palette_size, on ? 1024 : 0);
+    EXPECT_EQ(c.aligner.user_as_item, on);
+    EXPECT_EQ(c.prompt.slot_position, on ? prompt::SlotPosition::kBeforeTitle : prompt::SlotPosition::kAfterTitle);
+    EXPECT_EQ(c.prompt.user_token_position,
+              on ? prompt::UserTokenPosition::kAnswer : prompt::UserTokenPosition::kHistory);
+    EXPECT_FALSE(c.prompt.oracle_user_token);
+  };
+  behaviour_options("configs/movielens/sbtrec_smollm.yaml", true);
+  for (const char* paper : {"configs/movielens/sbtrec.yaml", "configs/movielens/ablations/sbtrec_smollm_paper.yaml",
+                            "configs/movielens/ablations/sbtrec_smollm_llara.yaml"})
+    behaviour_options(paper, false);
+  EXPECT_TRUE(base.quantizer.enabled);
+  EXPECT_EQ(base.train.lr, 1e-3);
+  EXPECT_EQ(load_config(test::source("configs/movielens/quantize_smollm.yaml")).quantizer.item_rows,
+            quantizer::ItemRows::kOutput);
+  const auto paper = load_config(test::source("configs/movielens/ablations/sbtrec_smollm_paper.yaml"));
+  EXPECT_EQ(paper.train.lr, 3e-4);
+  EXPECT_EQ(paper.train.max_steps, base.train.max_steps);
+  EXPECT_EQ(paper.llm.model, "default");
+  EXPECT_EQ(load_config(test::source("configs/movielens/quantize.yaml")).quantizer.item_rows, quantizer::ItemRows::kInput);
   EXPECT_TRUE(load_config(test::source("configs/movielens/ablations/sbtrec_smollm_oracle.yaml")).prompt.oracle_user_token);
   const auto shuffled = load_config(test::source("configs/movielens/ablations/sbtrec_smollm_shuffled.yaml"));
   EXPECT_EQ(shuffled.train.max_steps, base.train.max_steps);
