@@ -36,6 +36,7 @@ RELIANCE=${RELIANCE:-1}
 ./scripts/setup.sh >/dev/null
 ./scripts/build.sh >/dev/null
 B=build/release/bin
+source scripts/variants.sh
 mkdir -p "$OUT"
 echo "== data, SASRec, HDSD: $(date +%T)"
 [ -f "$OUT/data/u.item" ] || $B/sbtrec-data synth --titles random --out "$OUT/data"
@@ -50,13 +51,8 @@ for rows in input output; do
     --set data.root="$OUT/data" --encoder "$OUT/enc" --out "$OUT/q_$rows" --overwrite > "$OUT/quantize_$rows.txt"
 done
 for v in "${VARIANTS[@]}"; do
-  q=$OUT/q_output
-  case $v in
-    sbtrec) cfg=configs/movielens/sbtrec_smollm.yaml ;;
-    continuous) cfg=configs/movielens/ablations/sbtrec_smollm_wo_hdsd.yaml ;;
-    paper) cfg=configs/movielens/ablations/sbtrec_smollm_paper.yaml; q=$OUT/q_input ;;
-    *) cfg=configs/movielens/ablations/sbtrec_smollm_$v.yaml ;;
-  esac
+  cfg=$(variant_config "$v")
+  q=$OUT/q_$(variant_item_rows "$v")
   run=$OUT/$v
   if [ "${FORCE:-0}" != 1 ] && [ -s "$OUT/${v}_likelihood.json" ] && [ -f "$run/predictions_likelihood.jsonl" ]; then
     echo "== $v: results in $OUT already (FORCE=1 reruns it)"

@@ -18,6 +18,7 @@ VARIANTS=("$@")
 ./scripts/setup.sh >/dev/null
 ./scripts/build.sh >/dev/null
 B=build/release/bin
+source scripts/variants.sh
 DATA=${SBTREC_DATA:-../shared/data/ml-100k}
 LLARA=${SBTREC_LLARA_SASREC:-../shared/models/llara-rec-models/movielens.pt}
 mkdir -p "$OUT"
@@ -29,13 +30,8 @@ mkdir -p "$OUT"
   --encoder "$OUT/enc" --out "$OUT/q_input" --overwrite > "$OUT/quantize_input.txt"
 $B/sbtrec-eval --config configs/movielens/sasrec.yaml --set data.root="$DATA" --checkpoint "$OUT/enc" --json | tail -n 1 > "$OUT/sasrec.json"
 for v in "${VARIANTS[@]}"; do
-  q=$OUT/q
-  case $v in
-    sbtrec) cfg=configs/movielens/sbtrec_smollm.yaml ;;
-    continuous) cfg=configs/movielens/ablations/sbtrec_smollm_wo_hdsd.yaml ;;
-    paper) cfg=configs/movielens/ablations/sbtrec_smollm_paper.yaml; q=$OUT/q_input ;;
-    *) cfg=configs/movielens/ablations/sbtrec_smollm_$v.yaml ;;
-  esac
+  cfg=$(variant_config "$v")
+  q=$OUT/q; [ "$(variant_item_rows "$v")" = output ] || q=$OUT/q_input
   run=$OUT/$v
   echo "== $v ($cfg), $STEPS steps: $(date +%T)"
   $B/sbtrec-train --config "$cfg" --set data.root="$DATA" --set encoder.checkpoint="$OUT/enc" \
