@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
                            {"lora_r", std::to_string(cfg.lora.r)}, {"lora_alpha", std::to_string(cfg.lora.alpha)}});
       }
       const double t0 = now();
-      const auto e = train::evaluate_sbtrec(s, data::Split::kTest, cands);
+      const auto e = eval::evaluate_sbtrec(s, data::Split::kTest, cands);
       const double sec = now() - t0;
       out.update({{"bench", "sbtrec_generate"}, {"cases", e.metrics.n}, {"seconds", sec},
                   {"cases_per_s", (double)e.metrics.n / sec}, {"hr@1", e.metrics.hr1.value_or(0)},

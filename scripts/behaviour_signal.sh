@@ -54,7 +54,7 @@ for v in "${VARIANTS[@]}"; do
   cfg=$(variant_config "$v")
   q=$OUT/q_$(variant_item_rows "$v")
   run=$OUT/$v
-  if [ "${FORCE:-0}" != 1 ] && [ -s "$OUT/${v}_likelihood.json" ] && [ -f "$run/predictions_likelihood.jsonl" ]; then
+  if [ "${FORCE:-0}" != 1 ] && [ -s "$OUT/${v}_likelihood.json" ] && [ -f "$run/predictions_test_likelihood.jsonl" ]; then
     echo "== $v: results in $OUT already (FORCE=1 reruns it)"
     continue
   fi
@@ -64,11 +64,9 @@ for v in "${VARIANTS[@]}"; do
     --set prompt.templates=configs/prompts/movielens.txt --set output_dir="$run" --set seed="$SEED" \
     --set train.max_steps="$STEPS" --set train.curve_every="$CURVE_EVERY" --set train.curve_cases="$CURVE_CASES" \
     --set eval.token_reliance=$([ "$RELIANCE" = 1 ] && echo true || echo false) --set eval.max_val_cases="$VAL_CASES" --overwrite --json 2> "$OUT/$v.log" | tail -n 1 > "$OUT/$v.json"
-  cp "$run/predictions.jsonl" "$run/predictions_generation.jsonl"
+  # Training wrote the generation cases to predictions.jsonl; sbtrec-eval writes predictions_test_likelihood.jsonl.
   $B/sbtrec-eval --config "$run/config.yaml" "${common[@]}" --checkpoint "$run" --set eval.mode=likelihood --json \
     2>> "$OUT/$v.log" | tail -n 1 > "$OUT/${v}_likelihood.json"
-  mv "$run/predictions.jsonl" "$run/predictions_likelihood.jsonl"
-  cp "$run/predictions_generation.jsonl" "$run/predictions.jsonl"
 done
 echo "== done: $(date +%T)"
 .venv/bin/python scripts/behaviour_signal_summary.py "$OUT" "${VARIANTS[@]}" | tee "$OUT/summary.md"

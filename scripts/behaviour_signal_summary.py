@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from paired_stats import jsonl, mcnemar, wilson
+from paired_stats import jsonl, mcnemar, run_cases, wilson
 
 
 def rate(hits):
@@ -26,8 +26,7 @@ def main(argv):
     variants = argv[2:] or ["sbtrec", "shuffled", "text_only", "continuous"]
     gen, lik, res, likj = {}, {}, {}, {}
     for v in variants:
-        gen[v] = jsonl(os.path.join(out, v, "predictions_generation.jsonl"))
-        lik[v] = jsonl(os.path.join(out, v, "predictions_likelihood.jsonl"))
+        gen[v], lik[v] = run_cases(os.path.join(out, v))
         res[v] = json.load(open(os.path.join(out, f"{v}.json")))
         likj[v] = json.load(open(os.path.join(out, f"{v}_likelihood.json")))
     print("| variant | HR@1 generation [95%] | ValidRatio | HR@1 likelihood [95%] | HR@5 likelihood | "

@@ -2,6 +2,7 @@
 scripts/behaviour_signal_summary.py), on scipy: Wilson 95% intervals of a hit rate and the exact
 McNemar test of two variants on the same cases (a two-sided binomial test on the discordant cases)."""
 import json
+import os
 
 from scipy.stats import binomtest
 
@@ -25,3 +26,13 @@ def mcnemar(a, b):
 def jsonl(path):
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def run_cases(run):
+    """The test cases of a run directory: by generation (training's predictions.jsonl) and by likelihood
+    (sbtrec-eval's predictions_test_likelihood.jsonl; runs made before sbtrec-eval named its files:
+    predictions_likelihood.jsonl)."""
+    lik = os.path.join(run, "predictions_test_likelihood.jsonl")
+    if not os.path.exists(lik):
+        lik = os.path.join(run, "predictions_likelihood.jsonl")
+    return jsonl(os.path.join(run, "predictions.jsonl")), jsonl(lik)

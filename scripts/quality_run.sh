@@ -38,10 +38,8 @@ for v in "${VARIANTS[@]}"; do
     --set quantizer.codebooks="$q" --set prompt.templates=configs/prompts/movielens.txt --set output_dir="$run" \
     --set train.max_steps="$STEPS" --set train.lr=1e-3 --set train.log_every=10 --set eval.max_cases=0 \
     --set eval.max_val_cases=16 --overwrite --json 2> "$OUT/$v.log" | tail -n 1 > "$OUT/$v.json"
-  cp "$run/predictions.jsonl" "$run/predictions_generation.jsonl"
+  # Training wrote the generation cases to predictions.jsonl; sbtrec-eval writes predictions_test_likelihood.jsonl.
   $B/sbtrec-eval --config "$run/config.yaml" --checkpoint "$run" --set eval.mode=likelihood --json 2>> "$OUT/$v.log" | tail -n 1 > "$OUT/${v}_likelihood.json"
-  mv "$run/predictions.jsonl" "$run/predictions_likelihood.jsonl"
-  cp "$run/predictions_generation.jsonl" "$run/predictions.jsonl"
 done
 echo "== done: $(date +%T)"
 .venv/bin/python scripts/quality_summary.py "$OUT" "${VARIANTS[@]}"

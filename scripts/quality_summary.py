@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from paired_stats import jsonl, mcnemar, wilson
+from paired_stats import jsonl, mcnemar, run_cases, wilson
 
 
 def paired(a, b):
@@ -27,8 +27,7 @@ def main(argv):
     hits, lhits = {}, {}
     rows = []
     for v in variants:
-        gen = jsonl(os.path.join(out, v, "predictions_generation.jsonl"))
-        lik_cases = jsonl(os.path.join(out, v, "predictions_likelihood.jsonl"))
+        gen, lik_cases = run_cases(os.path.join(out, v))
         lik = json.load(open(os.path.join(out, f"{v}_likelihood.json")))
         res = json.load(open(os.path.join(out, f"{v}.json")))
         h = [bool(p["hit"]) for p in gen]
@@ -46,7 +45,7 @@ def main(argv):
         pg = paired(hits["sbtrec"], hits[v]) if same else "-"
         pl = paired(lhits["sbtrec"], lhits[v]) if same and len(lhits["sbtrec"]) == len(lhits[v]) else "-"
         print(f"| {v} | {n} | {hr:.4f} [{lo:.3f}, {hi:.3f}] | {valid:.4f} | {l1:.4f} / {l5:.4f} / {n5:.4f} | {pg} | {pl} | "
-              f"{res['first_loss']:.3f} -> {res['last_loss']:.3f} |")
+              f"{res.get('first_loss', float('nan')):.3f} -> {res.get('last_loss', float('nan')):.3f} |")
     n = sas.get("n", 0)
     k = round(sas["hr@1"] * n)
     lo, hi = wilson(k, n)

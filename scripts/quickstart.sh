@@ -49,6 +49,6 @@ echo "== SASRec alone (HR@1 over 20 candidates; HR@10/NDCG@10 over all items) ==
 cat runs/quickstart-sasrec-table.txt
 echo "== SBT-Rec $out (generation from 20 candidates; first cases only at this budget) =="
 printf '%s\n' "$train_out" | sed '$d'
-printf '%s' "$results" | .venv/bin/python -c 'import json, sys; t = json.load(sys.stdin)["test"]; print("HR@1 of valid outputs (LLaRA code'"'"'s test_hr): %.4f" % t["hr@1_of_valid"])'
+printf '%s' "$results" | .venv/bin/python -c 'import json, sys; t = json.load(sys.stdin)["test"]; v = t.get("hr@1_of_valid"); print("HR@1 of valid outputs (LLaRA code'"'"'s test_hr): %s" % ("%.4f" % v if v is not None else "unmeasured (no valid output)"))'
 echo "re-evaluate: $BIN/sbtrec-eval --config $out/config.yaml --checkpoint $out [--set eval.mode=likelihood]"
 echo "predictions: $out/predictions.jsonl; curves: .venv/bin/python scripts/plot_metrics.py $out"

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(build-essential cmake ninja-build ccache python3-venv pkg-config
   libsentencepiece-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev
-  libgtest-dev libgmock-dev libicu-dev libpcre2-dev libgloo-dev)
+  libgtest-dev libgmock-dev libicu-dev libpcre2-dev libgloo-dev libssl-dev)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -5,7 +5,7 @@
 #include <sbtrec/data/batch.h>
 #include <sbtrec/data/dataset.h>
 #include <sbtrec/encoder/encoder.h>
-#include <sbtrec/train/config.h>
+#include <sbtrec/config/config.h>
 #include <sbtrec/train/encoder_trainer.h>
 
 #include <iostream>

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "sbtrec/train/config.h"
+#include "sbtrec/config/config.h"
 #include "sbtrec/common/error.h"
 #include "sbtrec/common/host_memory.h"
 

@@ -1,9 +1,11 @@
 // sbtrec-eval: evaluates a checkpoint on the config's dataset. An encoder checkpoint: HR@1 over the
 // seeded candidate sets, ValidRatio, and HR@10 / NDCG@10 by full ranking. An SBT-Rec checkpoint
 // (llm.model set): generation (HR@1, ValidRatio, HR@1 of valid outputs) or eval.mode likelihood (HR@1,
-// HR@5, NDCG@5), with predictions.jsonl written to the checkpoint's run directory. With --json the last
-// stdout line is one object.
+// HR@5, NDCG@5), with the cases written to predictions_<split>_<mode>.jsonl in the checkpoint's run
+// directory (or --predictions PATH): never over training's predictions.jsonl, never over a file another
+// program wrote. With --json the last stdout line is one object.
 #include <filesystem>
+#include <fstream>
 
 #include "cli_common.h"
 #include "sbtrec/data/candidates.h"
@@ -16,6 +18,27 @@
 
 using namespace sbtrec;
 
+namespace {
+// sbtrec-eval replaces only predictions it wrote itself (records with "source": "sbtrec-eval"): training's
+// predictions.jsonl, a file of an older version or anything else at that path stays.
+void check_own_predictions(const std::string& path) {
+  if (!path_exists(path)) return;
+  std::ifstream in(path);
+  std::string first;
+  std::getline(in, first);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(first);
+  } catch (const nlohmann::json::exception&) {
+  }
+  if (j.is_object() && j.value("source", "") == "sbtrec-eval") return;
+  throw ConfigError("--predictions '" + path + "': the file exists and sbtrec-eval did not write it (" +
+                    (j.is_object() && j.contains("source") ? "written by " + j["source"].get<std::string>()
+                                                           : std::string("no \"source\": \"sbtrec-eval\" record")) +
+                    "); choose another path with --predictions or move the file");
+}
+}  // namespace
+
 int main(int argc, char** argv) {
   cli::setup_process();
   CLI::App app{"sbtrec-eval: evaluate a checkpoint (HR@1, ValidRatio, HR@10, NDCG@10)"};
@@ -26,6 +49,13 @@ int main(int argc, char** argv) {
   app.add_option("--checkpoint", checkpoint, "Checkpoint directory (model.safetensors + config.yaml), or the run directory holding it in checkpoint/")->required();
   app.add_option("--split", split, "val or test")->check(CLI::IsMember({"val", "test"}));
   app.add_flag("--json", json, "End stdout with one JSON object of the metrics");
+  bool other_inputs = false;
+  app.add_flag("--allow-other-inputs", other_inputs,
+               "SBT-Rec: evaluate although the config's encoder, templates, dataset or model differ from the checkpoint's "
+               "(a deliberate cross-evaluation; a warning names each difference)");
+  std::string predictions_path;
+  app.add_option("--predictions", predictions_path,
+                 "SBT-Rec: write the cases here (default: predictions_<split>_<mode>.jsonl in the checkpoint's run directory)");
   std::string attention;
   int64_t attention_cases = 50;
   app.add_option("--attention", attention,
@@ -36,16 +66,16 @@ int main(int argc, char** argv) {
   return cli::guarded_main([&]() {
     Config cfg;
     if (!cfg_args.load(cfg)) return 0;
-    if (cfg.threads > 0) torch::set_num_threads(cfg.threads);
+    train::apply_run_settings(cfg);
     const auto ds = data::load_dataset(cfg.data);
     const auto s = data::parse_split(split);
-    if (!cfg.llm.model.empty()) {
+    if (cfg.recipe == "sft") {
       const std::string dir = resolve_checkpoint_dir(checkpoint, "sbtrec.safetensors");
       auto session = train::build_sbtrec(cfg, ds, /*fit_codebooks=*/false);
-      train::load_sbtrec_checkpoint(dir, session);
+      train::load_sbtrec_checkpoint(dir, session, other_inputs);
       const auto cands = data::make_candidates(ds, s, cfg.eval.num_negatives, cfg.eval.candidate_seed);
       if (!attention.empty()) {
-        const auto a = train::attention_on_slots(session, s, cands, attention_cases);
+        const auto a = eval::attention_on_slots(session, s, cands, attention_cases);
         atomic_write_string(attention, a.dump(2) + "\n");
         std::cout << "layer  slot: target  other  head(share)  segment: target  other  head(share)  user   history\n";
         for (const auto& l : a["layers"])
@@ -60,21 +90,25 @@ int main(int argc, char** argv) {
                                  a["chance_target_share"].get<double>(), attention);
         return 0;
       }
-      const auto e = train::evaluate_sbtrec(session, s, cands);
+      const std::string mode = cfg.eval.mode;
       // The run directory: the parent of <run>/checkpoint, else the checkpoint directory itself.
       const auto p = std::filesystem::path(dir);
       const std::string run_dir = p.filename() == "checkpoint" ? p.parent_path().string() : dir;
-      const std::string predictions = run_dir + "/predictions.jsonl";
-      train::write_predictions(predictions, session, e, cands);
+      const std::string predictions =
+          predictions_path.empty() ? run_dir + "/predictions_" + split + "_" + mode + ".jsonl" : predictions_path;
+      check_own_predictions(predictions);  // before the evaluation's minutes
+      const auto e = eval::evaluate_sbtrec(session, s, cands);
+      eval::write_predictions(predictions, session, e, cands, "sbtrec-eval");
       std::cout << eval::format_table("sbtrec", split, e.metrics);
       auto j = e.to_json();
-      std::cout << fmt::format("HR@1 of valid outputs (LLaRA's code's test_hr): {:.4f}; predictions: {}\n",
-                               j["hr@1_of_valid"].get<double>(), predictions);
+      std::cout << fmt::format("HR@1 of valid outputs (LLaRA's code's test_hr): {}; predictions: {}\n",
+                               j.contains("hr@1_of_valid") ? fmt::format("{:.4f}", j["hr@1_of_valid"].get<double>())
+                                                           : std::string("unmeasured (no valid output)"),
+                               predictions);
       if (json) {
         j["model"] = "sbtrec";
         j["dataset"] = ds.name;
         j["checkpoint"] = dir;
-        j["mode"] = config::choice_name(eval_modes(), cfg.eval.mode);
         j["num_candidates"] = cfg.eval.num_negatives + 1;
         j["candidate_seed"] = cfg.eval.candidate_seed;
         j["predictions"] = predictions;

@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
   return cli::guarded_main([&]() {
     Config cfg;
     if (!cfg_args.load(cfg)) return 0;
-    if (cfg.threads > 0) torch::set_num_threads(cfg.threads);
+    train::apply_run_settings(cfg);
     // Refused before any work, and nothing is written until every input has been read.
     if (path_exists(out) && !std::filesystem::is_directory(out))
       throw ConfigError("--out '" + out + "' is a file, not a directory");
@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
     const uint64_t seed = quantizer::kmeans_seed(cfg.quantizer, cfg.seed);
     auto fit = quantizer::fit_hdsd(cfg.quantizer, seed, *enc, ds, eo.max_len, cfg.eval.batch_size);
     fit.stats["encoder"] = dir;
-    quantizer::save_hdsd(out, fit, config_to_yaml(cfg));
+    quantizer::save_hdsd(out, fit, config_to_yaml(cfg, out));
     std::cout << fmt::format("HDSD on {}: {} levels x {} codes, inputs {}, seed {}\n", ds.name, cfg.quantizer.levels,
                              cfg.quantizer.codes, config::choice_name(quantizer::quantizer_inputs(), cfg.quantizer.inputs), seed);
     if (fit.stats.contains("items")) {

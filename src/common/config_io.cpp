@@ -54,6 +54,17 @@ Check<std::vector<int>> each_at_least(int lo, bool non_empty) {
           std::string(non_empty ? "non-empty, " : "") + "each >= " + show(lo)};
 }
 
+Check<std::string> one_of(std::vector<std::string> allowed) {
+  std::string list;
+  for (const auto& a : allowed) list += (list.empty() ? "" : " | ") + a;
+  return {[allowed, list](const std::string& v) {
+            for (const auto& a : allowed)
+              if (a == v) return std::string();
+            return "'" + v + "' is not one of: " + list;
+          },
+          list};
+}
+
 Check<std::vector<std::string>> each_one_of(std::vector<std::string> allowed, bool non_empty) {
   std::string list;
   for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;

@@ -22,6 +22,13 @@ std::string format_duration(double s) {
   return buf;
 }
 
+std::string format_rate(double r) {
+  if (r < 0 || r != r) return "?";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, r >= 100 ? "%.0f" : r >= 10 ? "%.1f" : "%.2f", r);
+  return buf;
+}
+
 Progress::Progress(std::string label, int64_t total, int64_t samples_per_step, int log_every)
     : label_(std::move(label)), total_(total), samples_per_step_(samples_per_step), log_every_(log_every),
       tty_(::isatty(STDOUT_FILENO)), start_(std::chrono::steady_clock::now()), last_draw_(start_) {}
@@ -40,13 +47,13 @@ void Progress::update(int64_t step, double value, const char* name) {
   if (tty_) {
     if (std::chrono::duration<double>(now - last_draw_).count() < 0.1 && step != total_) return;
     last_draw_ = now;
-    std::printf("\r%s step %ld/%ld  %s %.4f  %.0f samples/s  ETA %s   ", label_.c_str(), (long)step, (long)total_,
-                name, value, samples_per_second(), format_duration(eta).c_str());
+    std::printf("\r%s step %ld/%ld  %s %.4f  %s samples/s  ETA %s   ", label_.c_str(), (long)step, (long)total_,
+                name, value, format_rate(samples_per_second()).c_str(), format_duration(eta).c_str());
     std::fflush(stdout);
   } else if (step % log_every_ == 0 && std::chrono::duration<double>(now - last_draw_).count() >= 10.0) {
     last_draw_ = now;
-    spdlog::info("{} step {}/{} {} {:.4f} {:.0f} samples/s ETA {}", label_, step, total_, name, value,
-                 samples_per_second(), format_duration(eta));
+    spdlog::info("{} step {}/{} {} {:.4f} {} samples/s ETA {}", label_, step, total_, name, value,
+                 format_rate(samples_per_second()), format_duration(eta));
   }
 }
 

@@ -14,6 +14,9 @@ std::vector<CandidateSet> make_candidates(const Dataset& ds, Split split, int nu
   const auto& samples = ds.split(split);
   std::vector<CandidateSet> out;
   out.reserve(samples.size());
+  const Purpose purpose = split == Split::kTrain ? Purpose::kCandidatesTrain
+                          : split == Split::kVal ? Purpose::kCandidatesVal
+                                                 : Purpose::kCandidatesTest;
   for (size_t i = 0; i < samples.size(); ++i) {
     const Sample& s = samples[i];
     std::unordered_set<int32_t> excluded(s.history.begin(), s.history.end());
@@ -23,7 +26,7 @@ std::vector<CandidateSet> make_candidates(const Dataset& ds, Split split, int nu
       throw DataError(std::string(split_name(split)) + " sample " + std::to_string(i) + ": only " +
                       std::to_string(available) + " items are outside its history, fewer than eval.num_negatives=" +
                       std::to_string(num_negatives));
-    CounterStream rng(stream_key(seed, split_code(split), i));
+    CounterStream rng(stream_key(seed, purpose, i));
     CandidateSet c;
     c.items.push_back(s.target);
     while ((int)c.items.size() < num_negatives + 1) {

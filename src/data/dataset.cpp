@@ -4,6 +4,7 @@
 #include <map>
 #include <sstream>
 
+#include "sbtrec/common/digest.h"
 #include "sbtrec/common/error.h"
 #include "sbtrec/common/fs.h"
 #include "sbtrec/data/candidates.h"
@@ -26,6 +27,26 @@ const char* split_name(Split s) {
     case Split::kVal: return "val";
     default: return "test";
   }
+}
+
+std::string signature(const Dataset& ds) {
+  std::string b;
+  auto put = [&](int64_t v) { b.append(reinterpret_cast<const char*>(&v), sizeof v); };
+  put(ds.num_items);
+  for (const auto& t : ds.titles) {
+    put((int64_t)t.size());
+    b += t;
+  }
+  for (const auto* split : {&ds.train, &ds.val, &ds.test}) {
+    put((int64_t)split->size());
+    for (const auto& s : *split) {
+      put(s.user);
+      put(s.target);
+      put((int64_t)s.history.size());
+      for (int32_t i : s.history) put(i);
+    }
+  }
+  return sha256_hex(b);
 }
 
 uint64_t split_code(Split s) {

@@ -8,6 +8,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef SBTREC_WITH_NCCL
+#include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
@@ -69,6 +70,14 @@ torch::Device rank_device(const std::string& configured, const World& w) {
   return d;
 }
 
+torch::Device collective_device(const std::string& backend, torch::Device device) {
+  if (backend != "nccl") return torch::kCPU;
+  if (!device.is_cuda() || !device.has_index())
+    throw ConfigError("dist.backend nccl: collectives need this rank's CUDA device with its index (cuda:LOCAL_RANK), got '" +
+                      device.str() + "'");
+  return device;
+}
+
 struct ProcessGroup::Impl {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::Backend> backend;
@@ -92,6 +101,10 @@ ProcessGroup::ProcessGroup(const World& w, const DistOptions& o, torch::Device d
     impl_->store = c10::make_intrusive<c10d::TCPStore>(w.master_addr, so);
     if (nccl) {
 #ifdef SBTREC_WITH_NCCL
+      // This rank's GPU is current before NCCL creates its communicator (else every rank's would be
+      // cuda:0), and every collective tensor lives on it.
+      device_ = collective_device("nccl", device);
+      c10::cuda::set_device(device_.index());
       auto opts = c10d::ProcessGroupNCCL::Options::create();
       opts->timeout = impl_->timeout;
       impl_->backend = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl_->store, w.rank, w.world_size, opts);
@@ -167,7 +180,7 @@ void ProcessGroup::all_reduce_sum(std::vector<torch::Tensor>& tensors, const std
 double ProcessGroup::all_reduce_sum(double x, const std::string& what) {
   if (!impl_) return x;
   std::vector<torch::Tensor> t = {torch::tensor({x}, torch::kFloat64)};
-  if (backend_name_ == "nccl") t[0] = t[0].to(torch::kCUDA);
+  t[0] = t[0].to(device_);
   all_reduce_sum(t, what);
   return t[0].cpu().item<double>();
 }
@@ -210,9 +223,19 @@ std::vector<std::string> ProcessGroup::all_gather_bytes(const std::string& mine,
   } catch (const std::exception& e) {
     collective_failed(world_, what, c10::GetExceptionString(e));
   }
-  // Everyone has read every key before any rank may leave (and later delete or reuse the store).
+  // Everyone has read every key before any rank may leave; then each rank deletes its own, so a long
+  // run's gathers (one per state save) do not pile up in the store.
   barrier(what);
+  try {
+    impl_->store->deleteKey(prefix + std::to_string(world_.rank));
+  } catch (const std::exception& e) {
+    collective_failed(world_, what, c10::GetExceptionString(e));
+  }
   return out;
+}
+
+int64_t ProcessGroup::store_keys() const {
+  return impl_ ? impl_->store->getNumKeys() : 0;
 }
 
 void all_reduce_gradients(ProcessGroup& group, const std::vector<torch::Tensor>& params, int64_t bucket_bytes) {
@@ -221,7 +244,7 @@ void all_reduce_gradients(ProcessGroup& group, const std::vector<torch::Tensor>&
   // process (the optimizer skips them; a zero gradient would still move Adam's moments).
   std::vector<torch::Tensor> has = {torch::empty({(int64_t)params.size()}, torch::kFloat32)};
   for (size_t i = 0; i < params.size(); ++i) has[0][(int64_t)i] = params[i].grad().defined() ? 1.0f : 0.0f;
-  if (group.backend_name() == "nccl") has[0] = has[0].to(params.empty() ? torch::kCPU : params[0].device());
+  has[0] = has[0].to(group.device());
   group.all_reduce_sum(has, "gradient presence");
   const auto present = has[0].cpu();
   // Buckets: runs of parameters with one dtype and device, at most bucket_bytes each (one oversized

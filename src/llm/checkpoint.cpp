@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <set>
 
+#include "sbtrec/common/digest.h"
 #include "sbtrec/common/dtype.h"
 #include "sbtrec/common/error.h"
 #include "sbtrec/common/fs.h"
@@ -273,6 +275,29 @@ void load_adapter(const std::string& dir, LlamaForCausalLMImpl& model) {
   }
   for (const auto& name : file.names())
     if (!used.count(name)) throw CheckpointError(file.path() + ": unexpected tensor '" + name + "'");
+}
+
+std::string model_identity(const std::string& model) {
+  namespace fs = std::filesystem;
+  const std::string path = resolve_model(model);
+  std::string b;
+  if (fs::is_regular_file(path)) {  // GGUF
+    const auto size = fs::file_size(path);
+    b = "gguf " + std::to_string(size) + "\n";
+    std::ifstream in(path, std::ios::binary);
+    std::string head(std::min<uintmax_t>(size, 1 << 20), '\0');
+    in.read(head.data(), (std::streamsize)head.size());
+    b += head;
+  } else {
+    if (path_exists(path + "/config.json")) b = read_file(path + "/config.json");
+    std::vector<std::string> files;
+    for (const auto& e : fs::directory_iterator(path))
+      if (e.is_regular_file() && e.path().extension() == ".safetensors")
+        files.push_back(e.path().filename().string() + " " + std::to_string(e.file_size()));
+    std::sort(files.begin(), files.end());
+    for (const auto& f : files) b += "\n" + f;
+  }
+  return sha256_hex(b);
 }
 
 }  // namespace sbtrec::llm

@@ -2,6 +2,8 @@
 // H heads, Hkv key/value heads, E head width, V vocabulary.
 #include "sbtrec/llm/llama.h"
 
+#include "sbtrec/nn/parameters.h"
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 
@@ -311,18 +313,6 @@ void LlamaForCausalLMImpl::unmerge_lora() {
   for (auto& l : lora_layers()) l->unmerge();
 }
 
-std::string LlamaForCausalLMImpl::trainable_report() {
-  int64_t trainable = 0, total = 0;
-  std::set<const void*> seen;  // tied weights count once
-  for (const auto& p : parameters()) {
-    if (!seen.insert(p.unsafeGetTensorImpl()).second) continue;
-    total += p.numel();
-    if (p.requires_grad()) trainable += p.numel();
-  }
-  std::ostringstream o;
-  o << "trainable params: " << trainable << " || all params: " << total << " || trainable%: "
-    << fmt::format("{:.4f}", total ? 100.0 * trainable / total : 0.0);
-  return o.str();
-}
+std::string LlamaForCausalLMImpl::trainable_report() { return nn::trainable_report(*this); }
 
 }  // namespace sbtrec::llm

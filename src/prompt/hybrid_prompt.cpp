@@ -36,7 +36,6 @@ std::string join(const std::vector<std::string>& titles, const char* slot, SlotP
 }
 
 // Fixed stream codes, so adding a use never changes earlier draws.
-constexpr uint64_t kTrainingTemplates = 0x7101, kEvaluationTemplates = 0x7102;
 
 }  // namespace
 
@@ -81,12 +80,12 @@ SlotTokens add_slot_tokens(llm::Tokenizer& tokenizer, llm::LlamaForCausalLMImpl&
 }
 
 size_t training_template(uint64_t seed, int64_t epoch, int64_t batch, size_t n) {
-  CounterStream rng(stream_key(seed, kTrainingTemplates, (uint64_t)epoch) ^ (uint64_t)batch);
+  CounterStream rng(stream_key(seed, Purpose::kTrainingTemplates, (uint64_t)epoch) ^ (uint64_t)batch);
   return (size_t)rng.below(n);
 }
 
 size_t evaluation_template(uint64_t seed, data::Split split, int64_t index, size_t n) {
-  CounterStream rng(stream_key(seed, kEvaluationTemplates, data::split_code(split)) ^ (uint64_t)index);
+  CounterStream rng(stream_key(seed, Purpose::kEvaluationTemplates, data::split_code(split)) ^ (uint64_t)index);
   return (size_t)rng.below(n);
 }
 

@@ -93,13 +93,14 @@ uint64_t kmeans_seed(const QuantizerOptions& options, uint64_t run_seed) {
 }
 
 HdsdFit fit_hdsd(const QuantizerOptions& options, uint64_t seed, encoder::EncoderImpl& encoder, const data::Dataset& ds,
-                 int max_len, int batch_size) {
+                 int max_len, int batch_size, const torch::Tensor& train_users) {
   if (encoder.num_items() != ds.num_items)
     throw ConfigError("the encoder has " + std::to_string(encoder.num_items()) + " items but dataset " + ds.name + " has " +
                       std::to_string(ds.num_items));
   torch::Tensor items, users;
   if (quantizes_items(options.inputs)) items = item_vectors(encoder, options.item_rows);                             // [N, D]
-  if (quantizes_user(options.inputs)) users = user_vectors(encoder, ds.train, max_len, batch_size);  // [S, Z]
+  if (quantizes_user(options.inputs))
+    users = train_users.defined() ? train_users : user_vectors(encoder, ds.train, max_len, batch_size);  // [S, Z]
   HdsdFit fit;
   fit.hdsd = Hdsd(options, items.defined() ? items.size(1) : 1, users.defined() ? users.size(1) : 1);
   fit.stats = {{"dataset", ds.name}, {"seed", seed}, {"item_rows", config::choice_name(item_rows_choices(), options.item_rows)}};

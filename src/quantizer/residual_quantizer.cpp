@@ -181,30 +181,71 @@ QuantizerOutput ResidualQuantizerImpl::forward(const torch::Tensor& x) {
       }
     }
   }
-  if (is_training() && options_.dead_codes.enabled) expire_dead_codes(residuals, out.indices);
+  if (is_training() && options_.dead_codes.enabled) count_usage(out.indices);
   return out;
 }
 
-void ResidualQuantizerImpl::expire_dead_codes(const std::vector<torch::Tensor>& residuals, const torch::Tensor& indices) {
+void ResidualQuantizerImpl::count_usage(const torch::Tensor& indices) {
+  const int64_t L = levels(), K = codes();
+  if (!usage_.defined()) usage_ = torch::zeros({L, K}, torch::kInt64);  // [L, K]
+  auto idx = indices.cpu();                                             // [N, L]
+  for (int64_t l = 0; l < L; ++l) usage_[l] += torch::bincount(idx.select(1, l), /*weights=*/{}, K);
+}
+
+int64_t ResidualQuantizerImpl::end_step(const torch::Tensor& pool, const std::function<void(torch::Tensor&)>& sum_over_ranks) {
+  if (!options_.dead_codes.enabled || ++window_steps_ < options_.dead_codes.window) return 0;
   torch::NoGradGuard no_grad;
   const int64_t L = levels(), K = codes();
-  if (!usage_.defined() || usage_.device() != codebooks.device())
-    usage_ = torch::zeros({L, K}, torch::dtype(torch::kInt64).device(codebooks.device()));  // [L, K]
-  for (int64_t l = 0; l < L; ++l) usage_[l] += torch::bincount(indices.select(1, l), /*weights=*/{}, K);
-  if (++window_forwards_ < options_.dead_codes.window) return;
-  const int64_t N = indices.size(0);
-  for (int64_t l = 0; l < L && N > 0; ++l) {
-    auto dead = usage_[l].lt(options_.dead_codes.threshold).nonzero().squeeze(1);  // [E]
+  auto usage = usage_.defined() ? usage_.clone() : torch::zeros({L, K}, torch::kInt64);  // [L, K]
+  if (sum_over_ranks) sum_over_ranks(usage);
+  usage_ = torch::Tensor();
+  window_steps_ = 0;
+  if (usage.sum().item<int64_t>() == 0) return 0;  // not used this window (a kind the prompts do not carry)
+  // The pool's residuals level by level, from the current codebooks: at each level the worst-
+  // reconstructed vectors are where a code is missing.
+  std::vector<torch::Tensor> residuals;
+  auto x = pool.detach().to(codebooks.device(), codebooks.scalar_type());  // [P, D]
+  auto indices = residual_pass(codebooks, x, &residuals);                    // [P, L]
+  int64_t reseeded = 0;
+  for (int64_t l = 0; l < L; ++l) {
+    auto dead = usage[l].lt(options_.dead_codes.threshold).nonzero().squeeze(1).to(codebooks.device());  // [E]
     if (dead.numel() == 0) continue;
-    // Worst-reconstructed residuals of this batch first: they are where a code is missing.
-    const auto& r = residuals[(size_t)l];                                          // [N, D]
-    auto err = (r - codebooks[l].index_select(0, indices.select(1, l))).pow(2).sum(1);  // [N]
-    auto order = std::get<1>(torch::sort(err, /*stable=*/true, /*dim=*/0, /*descending=*/true));  // [N]
-    const int64_t E = std::min<int64_t>(dead.numel(), N);
+    const auto& r = residuals[(size_t)l];                                                // [P, D]
+    auto err = (r - codebooks[l].index_select(0, indices.select(1, l))).pow(2).sum(1);  // [P]
+    auto order = std::get<1>(torch::sort(err, /*stable=*/true, /*dim=*/0, /*descending=*/true));  // [P]
+    const int64_t E = std::min<int64_t>(dead.numel(), r.size(0));
     codebooks[l].index_copy_(0, dead.slice(0, 0, E), r.index_select(0, order.slice(0, 0, E)));
+    reseeded += E;
   }
-  usage_.zero_();
-  window_forwards_ = 0;
+  return reseeded;
+}
+
+nlohmann::json ResidualQuantizerImpl::dead_code_state() const {
+  nlohmann::json usage = nlohmann::json::array();
+  if (usage_.defined())
+    for (int64_t l = 0; l < levels(); ++l) {
+      auto row = usage_[l].contiguous();
+      usage.push_back(std::vector<int64_t>(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel()));
+    }
+  return {{"steps", window_steps_}, {"usage", usage}};
+}
+
+void ResidualQuantizerImpl::restore_dead_code_state(const nlohmann::json& state) {
+  window_steps_ = state.at("steps").get<int64_t>();
+  usage_ = torch::Tensor();
+  const auto& usage = state.at("usage");
+  if (usage.empty()) return;
+  if ((int64_t)usage.size() != levels())
+    throw CheckpointError("dead-code state: " + std::to_string(usage.size()) + " levels of counts, the quantizer has " +
+                          std::to_string(levels()));
+  usage_ = torch::zeros({levels(), codes()}, torch::kInt64);
+  for (int64_t l = 0; l < levels(); ++l) {
+    const auto row = usage[(size_t)l].get<std::vector<int64_t>>();
+    if ((int64_t)row.size() != codes())
+      throw CheckpointError("dead-code state: level " + std::to_string(l) + " has " + std::to_string(row.size()) +
+                            " counts, the quantizer " + std::to_string(codes()) + " codes");
+    usage_[l].copy_(torch::tensor(row, torch::kInt64));
+  }
 }
 
 void ResidualQuantizerImpl::init_kmeans_pp(const torch::Tensor& x, uint64_t seed) {
@@ -227,7 +268,7 @@ void ResidualQuantizerImpl::init_kmeans_pp(const torch::Tensor& x, uint64_t seed
     r = r - codebooks[l].index_select(0, nearest_codes(r, codebooks[l]));  // [N, D]
   }
   usage_ = torch::Tensor();
-  window_forwards_ = 0;
+  window_steps_ = 0;
 }
 
 void ResidualQuantizerImpl::load_codebooks(const torch::Tensor& t, const std::string& source) {
@@ -239,7 +280,7 @@ void ResidualQuantizerImpl::load_codebooks(const torch::Tensor& t, const std::st
   torch::NoGradGuard no_grad;
   codebooks.copy_(t);
   usage_ = torch::Tensor();
-  window_forwards_ = 0;
+  window_steps_ = 0;
 }
 
 QuantizerStats ResidualQuantizerImpl::stats(const torch::Tensor& x) const {

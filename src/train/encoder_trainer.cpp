@@ -1,4 +1,4 @@
-// Encoder training loop (see encoder_trainer.h).
+// The sequential encoders as the recipe "encoder" on the training loop (see encoder_trainer.h).
 #include "sbtrec/train/encoder_trainer.h"
 
 #include <spdlog/spdlog.h>
@@ -9,6 +9,7 @@
 #include "sbtrec/data/candidates.h"
 #include "sbtrec/encoder/evaluate.h"
 #include "sbtrec/optim/fused_adam.h"
+#include "sbtrec/train/loop.h"
 
 namespace sbtrec::train {
 
@@ -30,112 +31,150 @@ torch::Tensor encoder_loss(encoder::EncoderImpl& model, EncoderLoss loss, const 
 
 }  // namespace
 
+namespace {
+
+// One rank's share of a micro-batch: histories, their lengths and targets.
+struct EncoderMicro : MicroBatch {
+  torch::Tensor seq, lengths, target;  // [B, T], [B], [B]
+};
+
+// The encoders' objective: full softmax or BCE with one sampled negative, a mean over samples.
+class EncoderObjective : public Objective {
+ public:
+  EncoderObjective(encoder::EncoderImpl& model, EncoderLoss loss, const data::SampleTensors* train)
+      : model_(model), loss_(loss), train_(train) {}
+  std::unique_ptr<MicroBatch> prepare(const StepContext&, const std::vector<int64_t>& rows) override {
+    auto idx = torch::tensor(rows, torch::kInt64);  // [B]
+    return make(train_->seq.index_select(0, idx), train_->lengths.index_select(0, idx), train_->target.index_select(0, idx));
+  }
+  static std::unique_ptr<EncoderMicro> make(torch::Tensor seq, torch::Tensor lengths, torch::Tensor target) {
+    auto m = std::make_unique<EncoderMicro>();
+    m->units = m->throughput = (double)target.size(0);
+    m->seq = std::move(seq);
+    m->lengths = std::move(lengths);
+    m->target = std::move(target);
+    return m;
+  }
+  torch::Tensor loss(MicroBatch& micro) override {
+    auto& m = static_cast<EncoderMicro&>(micro);
+    return encoder_loss(model_, loss_, m.seq, m.lengths, m.target);
+  }
+
+ private:
+  encoder::EncoderImpl& model_;
+  EncoderLoss loss_;
+  const data::SampleTensors* train_;
+};
+
+// The encoder recipe: Adam over all weights at a constant lr, one train record per epoch, validation
+// every train.eval_every epochs with early stopping; negatives and dropout from torch's generator,
+// seeded once per run (per rank under data parallelism), as LLaRA's trainer does; no training state.
+class EncoderRecipe : public Recipe {
+ public:
+  EncoderRecipe(const Config& cfg, const data::Dataset& ds, const std::string& config_yaml, dist::ProcessGroup& group)
+      : cfg_(cfg), ds_(ds), config_yaml_(config_yaml), gen_(at::make_generator<at::CPUGeneratorImpl>(cfg.seed)) {
+    if (ds.train.empty()) throw DataError(ds.root + ": the training split has no samples");
+    torch::manual_seed(cfg.seed);
+    val_c_ = data::make_candidates(ds, data::Split::kVal, cfg.eval.num_negatives, cfg.eval.candidate_seed);
+    test_c_ = data::make_candidates(ds, data::Split::kTest, cfg.eval.num_negatives, cfg.eval.candidate_seed);
+    train_ = data::to_tensors(ds.train, ds.num_items, cfg.encoder.max_len);
+    model_ = encoder::make_encoder(cfg.encoder, ds.num_items);
+    optimizer_ = std::make_unique<optim::FusedAdam>(
+        model_->parameters(), torch::optim::AdamOptions(cfg.train.lr).weight_decay(cfg.train.weight_decay));
+    // Every rank built the same initial model from cfg.seed; negatives and dropout differ per rank.
+    if (group.size() > 1) torch::manual_seed(stream_key(cfg.seed, Purpose::kRankDraws, (uint64_t)group.rank()));
+    objective_ = std::make_unique<EncoderObjective>(*model_, cfg.train.loss, &train_);
+  }
+
+  std::string name() const override { return "encoder"; }
+  std::string model_name() const override { return encoder_name(cfg_.encoder.type); }
+  uint64_t seed() const override { return cfg_.seed; }
+  nlohmann::json describe() const override {
+    return {{"model", encoder_name(cfg_.encoder.type)}, {"dataset", ds_.name}, {"seed", cfg_.seed}};
+  }
+  int64_t num_samples() const override { return train_.seq.size(0); }
+  std::vector<int64_t> epoch_order(int64_t) override {
+    auto perm = torch::randperm(num_samples(), gen_, torch::kInt64);
+    return std::vector<int64_t>(perm.data_ptr<int64_t>(), perm.data_ptr<int64_t>() + perm.numel());
+  }
+  void before_epoch(int64_t) override { model_->train(); }
+  void seed_step(const StepContext&) override {}  // one stream per run (see the class comment)
+  Objective& objective() override { return *objective_; }
+  torch::optim::Optimizer& optimizer() override { return *optimizer_; }
+  const std::vector<std::string>& group_names() const override { return names_; }
+  const std::vector<double>& peak_lrs() const override { return peak_lr_; }
+
+  eval::Metrics validate(dist::ProcessGroup&) override {
+    return encoder::evaluate_encoder(*model_, ds_, data::Split::kVal, val_c_, cfg_.encoder.max_len, cfg_.eval.batch_size);
+  }
+  std::string eval_mode() const override { return "ranking"; }
+  std::string summarize(const eval::Metrics& val) const override {
+    return fmt::format("HR@1 {:.4f} NDCG@10 {:.4f}", val.hr1.value_or(0), val.ndcg10.value_or(0));
+  }
+  void save_checkpoint(const std::string& dir) override { encoder::save_encoder(dir, *model_, config_yaml_); }
+  void load_checkpoint(const std::string& dir) override {
+    auto best = encoder::load_encoder(dir, ds_.num_items);
+    torch::NoGradGuard ng;
+    auto from = best->named_parameters();
+    for (auto& p : model_->named_parameters()) p.value().copy_(from[p.key()]);
+  }
+  nlohmann::json test(dist::ProcessGroup& group, Run&) override {
+    if (!group.main()) return nlohmann::json::object();  // rank 0 tests and writes results.json
+    test_ = encoder::evaluate_encoder(*model_, ds_, data::Split::kTest, test_c_, cfg_.encoder.max_len, cfg_.eval.batch_size);
+    return test_.to_json();
+  }
+  bool resumable() const override { return false; }
+  bool logs_steps() const override { return false; }
+  std::string trainables_label() const override { return "encoder weights"; }
+  const eval::Metrics& test_metrics() const { return test_; }
+
+ private:
+  const Config& cfg_;
+  const data::Dataset& ds_;
+  std::string config_yaml_;
+  at::Generator gen_;
+  std::vector<data::CandidateSet> val_c_, test_c_;
+  data::SampleTensors train_;
+  encoder::Encoder model_{nullptr};
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::unique_ptr<EncoderObjective> objective_;
+  std::vector<std::string> names_ = {"encoder"};
+  std::vector<double> peak_lr_ = {cfg_.train.lr};
+  eval::Metrics test_;
+};
+
+}  // namespace
+
 double encoder_train_step(encoder::EncoderImpl& model, torch::optim::Optimizer& optimizer, EncoderLoss loss,
                           const torch::Tensor& seq, const torch::Tensor& lengths, const torch::Tensor& target,
                           dist::ProcessGroup* group, int64_t bucket_bytes) {
-  optimizer.zero_grad();
-  const bool parallel = group && group->size() > 1;
-  const int64_t n = target.size(0);
-  const double total = parallel ? group->all_reduce_sum((double)n, "sample count") : (double)n;
-  double l = 0;
-  if (n > 0) {
-    auto t = encoder_loss(model, loss, seq, lengths, target);
-    if (parallel) t = t * ((double)n / total);  // this rank's mean x its share = its sum / global count
-    t.backward();
-    l = t.item<double>();
-  }
-  if (parallel) {
-    dist::all_reduce_gradients(*group, model.parameters(), bucket_bytes);
-    l = group->all_reduce_sum(l, "loss");
-  }
-  optimizer.step();
-  return l;
+  EncoderObjective objective(model, loss, nullptr);
+  std::vector<std::unique_ptr<MicroBatch>> micro;
+  if (target.size(0) > 0) micro.push_back(EncoderObjective::make(seq, lengths, target));
+  return optimizer_step(objective, optimizer, micro, /*max_grad_norm=*/0, group, bucket_bytes);
+}
+
+std::unique_ptr<Recipe> make_encoder_recipe(const Config& cfg, const data::Dataset& ds, const std::string& config_yaml,
+                                            dist::ProcessGroup& group) {
+  return std::make_unique<EncoderRecipe>(cfg, ds, config_yaml, group);
 }
 
 EncoderTrainResult train_encoder(const Config& cfg, const data::Dataset& ds, Run& run, dist::ProcessGroup* group) {
-  if (ds.train.empty()) throw DataError(ds.root + ": the training split has no samples");
   dist::ProcessGroup single;
   dist::ProcessGroup& g = group ? *group : single;
-  const int W = g.size(), R = g.rank();
-  run.set_writes(g.main());
-  torch::manual_seed(cfg.seed);
-  if (cfg.threads > 0) torch::set_num_threads(cfg.threads);
-  // Everything that can fail on the inputs happens before the run directory is written.
-  const auto val_candidates = data::make_candidates(ds, data::Split::kVal, cfg.eval.num_negatives, cfg.eval.candidate_seed);
-  const auto test_candidates = data::make_candidates(ds, data::Split::kTest, cfg.eval.num_negatives, cfg.eval.candidate_seed);
-  const auto train = data::to_tensors(ds.train, ds.num_items, cfg.encoder.max_len);
-  encoder::Encoder model = encoder::make_encoder(cfg.encoder, ds.num_items);
-  optim::FusedAdam optimizer(model->parameters(),
-                             torch::optim::AdamOptions(cfg.train.lr).weight_decay(cfg.train.weight_decay));
-  // Every rank built the same initial model from cfg.seed; negatives and dropout differ per rank.
-  if (W > 1) torch::manual_seed(stream_key(cfg.seed, /*purpose: rank draws*/ 11, (uint64_t)R));
-  const int64_t bucket_bytes = (int64_t)(cfg.dist.bucket_mb * (1 << 20));
-  g.barrier("start");  // every rank has checked the run directory before rank 0 writes into it
-  run.start();
-
-  const int64_t S = train.seq.size(0), B = cfg.train.batch_size, G = B * W;
-  const int64_t steps_per_epoch = (S + G - 1) / G;
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(cfg.seed);
-  auto save = [&](const std::string& dir) { encoder::save_encoder(dir, *model, run.config_yaml()); };
-  auto validate = [&]() {
-    return encoder::evaluate_encoder(*model, ds, data::Split::kVal, val_candidates, cfg.encoder.max_len, cfg.eval.batch_size);
-  };
-  std::vector<torch::Tensor> parameters;
-  std::vector<std::string> parameter_names;
-  for (const auto& p : model->named_parameters()) {
-    parameters.push_back(p.value());
-    parameter_names.push_back(p.key());
-  }
-  int64_t step = 0;
-  spdlog::info("training {} on {}: {} samples, batch {} x {} processes, {} steps/epoch, up to {} epochs",
-               encoder_name(cfg.encoder.type), ds.name, S, B, W, steps_per_epoch, cfg.train.epochs);
-  for (int epoch = 1; epoch <= cfg.train.epochs; ++epoch) {
-    model->train();
-    auto perm = torch::randperm(S, gen, torch::kInt64);
-    Progress progress = run.progress(fmt::format("epoch {}/{}", epoch, cfg.train.epochs), steps_per_epoch, G);
-    double loss_sum = 0;
-    for (int64_t s = 0; s < steps_per_epoch; ++s) {
-      const int64_t begin = std::min(S, s * G + R * B);
-      auto idx = perm.slice(0, begin, std::min(S, begin + B));  // this rank's share of the step
-      loss_sum += encoder_train_step(*model, optimizer, cfg.train.loss, train.seq.index_select(0, idx),
-                                     train.lengths.index_select(0, idx), train.target.index_select(0, idx),
-                                     &g, bucket_bytes);
-      ++step;
-      progress.update(s + 1, loss_sum / (s + 1));
-    }
-    progress.finish();
-    if (W > 1) {
-      dist::check_identical(g, parameters, parameter_names, fmt::format("encoder weights after epoch {}", epoch));
-      spdlog::info("encoder weights identical on {} ranks ({} tensors) after epoch {}", W, parameters.size(), epoch);
-    }
-    const double sps = progress.samples_per_second();
-    run.log({{"epoch", epoch}, {"step", step}, {"split", "train"}, {"loss", loss_sum / steps_per_epoch}, {"samples_per_s", sps}});
-    if (!run.validation_due(epoch)) continue;
-    const auto val = validate();
-    const bool improved = run.report_validation(epoch, step, val, save);
-    spdlog::info("epoch {} loss {:.4f} {:.0f} samples/s | val HR@1 {:.4f} NDCG@10 {:.4f}{}", epoch, loss_sum / steps_per_epoch,
-                 sps, val.hr1.value_or(0), val.ndcg10.value_or(0), improved ? " (best)" : "");
-    if (run.should_stop()) {
-      spdlog::info("early stop: no better validation {} for {} evaluations (best epoch {})", cfg.train.monitor.front(),
-                   cfg.train.patience, run.best_epoch());
-      break;
-    }
-  }
-  // epochs == 0: keep the initial model so evaluation still has a checkpoint.
-  if (run.best_epoch() < 0) run.report_validation(0, step, validate(), save);
-
+  apply_run_settings(cfg);
+  EncoderRecipe recipe(cfg, ds, run.config_yaml(), g);
+  LoopOptions o = loop_options(cfg.train, cfg.seed, cfg.dist.bucket_mb);
+  o.accumulation = 1;
+  o.max_steps = 0;
+  o.max_grad_norm = 0;
+  o.group = &g;
   EncoderTrainResult result;
+  result.results = run_training(recipe, run, o);
   result.best_epoch = run.best_epoch();
   result.best_val = run.best();
   result.checkpoint_dir = run.checkpoint_dir();
-  if (!g.main()) return result;  // rank 0 tests the best checkpoint and writes results.json
-  encoder::Encoder best = encoder::load_encoder(result.checkpoint_dir, ds.num_items);
-  result.test = encoder::evaluate_encoder(*best, ds, data::Split::kTest, test_candidates, cfg.encoder.max_len, cfg.eval.batch_size);
-  run.log(metrics_record(result.best_epoch, step, "test", result.test));
-  result.results = run.finish({{"model", encoder_name(cfg.encoder.type)},
-                               {"dataset", ds.name},
-                               {"seed", cfg.seed},
-                               {"test", result.test.to_json()}});
+  result.test = recipe.test_metrics();
   result.seconds = run.seconds();
   return result;
 }

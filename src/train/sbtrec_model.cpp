@@ -51,23 +51,42 @@ void SbtRecModelImpl::set_item_permutation(torch::Tensor permutation) {
   permutation_ = permutation.defined() ? permutation.to(torch::kInt64) : permutation;
 }
 
-torch::Tensor SbtRecModelImpl::item_embeddings(const torch::Tensor& items) {
+namespace {
+// Adds HDSD's auxiliary loss of one forward to the running sum (left as is when not asked for).
+void add_quantizer_loss(torch::Tensor* sum, const quantizer::QuantizerOutput& q) {
+  if (!sum || !q.loss.defined()) return;
+  *sum = sum->defined() ? *sum + q.loss : q.loss;
+}
+}  // namespace
+
+torch::Tensor SbtRecModelImpl::item_embeddings(const torch::Tensor& items, torch::Tensor* quantizer_loss) {
   auto ids = permutation_.defined() ? permutation_.index_select(0, items) : items;  // [S]
   auto x = item_vectors.index_select(0, ids);                                      // [S, D]
   // HDSD + MBSR: codes from the current codebooks, e_rq with gradient to the chosen rows only.
-  auto e = hdsd && hdsd->items ? hdsd->items->forward(x).e_rq : x;  // [S, D]
+  auto e = x;                                         // [S, D]
+  if (hdsd && hdsd->items) {
+    auto q = hdsd->items->forward(x);
+    add_quantizer_loss(quantizer_loss, q);
+    e = q.e_rq;  // [S, D]
+  }
   return item_aligner->forward(e, llm->model->embed_tokens->weight.scalar_type());  // [S, E]
 }
 
-torch::Tensor SbtRecModelImpl::user_embeddings(const torch::Tensor& user_vectors) {
+torch::Tensor SbtRecModelImpl::user_embeddings(const torch::Tensor& user_vectors, torch::Tensor* quantizer_loss) {
   if (user_dim_ == 0) throw ConfigError("SbtRecModel: the prompts carry user tokens but the model was built without one");
   auto x = user_vectors.to(torch::kFloat32);                       // [S, Z]
-  auto e = hdsd && hdsd->user ? hdsd->user->forward(x).e_rq : x;  // [S, Z]
+  auto e = x;                                 // [S, Z]
+  if (hdsd && hdsd->user) {
+    auto q = hdsd->user->forward(x);
+    add_quantizer_loss(quantizer_loss, q);
+    e = q.e_rq;  // [S, Z]
+  }
   auto& a = user_aligner ? user_aligner : item_aligner;  // aligner.shared: the items' aligner
   return a->forward(e, llm->model->embed_tokens->weight.scalar_type());  // [S, E]
 }
 
-torch::Tensor SbtRecModelImpl::inputs_embeds(const prompt::PromptBatch& b, const torch::Tensor& user_vectors) {
+torch::Tensor SbtRecModelImpl::inputs_embeds(const prompt::PromptBatch& b, const torch::Tensor& user_vectors,
+                                             torch::Tensor* quantizer_loss) {
   const auto device = llm->model->embed_tokens->weight.device();
   auto embeds = llm->model->embed_tokens(b.input_ids.to(device));  // [B, T, E]
   if (b.slot_kind.numel() == 0) return embeds;
@@ -75,7 +94,7 @@ torch::Tensor SbtRecModelImpl::inputs_embeds(const prompt::PromptBatch& b, const
   auto item_at = torch::nonzero(is_user.logical_not()).squeeze(1);        // [S_i]
   auto user_at = torch::nonzero(is_user).squeeze(1);                      // [S_u]
   if (item_at.numel()) {
-    auto v = item_embeddings(b.slot_item.index_select(0, item_at).to(device));  // [S_i, E]
+    auto v = item_embeddings(b.slot_item.index_select(0, item_at).to(device), quantizer_loss);  // [S_i, E]
     embeds = embeds.index_put({b.slot_batch.index_select(0, item_at).to(device), b.slot_position.index_select(0, item_at).to(device)}, v);
   }
   if (user_at.numel()) {
@@ -92,7 +111,8 @@ torch::Tensor SbtRecModelImpl::inputs_embeds(const prompt::PromptBatch& b, const
       auto rows_of_items = permutation_.defined() ? item_vectors.index_select(0, permutation_) : item_vectors;  // [N, D]
       named = torch::matmul(unit(u), unit(rows_of_items).t()).argmax(1);  // [S_u]: the nearest item in cosine
     }
-    auto v = named.ge(0).all().item<bool>() ? item_embeddings(named.to(device)) : user_embeddings(u);  // [S_u, E]
+    auto v = named.ge(0).all().item<bool>() ? item_embeddings(named.to(device), quantizer_loss)
+                                            : user_embeddings(u, quantizer_loss);  // [S_u, E]
     embeds = embeds.index_put({rows.to(device), b.slot_position.index_select(0, user_at).to(device)}, v);
   }
   return embeds;  // [B, T, E]
@@ -101,9 +121,11 @@ torch::Tensor SbtRecModelImpl::inputs_embeds(const prompt::PromptBatch& b, const
 torch::Tensor SbtRecModelImpl::loss(const prompt::PromptBatch& b, const torch::Tensor& user_vectors) {
   const auto device = llm->model->embed_tokens->weight.device();
   llm::ForwardInputs in;
-  in.inputs_embeds = inputs_embeds(b, user_vectors);  // [B, T, E]
-  in.attention_mask = b.attention_mask.to(device);     // [B, T]
-  return llm->loss(in, b.labels.to(device));           // scalar
+  torch::Tensor quantizer_loss;                                        // [] or undefined
+  in.inputs_embeds = inputs_embeds(b, user_vectors, &quantizer_loss);  // [B, T, E]
+  in.attention_mask = b.attention_mask.to(device);                     // [B, T]
+  auto ce = llm->loss(in, b.labels.to(device));                        // []
+  return quantizer_loss.defined() ? ce + quantizer_loss.to(ce.device(), ce.scalar_type()) : ce;
 }
 
 }  // namespace sbtrec::train

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
 #include <vector>
 
 using namespace sbtrec;
@@ -32,4 +33,20 @@ TEST(CounterRng, BoundedDrawIsPinnedAndRejectsTheBiasedPart) {
   EXPECT_EQ(big.count(), 11u);
   CounterStream one(5);
   EXPECT_EQ(one.below(1), 0u);
+}
+
+// One registry of stream purposes, all distinct: with seed == eval.candidate_seed the trainer's
+// streams no longer draw what the validation / test candidate sets draw (they once shared the values
+// 1 and 2: the epoch order of epoch i was the stream of validation case i's candidates).
+TEST(CounterRng, StreamPurposesAreDistinctEvenWhenSeedsMeet) {
+  std::set<uint64_t> values;
+  for (Purpose p : kAllPurposes) EXPECT_TRUE(values.insert((uint64_t)p).second) << "purpose " << (uint64_t)p << " twice";
+  const uint64_t seed = 2024;  // the run's seed equal to eval.candidate_seed
+  std::set<uint64_t> keys;
+  for (Purpose p : kAllPurposes)
+    for (uint64_t counter : {0, 1, 2, 3}) EXPECT_TRUE(keys.insert(stream_key(seed, p, counter)).second);
+  // The candidate purposes keep the values the Python mirror and every published candidate set use.
+  EXPECT_EQ((uint64_t)Purpose::kCandidatesTrain, 0u);
+  EXPECT_EQ((uint64_t)Purpose::kCandidatesVal, 1u);
+  EXPECT_EQ((uint64_t)Purpose::kCandidatesTest, 2u);
 }

@@ -91,6 +91,19 @@ TEST(DistWorld, FromEnvironment) {
   }
 }
 
+// NCCL's collective tensors live on this rank's GPU: cuda:LOCAL_RANK, never the bare "cuda" (= cuda:0
+// on every rank, where ranks collide or hang); Gloo's on the CPU. Device objects only: no GPU needed.
+TEST(DistWorld, CollectivesLiveOnTheRanksDevice) {
+  dist::World w;
+  w.world_size = w.local_world_size = 4;
+  w.rank = w.local_rank = 3;
+  EXPECT_EQ(dist::collective_device("nccl", dist::rank_device("cuda", w)).str(), "cuda:3");
+  EXPECT_EQ(dist::collective_device("gloo", dist::rank_device("cpu", w)).str(), "cpu");
+  EXPECT_THROW(dist::collective_device("nccl", torch::Device("cuda")), ConfigError);
+  EXPECT_THROW(dist::collective_device("nccl", torch::Device("cpu")), ConfigError);
+  EXPECT_EQ(dist::ProcessGroup().device().str(), "cpu");
+}
+
 TEST(DistProcessGroup, SingleProcessCollectivesAreNoOps) {
   dist::ProcessGroup g;
   std::vector<torch::Tensor> t = {torch::ones({3})};
@@ -128,6 +141,21 @@ TEST(DistProcessGroup, GradientsSumOverRanksInBuckets) {
     if (parts.size() != 2 || parts[0] != std::string("rank0") + std::string(1, '\0') + "\xff" ||
         parts[1] != std::string("rank1") + std::string(1, '\0') + "\xff")
       throw std::runtime_error("gather");
+  });
+  EXPECT_EQ(err[0], "");
+  EXPECT_EQ(err[1], "");
+}
+
+// Each gather's keys are deleted once every rank has read them: a long run's gathers (one per state
+// save, through check_identical) leave the store as they found it.
+TEST(DistProcessGroup, GathersLeaveNoKeysInTheStore) {
+  auto err = two_ranks([](dist::ProcessGroup& g) {
+    g.barrier("start");
+    const int64_t before = g.store_keys();
+    for (int i = 0; i < 5; ++i) g.all_gather_bytes(std::string(100, char('a' + g.rank())), "gather");
+    g.barrier("counted");  // both ranks have deleted their keys
+    if (g.store_keys() != before)
+      throw std::runtime_error("store keys " + std::to_string(before) + " -> " + std::to_string(g.store_keys()));
   });
   EXPECT_EQ(err[0], "");
   EXPECT_EQ(err[1], "");

@@ -126,7 +126,7 @@ TEST(BehaviourE2E, InstrumentsOnRandomTitleData) {
     s.model->item_aligner->mlp_proj[2]->as<torch::nn::Linear>()->weight.zero_();  // shared: users too
   }
   const auto cands = data::make_candidates(ds, data::Split::kTest, cfg.eval.num_negatives, cfg.eval.candidate_seed);
-  const auto e = train::evaluate_sbtrec(s, data::Split::kTest, cands);
+  const auto e = eval::evaluate_sbtrec(s, data::Split::kTest, cands);
   ASSERT_EQ(e.cases.size(), 2u);
   for (const auto& c : e.cases) {
     EXPECT_EQ(c.rank_permuted, c.rank);

@@ -5,6 +5,11 @@
 #include <sstream>
 
 #include "../test_util.h"
+#include "sbtrec/config/config.h"
+#include "sbtrec/data/dataset.h"
+#include "sbtrec/train/recipes.h"
+
+#include <map>
 
 using namespace sbtrec;
 
@@ -155,6 +160,12 @@ TEST(CLI, BadInputExitsNonZeroWithAClearMessageAndNoOutput) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("grouplens.org"), std::string::npos) << r.output;
   EXPECT_FALSE(std::filesystem::exists(dir / "out"));
+  // A key the recipe does not read (a step cap on an encoder run) is refused, not ignored.
+  r = test::run(test::bin("sbtrec-train") + " --config " + test::source("configs/movielens/sasrec.yaml") +
+                " --set train.max_steps=5 --set output_dir=" + (dir / "out"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("train.max_steps is not read by the encoder recipe"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "out"));
   r = test::run(test::bin("sbtrec-data") + " export --config " + test::source("configs/movielens/sasrec.yaml") +
                 " --set data.root=" + (dir / "none") + " --split test --out " + (dir / "x.tsv"));
   EXPECT_EQ(r.exit_code, 1);
@@ -189,4 +200,53 @@ TEST(CLI, EvaluatesImportedLLaRASASRecOnMovieLens) {
                 " --set data.root=" + (dir / "syn") + " --checkpoint " + (dir / "ckpt"));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("item_embeddings.weight"), std::string::npos) << r.output;
+}
+
+// The fault-injection hook of the dying-rank tests (SBTREC_FAULT_KILL_AT_STEP) lives only in the
+// tests' sbtrec-train-faults: neither the shipped sbtrec-train nor the library carries it, so no user
+// environment can make a run SIGKILL itself.
+TEST(CLI, ShippedProgramsCarryNoFaultHook) {
+  const std::string hook = "SBTREC_FAULT_KILL_AT_STEP";
+  auto holds = [&](const std::string& path) {
+    const std::string bytes = test::read_text(path);
+    EXPECT_FALSE(bytes.empty()) << path;
+    return bytes.find(hook) != std::string::npos;
+  };
+  EXPECT_FALSE(holds(test::bin("sbtrec-train")));
+  EXPECT_FALSE(holds(std::string(SBTREC_BINARY_DIR) + "/libsbtrec.so"));
+  EXPECT_TRUE(holds(test::bin("sbtrec-train-faults"))) << "the tests' build keeps the hook";
+}
+
+// Runs set what they need per run (threads, seeds; train/run.h apply_run_settings) and recipes hold no
+// process-wide state: one process running two recipes one after the other (SASRec, then GRU4Rec, each
+// trained and then tested) gives what two separate sbtrec-train processes give, figure for figure.
+TEST(CLI, TwoRunsInOneProcessEqualSeparateProcesses) {
+  test::TempDir dir;
+  auto r = test::run(test::bin("sbtrec-data") + " synth --out " + (dir / "syn") + " --users 120 --items 150");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::vector<std::string> models = {"sasrec", "gru4rec"};
+  std::map<std::string, nlohmann::json> separate, together;
+  for (const auto& m : models) {
+    r = test::run(test::bin("sbtrec-train") + " --config " + test::source("configs/movielens/" + m + ".yaml") +
+                  " --set data.root=" + (dir / "syn") + " --set train.epochs=3 --set output_dir=" + (dir / ("cli_" + m)) +
+                  " --json 2>/dev/null");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    separate[m] = nlohmann::json::parse(last_line(r.output));
+  }
+  for (const auto& m : models) {
+    const Config cfg = load_config(test::source("configs/movielens/" + m + ".yaml"),
+                                   {"data.root=" + (dir / "syn"), "train.epochs=3", "output_dir=" + (dir / ("lib_" + m))});
+    train::check_keys_read(cfg);
+    train::apply_run_settings(cfg);
+    const auto ds = data::load_dataset(cfg.data);
+    train::Run run(cfg, false);
+    dist::ProcessGroup single;
+    auto recipe = train::make_recipe({cfg, ds, run.config_yaml(), single, false});
+    together[m] = train::run_training(*recipe, run, train::loop_options(cfg.train, cfg.seed, cfg.dist.bucket_mb));
+  }
+  for (const auto& m : models) {
+    SCOPED_TRACE(m);
+    for (const char* k : {"test", "val", "best_epoch", "first_loss", "last_loss", "steps", "model", "recipe"})
+      EXPECT_EQ(together[m][k], separate[m][k]) << k;
+  }
 }

@@ -92,6 +92,27 @@ TEST(DistributedE2E, TwoProcessesEqualOneProcessWithTheSameGlobalBatch) {
   EXPECT_NEAR(jd["last_loss"].get<double>(), jb["last_loss"].get<double>(), 1e-4 * jb["last_loss"].get<double>());
 }
 
+// The dead-code reset judges summed counts and re-seeds from all item rows, so with it on (a window of
+// one step: a reset at every step) 2 processes still equal 1 bit for bit, and it did re-seed codes.
+TEST(DistributedE2E, DeadCodeResetKeepsTwoProcessesEqualToOne) {
+  SBTREC_REQUIRE_SBTREC_INPUTS();
+  auto& f = test::sbtrec_fixture();
+  test::TempDir dir;
+  const std::string sets = dp_sets(f) + " --set train.batch_size=1 --set quantizer.dead_codes.enabled=true"
+                                        " --set quantizer.dead_codes.window=1 --set eval.max_cases=1";
+  auto dp = test::run(test::bin("sbtrec-train") + sets + " --nproc 2 --set output_dir=" + (dir / "dp"));
+  ASSERT_EQ(dp.exit_code, 0) << dp.output;
+  auto acc = test::run(test::bin("sbtrec-train") + sets + " --set train.accumulation=2 --set output_dir=" + (dir / "acc"));
+  ASSERT_EQ(acc.exit_code, 0) << acc.output;
+  expect_identical(trainables(dir / "dp"), trainables(dir / "acc"), "2 x 1 vs 1 x 1 x 2, dead codes on");
+  const auto init = safetensors::load(f.codebooks + "/codebooks.safetensors").at("codebooks");
+  const auto now = trainables(dir / "dp").at("codebooks");
+  // Re-seeded rows jump to an item row; gradient steps at lr 1e-4 move a row by far less.
+  EXPECT_GT((now - init).abs().amax(-1).gt(1e-2).sum().item<int64_t>(), 0) << "no code was re-seeded";
+  const auto st = nlohmann::json::parse(test::read_text(dir / "dp/state/state.json"));
+  EXPECT_TRUE(st["dead_codes"].contains("items")) << st.dump();
+}
+
 TEST(DistributedE2E, AKilledRankMakesTheOtherFailWithAClearErrorNotAHang) {
   SBTREC_REQUIRE_SBTREC_INPUTS();
   auto& f = test::sbtrec_fixture();
@@ -99,7 +120,7 @@ TEST(DistributedE2E, AKilledRankMakesTheOtherFailWithAClearErrorNotAHang) {
   // Two ranks started as any launcher would; rank 1 kills itself with SIGKILL at step 2.
   const std::string port = std::to_string(29500 + (int)(::getpid() % 2000));
   const std::string common = "WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port + " ";
-  const std::string cmd = test::bin("sbtrec-train") + dp_sets(f) + " --set train.batch_size=1 --set dist.timeout_s=60" +
+  const std::string cmd = test::bin("sbtrec-train-faults") + dp_sets(f) + " --set train.batch_size=1 --set dist.timeout_s=60" +
                           " --set output_dir=" + (dir / "run");
   const std::string script = "(" + common + "RANK=1 SBTREC_FAULT_KILL_AT_STEP=2 " + cmd + " > " + (dir / "rank1.log") +
                              " 2>&1 &) ; " + common + "RANK=0 timeout 240 " + cmd;
@@ -114,7 +135,7 @@ TEST(DistributedE2E, AKilledRankMakesTheOtherFailWithAClearErrorNotAHang) {
   EXPECT_FALSE(std::filesystem::exists(dir / "run/results.json"));
 
   // Under --nproc the launcher names the dead rank and fails too.
-  r = test::run("SBTREC_FAULT_KILL_AT_STEP=2 SBTREC_FAULT_RANK=1 " + test::bin("sbtrec-train") + dp_sets(f) +
+  r = test::run("SBTREC_FAULT_KILL_AT_STEP=2 SBTREC_FAULT_RANK=1 " + test::bin("sbtrec-train-faults") + dp_sets(f) +
                 " --set train.batch_size=1 --set dist.timeout_s=60 --nproc 2 --set output_dir=" + (dir / "run2"));
   EXPECT_NE(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("rank 1 was killed by signal 9"), std::string::npos) << r.output;

@@ -6,7 +6,7 @@
 #include "sbtrec/common/safetensors.h"
 #include "sbtrec/data/dataset.h"
 #include "sbtrec/quantizer/hdsd.h"
-#include "sbtrec/train/config.h"
+#include "sbtrec/config/config.h"
 
 using namespace sbtrec;
 

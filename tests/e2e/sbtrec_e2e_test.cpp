@@ -105,15 +105,56 @@ TEST(SbtRecE2E, TrainEvaluateAndRescoreOnMovieLens) {
   for (const auto& l : log) train_records += l["split"] == "train";
   EXPECT_EQ(train_records, 6);  // every 4 steps: the learning curve
 
-  // sbtrec-eval from the checkpoint gives the same figures and rewrites predictions.jsonl identically.
+  // sbtrec-eval from the checkpoint gives the same figures and the same cases, in its own file
+  // (predictions_<split>_<mode>.jsonl): training's predictions.jsonl stays as training wrote it.
   const std::string before = test::read_text(run + "/predictions.jsonl");
+  for (const auto& p : preds) {
+    EXPECT_EQ(p["split"], "test");
+    EXPECT_EQ(p["mode"], "generation");
+    EXPECT_EQ(p["source"], "sbtrec-train");
+  }
   r = test::run(test::bin("sbtrec-eval") + " --config " + run + "/config.yaml --checkpoint " + run + " --json");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto ev = last_json_line(r.output);
   EXPECT_EQ(ev["hr@1"], test_j["hr@1"]);
   EXPECT_EQ(ev["valid_ratio"], test_j["valid_ratio"]);
   EXPECT_EQ(ev["n"], 8);
+  EXPECT_EQ(ev["split"], "test");
+  EXPECT_EQ(ev["mode"], "generation");
+  EXPECT_EQ(ev["predictions"], run + "/predictions_test_generation.jsonl");
   EXPECT_EQ(test::read_text(run + "/predictions.jsonl"), before);
+  auto evp = read_jsonl(run + "/predictions_test_generation.jsonl");
+  ASSERT_EQ(evp.size(), preds.size());
+  for (size_t i = 0; i < evp.size(); ++i) {
+    EXPECT_EQ(evp[i]["source"], "sbtrec-eval");
+    evp[i]["source"] = "sbtrec-train";
+    EXPECT_EQ(evp[i], preds[i]) << i;
+  }
+  // It never replaces a file it did not write: training's predictions are refused as a target.
+  r = test::run(test::bin("sbtrec-eval") + " --config " + run + "/config.yaml --checkpoint " + run +
+                " --predictions " + run + "/predictions.jsonl");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("sbtrec-eval did not write it"), std::string::npos) << r.output;
+  EXPECT_EQ(test::read_text(run + "/predictions.jsonl"), before);
+
+  // The checkpoint records its inputs; another template file (one word changed) is refused naming both
+  // files, before any evaluation, unless the cross-evaluation is asked for.
+  const auto inputs = nlohmann::json::parse(test::read_text(run + "/checkpoint/inputs.json"));
+  for (const char* k : {"encoder", "dataset", "templates", "model"}) EXPECT_TRUE(inputs.contains(k)) << inputs.dump();
+  std::string other = test::read_text(test::source("configs/prompts/movielens.txt"));
+  other.replace(other.find(' '), 1, "  ");
+  test::write_text(dir / "other.txt", other);
+  r = test::run(test::bin("sbtrec-eval") + " --config " + run + "/config.yaml --checkpoint " + run +
+                " --set prompt.templates=" + (dir / "other.txt") + " --set eval.max_cases=1");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("templates"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("other.txt"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("movielens.txt"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--allow-other-inputs"), std::string::npos) << r.output;
+  r = test::run(test::bin("sbtrec-eval") + " --config " + run + "/config.yaml --checkpoint " + run +
+                " --set prompt.templates=" + (dir / "other.txt") + " --set eval.max_cases=1 --allow-other-inputs" +
+                " --predictions " + (dir / "cross.jsonl"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
 
   // Likelihood ranking: HR@1, HR@5, NDCG@5 over the candidates, every case valid, scores per candidate.
   r = test::run(test::bin("sbtrec-eval") + " --config " + run + "/config.yaml --checkpoint " + run +
@@ -124,7 +165,8 @@ TEST(SbtRecE2E, TrainEvaluateAndRescoreOnMovieLens) {
   EXPECT_EQ(lj["valid_ratio"], 1.0);
   ASSERT_TRUE(lj.contains("hr@5") && lj.contains("ndcg@5")) << lj.dump();
   EXPECT_GE(lj["hr@5"].get<double>(), lj["hr@1"].get<double>());
-  const auto lp = read_jsonl(run + "/predictions.jsonl");
+  EXPECT_EQ(lj["predictions"], run + "/predictions_test_likelihood.jsonl");
+  const auto lp = read_jsonl(run + "/predictions_test_likelihood.jsonl");
   ASSERT_EQ(lp.size(), 4u);
   for (const auto& p : lp) {
     ASSERT_EQ(p["scores"].size(), p["candidates"].size());
@@ -139,8 +181,10 @@ TEST(SbtRecE2E, ResumeAfterStopEqualsUninterruptedRunBitForBit) {
   REQUIRE_INPUTS();
   auto& f = fixture();
   test::TempDir dir;
-  // Short prompts (4 candidates) and 20 steps of 2; LoRA dropout stays on, so its masks must resume too.
+  // Short prompts (4 candidates) and 20 steps of 2; LoRA dropout stays on, so its masks must resume too,
+  // and so must the dead-code counters (a window of 3 steps, so the stop at 10 falls inside one).
   const std::string sets = common_sets(f) +
+                           " --set quantizer.dead_codes.enabled=true --set quantizer.dead_codes.window=3"
                            " --set train.max_steps=20 --set train.batch_size=2 --set eval.num_negatives=3"
                            " --set eval.max_cases=2 --set generation.max_new_tokens=4 --set train.log_every=5";
   auto r = test::run(test::bin("sbtrec-train") + sets + " --set output_dir=" + (dir / "full") + " --json");
@@ -152,6 +196,14 @@ TEST(SbtRecE2E, ResumeAfterStopEqualsUninterruptedRunBitForBit) {
   EXPECT_FALSE(std::filesystem::exists(dir / "split/checkpoint")) << "no validation happened before the stop";
   auto st = nlohmann::json::parse(test::read_text(dir / "split/state/state.json"));
   EXPECT_EQ(st["step"], 10);
+  // Another run's state/ is refused, naming both ids (here the full run's, copied in).
+  std::filesystem::rename(dir / "split/state", dir / "split_state");
+  std::filesystem::copy(dir / "full/state", dir / "split/state", std::filesystem::copy_options::recursive);
+  r = test::run(test::bin("sbtrec-train") + " --config " + (dir / "split/config.yaml") + " --resume " + (dir / "split"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("belongs to another run"), std::string::npos) << r.output;
+  std::filesystem::remove_all(dir / "split/state");
+  std::filesystem::rename(dir / "split_state", dir / "split/state");
   // A different config is refused; the run's own resumes.
   r = test::run(test::bin("sbtrec-train") + sets + " --set train.lr=1e-2 --resume " + (dir / "split"));
   EXPECT_EQ(r.exit_code, 1);
@@ -193,4 +245,23 @@ TEST(SbtRecE2E, MissingEncoderIsRefusedBeforeAnythingIsWritten) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("nowhere"), std::string::npos) << r.output;
   EXPECT_FALSE(std::filesystem::exists(dir / "run2"));
+}
+
+// Unmeasured figures are absent, not 0: with no training step there is no first_loss / last_loss, and
+// with no valid output (one generated token cannot name a title) no hr@1_of_valid.
+TEST(SbtRecE2E, UnmeasuredFiguresAreAbsent) {
+  REQUIRE_INPUTS();
+  auto& f = fixture();
+  test::TempDir dir;
+  auto r = test::run(test::bin("sbtrec-train") + common_sets(f) + " --set output_dir=" + (dir / "run") +
+                     " --set train.epochs=0 --set eval.num_negatives=3 --set eval.max_cases=2 --set eval.max_val_cases=2"
+                     " --set generation.max_new_tokens=1 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto res = last_json_line(r.output);
+  EXPECT_EQ(res["steps"], 0);
+  EXPECT_FALSE(res.contains("first_loss")) << res.dump();
+  EXPECT_FALSE(res.contains("last_loss")) << res.dump();
+  EXPECT_EQ(res["test"]["valid"], 0) << res.dump();
+  EXPECT_FALSE(res["test"].contains("hr@1_of_valid")) << res.dump();
+  EXPECT_EQ(nlohmann::json::parse(test::read_text(dir / "run/results.json")), res);
 }

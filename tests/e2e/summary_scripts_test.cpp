@@ -18,8 +18,8 @@ void write_variant(const std::string& out, const std::string& v, int hits) {
     gen += "{\"hit\": " + std::string(hit ? "true" : "false") + ", \"valid\": true}\n";
     lik += "{\"rank\": " + std::to_string(hit ? 0 : 7) + ", \"rank_tokens_permuted\": 9}\n";
   }
-  test::write_text(out + "/" + v + "/predictions_generation.jsonl", gen);
-  test::write_text(out + "/" + v + "/predictions_likelihood.jsonl", lik);
+  test::write_text(out + "/" + v + "/predictions.jsonl", gen);  // training's, by generation
+  test::write_text(out + "/" + v + "/predictions_test_likelihood.jsonl", lik);  // sbtrec-eval's
   test::write_text(out + "/" + v + "/metrics.jsonl",
                    "{\"split\": \"val_curve\", \"step\": 0, \"hr@1\": 0.1}\n"
                    "{\"split\": \"train\", \"step\": 10, \"loss\": 1.5}\n");

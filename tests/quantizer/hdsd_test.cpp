@@ -7,7 +7,7 @@
 #include "sbtrec/common/safetensors.h"
 #include "sbtrec/data/batch.h"
 #include "sbtrec/quantizer/hdsd.h"
-#include "sbtrec/train/config.h"
+#include "sbtrec/config/config.h"
 
 using namespace sbtrec;
 using namespace sbtrec::quantizer;
@@ -102,6 +102,19 @@ TEST(Hdsd, InputsSelectTheKindsAndEachHasItsOwnCodebooks) {
   const auto again = fit_hdsd(small(QuantizerInputs::kBoth), 5, *f.enc, f.ds, 10, 64);
   EXPECT_TRUE(torch::equal(again.hdsd->items->codebooks, fit.hdsd->items->codebooks));
   EXPECT_TRUE(torch::equal(again.hdsd->user->codebooks, fit.hdsd->user->codebooks));
+}
+
+// The SBT-Rec session computes the training split's user vectors for its prompts and hands them to
+// fit_hdsd, which fits on exactly those (not a second pass over the encoder): the same vectors give the
+// same codebooks; vectors twice as long give codebooks twice as large.
+TEST(Hdsd, FitsTheUserVectorsItIsGiven) {
+  Fixture f;
+  const auto users = user_vectors(*f.enc, f.ds.train, 10, 64);  // [S, Z]
+  const auto own = fit_hdsd(small(QuantizerInputs::kUser), 5, *f.enc, f.ds, 10, 64);
+  const auto given = fit_hdsd(small(QuantizerInputs::kUser), 5, *f.enc, f.ds, 10, 64, users);
+  EXPECT_TRUE(torch::equal(given.hdsd->user->codebooks, own.hdsd->user->codebooks));
+  const auto doubled = fit_hdsd(small(QuantizerInputs::kUser), 5, *f.enc, f.ds, 10, 64, users * 2.0);
+  EXPECT_TRUE(torch::allclose(doubled.hdsd->user->codebooks, own.hdsd->user->codebooks * 2.0, 1e-4, 1e-5));
 }
 
 TEST(Hdsd, SavedFilesReadBackAndWrongOnesAreRefused) {

@@ -238,26 +238,59 @@ TEST(ResidualQuantizer, LossesHaveTheirValueAndRouting) {
   EXPECT_TRUE(q->codebooks.grad().masked_select(used.logical_not().unsqueeze(2).expand({L, K, D})).eq(0).all().item<bool>());
 }
 
-TEST(ResidualQuantizer, DeadCodesAreReseededFromTheWorstResiduals) {
+// Dead codes: counted in training-mode forwards, judged once per window of optimizer steps
+// (end_step) on the counts summed over the ranks, re-seeded from the pool's worst-reconstructed vectors,
+// the same on every rank; the counters survive a save and restore.
+TEST(ResidualQuantizer, DeadCodesAreReseededFromThePoolAtTheWindowsEnd) {
   QuantizerOptions o = opts(1, 3);
   o.dead_codes.enabled = true;
   o.dead_codes.window = 2;
-  ResidualQuantizer q(o, 2);
-  q->load_codebooks(torch::tensor({0.f, 0.f, 1.f, 1.f, 100.f, 100.f}).view({1, 3, 2}), "test");
-  auto x = torch::tensor({0.1f, 0.f, 1.f, 0.9f, -5.f, 0.f}).view({3, 2});
+  const auto books = torch::tensor({0.f, 0.f, 1.f, 1.f, 100.f, 100.f}).view({1, 3, 2});
+  auto x = torch::tensor({0.1f, 0.f, 1.f, 0.9f}).view({2, 2});                // chooses codes 0 and 1
+  auto pool = torch::tensor({0.1f, 0.f, 1.f, 0.9f, -5.f, 0.f}).view({3, 2});  // (-5, 0) fits worst
+  auto make = [&] {
+    ResidualQuantizer q(o, 2);
+    q->load_codebooks(books, "test");
+    return q;
+  };
+  auto q = make();
   q->eval();
-  q->forward(x);
-  q->forward(x);
-  EXPECT_EQ(q->codebooks[0][2][0].item<float>(), 100.f);  // eval mode: no counting, no reset
+  q->forward(x);  // eval mode: not counted
   q->train();
   q->forward(x);
-  EXPECT_EQ(q->codebooks[0][2][0].item<float>(), 100.f);  // the window is not over yet
-  auto out = q->forward(x);
-  // Code 2 was never chosen: it takes the worst-reconstructed vector, (-5, 0); the others stay.
+  EXPECT_EQ(q->end_step(pool), 0);  // step 1 of 2
+  EXPECT_EQ(q->codebooks[0][2][0].item<float>(), 100.f);
+  EXPECT_EQ(q->end_step(pool), 1);  // the window's end: code 2 was never chosen
   EXPECT_TRUE(torch::equal(q->codebooks[0][2], torch::tensor({-5.f, 0.f})));
   EXPECT_TRUE(torch::equal(q->codebooks[0][1], torch::tensor({1.f, 1.f})));
-  EXPECT_EQ(out.indices[2][0].item<int64_t>(), 0);  // this output was computed before the reset
-  EXPECT_EQ(q->encode(x)[2][0].item<int64_t>(), 2);
+  EXPECT_EQ(q->encode(pool)[2][0].item<int64_t>(), 2);
+
+  // Two ranks, each seeing half the batch: alone, rank a would also re-seed code 1 (rank b chose it);
+  // summed over the ranks it re-seeds code 2 only, as one process seeing both.
+  auto a = make(), b = make();
+  a->forward(x.slice(0, 0, 1));
+  b->forward(x.slice(0, 1, 2));
+  const auto b_counts = b->dead_code_state();
+  auto sum = [&](torch::Tensor& u) { u[0] += torch::tensor(b_counts["usage"][0].get<std::vector<int64_t>>()); };
+  a->end_step(pool, sum);
+  EXPECT_EQ(a->end_step(pool, sum), 1);
+  EXPECT_TRUE(torch::equal(a->codebooks, q->codebooks));
+
+  // The counters resume exactly: a quantizer restored mid-window ends it as the original does.
+  auto c = make(), d = make();
+  c->forward(x.slice(0, 0, 1));
+  c->end_step(pool);
+  d->restore_dead_code_state(c->dead_code_state());
+  EXPECT_EQ(d->dead_code_state(), c->dead_code_state());
+  EXPECT_EQ(c->end_step(pool), 2);  // codes 1 and 2 unused
+  EXPECT_EQ(d->end_step(pool), 2);
+  EXPECT_TRUE(torch::equal(c->codebooks, d->codebooks));
+
+  // A window in which the quantizer was never used (a kind the prompts do not carry) resets nothing.
+  auto e = make();
+  e->end_step(pool);
+  EXPECT_EQ(e->end_step(pool), 0);
+  EXPECT_TRUE(torch::equal(e->codebooks, books));
 }
 
 TEST(ResidualQuantizer, ShapesAreCheckedWithTheSourceNamed) {

@@ -1,8 +1,9 @@
 // Config: defaults, presets, overrides, every field type of the visitor, checks carried by the
 // fields, renamed keys, errors that name the key path and the file:line, and the key reference.
-#include "sbtrec/train/config.h"
+#include "sbtrec/config/config.h"
 
 #include <cstdlib>
+#include <filesystem>
 #include <optional>
 
 #include "../test_util.h"
@@ -241,4 +242,34 @@ TEST(Config, ReadmeReferenceIsGeneratedFromTheStructs) {
   for (const char* key : {"`encoder.sasrec.num_heads`", "`llm.dtype`", "`lora.target_modules`", "`generation.num_beams`",
                           "`train.monitor`", "`eval.candidate_seed`", "| `model` | `encoder` |"})
     EXPECT_TRUE(has(ref, key)) << key;
+}
+
+// Relative paths in a config file resolve against the file that wrote them (as `base:` does), through
+// a base chain in another directory; --set values stay as given. A run's written config.yaml holds
+// absolute inputs and output_dir ".", so it stays valid when the run directory moves.
+TEST(Config, RelativePathsResolveAgainstTheirFileAndWrittenConfigsMove) {
+  test::TempDir dir;
+  std::filesystem::create_directories(dir.path / "a");
+  std::filesystem::create_directories(dir.path / "b");
+  test::write_text(dir / "a/base.yaml", "output_dir: out\ndata: {root: ../d}\nencoder: {checkpoint: enc}\n");
+  test::write_text(dir / "b/child.yaml", "base: ../a/base.yaml\nprompt: {templates: t.txt}\nllm: {model: default}\n");
+  const std::string root = std::filesystem::path(dir.path).lexically_normal().string();
+  auto c = load_config(dir / "b/child.yaml");
+  EXPECT_EQ(c.output_dir, root + "/a/out");
+  EXPECT_EQ(c.data.root, root + "/d");
+  EXPECT_EQ(c.encoder.checkpoint, root + "/a/enc");
+  EXPECT_EQ(c.prompt.templates, root + "/b/t.txt");
+  EXPECT_EQ(c.llm.model, "default");  // a name, not a path
+  c = load_config(dir / "b/child.yaml", {"data.root=rel/d"});
+  EXPECT_EQ(c.data.root, "rel/d");  // --set: relative to the working directory
+
+  // Written for the run directory: output_dir "." and every input absolute; moved, it still reads.
+  std::filesystem::create_directories(dir.path / "run");
+  test::write_text(dir / "run/config.yaml", config_to_yaml(c, dir / "run"));
+  std::filesystem::rename(dir.path / "run", dir.path / "moved");
+  const auto m = load_config(dir / "moved/config.yaml");
+  EXPECT_EQ(m.output_dir, root + "/moved");
+  EXPECT_EQ(m.prompt.templates, root + "/b/t.txt");
+  EXPECT_EQ(m.encoder.checkpoint, root + "/a/enc");
+  EXPECT_TRUE(std::filesystem::path(m.data.root).is_absolute()) << m.data.root;
 }

@@ -48,10 +48,21 @@ TEST(Run, RefusesUsedDirectoryUnlessOverwriteAndWritesNothingBeforeStart) {
     EXPECT_NE(std::string(e.what()).find("--overwrite"), std::string::npos) << e.what();
   }
   test::write_text(out + "/notes.txt", "mine");
+  // What the previous run and sbtrec-eval wrote besides: training state, predictions of both programs.
+  make_dirs(out + "/state/checkpoint");
+  test::write_text(out + "/state/state.json", "{}");
+  test::write_text(out + "/predictions.jsonl", "{}\n");
+  test::write_text(out + "/predictions_test_likelihood.jsonl", "{}\n");
+  const std::string old_id = nlohmann::json::parse(read_file(out + "/run.json")).at("run_id");
   train::Run again(config_in(out), true);
   again.start();
   EXPECT_EQ(lines(out + "/metrics.jsonl"), 0);       // a fresh log, not appended to the old one
   EXPECT_TRUE(path_exists(out + "/notes.txt"));      // files that are not the run's stay
+  for (const char* f : {"state", "predictions.jsonl", "predictions_test_likelihood.jsonl"})
+    EXPECT_FALSE(path_exists(out + "/" + f)) << f << " survived --overwrite";
+  EXPECT_NE(again.run_id(), old_id) << "a new run, a new id";
+  EXPECT_EQ(nlohmann::json::parse(read_file(out + "/run.json")).at("run_id"), again.run_id());
+  EXPECT_EQ(train::Run::resuming(config_in(out)).run_id(), again.run_id());
   test::write_text(tmp / "file", "x");
   EXPECT_THROW(train::Run(config_in(tmp / "file"), true), ConfigError);
 }

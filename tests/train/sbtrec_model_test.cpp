@@ -4,6 +4,7 @@
 // the continuous (w/o HDSD) path and the shuffled-token control.
 #include "../test_util.h"
 #include "sbtrec/common/error.h"
+#include "sbtrec/nn/parameters.h"
 #include "sbtrec/train/sbtrec_model.h"
 
 using namespace sbtrec;
@@ -16,7 +17,7 @@ struct Tiny {
   prompt::PromptBatch batch;
   torch::Tensor users;  // [B, Z]
 
-  explicit Tiny(bool quantize, bool user = true) {
+  explicit Tiny(bool quantize, bool user = true, double codebook_loss = 0, double commitment_loss = 0) {
     torch::manual_seed(5);
     auto c = llm::llama_tiny();
     auto lm = llm::LlamaForCausalLM(c);
@@ -27,6 +28,8 @@ struct Tiny {
     auto items = torch::randn({N, D});
     qo.levels = 2;
     qo.codes = 8;
+    qo.codebook_loss = codebook_loss;
+    qo.commitment_loss = commitment_loss;
     quantizer::Hdsd hdsd{nullptr};
     if (quantize) {
       hdsd = quantizer::Hdsd(qo, D, Z);
@@ -156,4 +159,74 @@ TEST(SbtRecModel, SharedAlignerMapsUserVectorsLikeItemsAndScalesTokensToTheEmbed
   embeds = snap->inputs_embeds(batch, user);
   // row 11 is item 12's under this permutation: the user token is item 12's token (made of row 11)
   EXPECT_TRUE(torch::equal(embeds[0][3], snap->item_embeddings(torch::tensor({12}, torch::kInt64))[0]));
+}
+
+// quantizer.codebook_loss reaches SBS-AO's loss: the total rises by exactly w x (per kind, the sum over
+// levels of mean (sg(r_l) - e_l)^2), and the codebooks' gradients by exactly that term's gradient,
+// both computed here by hand from the codebooks.
+TEST(SbtRecModel, QuantizerLossesReachTheTrainingLoss) {
+  const double w = 0.7;
+  Tiny plain(true), weighted(true, true, w, 0.3);  // the same seed: the same weights
+  ASSERT_TRUE(torch::equal(plain.model->hdsd->items->codebooks, weighted.model->hdsd->items->codebooks));
+  // Per kind: sum over levels of mean (sg(r_l) - e_l)^2 as a function of a leaf copy of the codebooks.
+  auto term = [](const torch::Tensor& C, torch::Tensor x) {  // C [L, K, D] leaf, x [S, D]
+    auto total = torch::zeros({});
+    auto r = x.clone();
+    for (int64_t l = 0; l < C.size(0); ++l) {
+      auto idx = torch::cdist(r, C[l].detach()).argmin(1);  // [S]
+      auto e = C[l].index_select(0, idx);                  // [S, D]
+      total = total + (r - e).pow(2).mean();
+      r = r - e.detach();
+    }
+    return total;
+  };
+  auto& m = *weighted.model;
+  auto Ci = m.hdsd->items->codebooks.detach().clone().requires_grad_(true);
+  auto Cu = m.hdsd->user->codebooks.detach().clone().requires_grad_(true);
+  // The batch's item slots: items 3 and 17 (prompt a), 3 (prompt b); its one user slot: row 0.
+  auto xi = m.item_vectors.index_select(0, torch::tensor({3, 17, 3}, torch::kInt64));
+  auto xu = weighted.users.index_select(0, torch::tensor({0}, torch::kInt64));
+  auto ti = term(Ci, xi), tu = term(Cu, xu);
+  (ti + tu).backward();
+  // Commitment moves only inputs that need a gradient; the item and user vectors are frozen, so its
+  // term is the same sum as the codebook term's value (sg on the other side).
+  const double want = (w + 0.3) * (ti + tu).item<double>();
+
+  auto l0 = plain.model->loss(plain.batch, plain.users);
+  auto l1 = m.loss(weighted.batch, weighted.users);
+  EXPECT_NEAR(l1.item<double>() - l0.item<double>(), want, 1e-5) << "with " << l1.item<double>() << ", without "
+                                                                  << l0.item<double>();
+  l0.backward();
+  l1.backward();
+  auto gi = m.hdsd->items->codebooks.grad() - plain.model->hdsd->items->codebooks.grad();
+  auto gu = m.hdsd->user->codebooks.grad() - plain.model->hdsd->user->codebooks.grad();
+  EXPECT_TRUE(torch::allclose(gi, w * Ci.grad(), 1e-4, 1e-6)) << (gi - w * Ci.grad()).abs().max();
+  EXPECT_TRUE(torch::allclose(gu, w * Cu.grad(), 1e-4, 1e-6)) << (gu - w * Cu.grad()).abs().max();
+}
+
+// The trainer's "trainable params" line counts every group SBS-AO trains: codebooks, aligners and
+// LoRA (it once counted LoRA alone).
+TEST(SbtRecModel, TrainableReportCountsCodebooksAlignersAndLora) {
+  Tiny t(true);
+  auto& m = *t.model;
+  int64_t want = 0;
+  for (const auto& p : m.parameters())
+    if (p.requires_grad()) want += p.numel();
+  const int64_t lora = [&] {
+    int64_t n = 0;
+    for (const auto& p : m.llm->parameters())
+      if (p.requires_grad()) n += p.numel();
+    return n;
+  }();
+  const int64_t others = m.hdsd->items->codebooks.numel() + m.hdsd->user->codebooks.numel() +
+                         [&] {
+                           int64_t n = 0;
+                           for (const auto& p : m.item_aligner->parameters()) n += p.numel();
+                           for (const auto& p : m.user_aligner->parameters()) n += p.numel();
+                           return n;
+                         }();
+  EXPECT_EQ(want, lora + others);
+  EXPECT_GT(others, 0);
+  EXPECT_NE(nn::trainable_report(m).find("trainable params: " + std::to_string(want) + " "), std::string::npos)
+      << nn::trainable_report(m);
 }

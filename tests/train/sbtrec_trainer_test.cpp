@@ -5,7 +5,8 @@
 #include "../test_util.h"
 #include "sbtrec/common/error.h"
 #include "sbtrec/eval/metrics.h"
-#include "sbtrec/train/config.h"
+#include "sbtrec/config/config.h"
+#include "sbtrec/train/recipes.h"
 #include "sbtrec/train/sbtrec_trainer.h"
 
 using namespace sbtrec;
@@ -44,7 +45,15 @@ TEST(SbtRecParadigm, SingleStageTwoStageAndCurriculum) {
   EXPECT_NEAR(early / 1000.0, 0.125, 0.04);  // mean of step/total over the first quarter
   EXPECT_NEAR(late / 1000.0, 0.875, 0.04);
   EXPECT_FALSE(train::hybrid_step(o, 7, 0, total));  // probability 0 at step 0
-  for (int64_t s = 0; s < 200; ++s) EXPECT_EQ(train::hybrid_step(o, 7, s, total), train::hybrid_step(o, 7, s, total));
+  // Keyed by (seed, step), not by call order (a stateful generator would fail this): the draws of steps
+  // 0..1999 taken backwards, after other calls, equal those taken forwards. A resumed run relies on it.
+  std::vector<bool> forward, backward(2000);
+  for (int64_t s = 0; s < 2000; ++s) forward.push_back(train::hybrid_step(o, 7, s, total));
+  for (int64_t s = 3999; s >= 0; --s) {
+    const bool h = train::hybrid_step(o, 7, s, total);
+    if (s < 2000) backward[(size_t)s] = h;
+  }
+  EXPECT_EQ(forward, backward);
   int differ = 0;
   for (int64_t s = 0; s < 4000; ++s) differ += train::hybrid_step(o, 7, s, total) != train::hybrid_step(o, 8, s, total);
   EXPECT_GT(differ, 100);  // another seed, other draws
@@ -96,6 +105,9 @@ TEST(SbtRecConfig, EveryShippedConfigLoads) {
   for (const auto& e : std::filesystem::recursive_directory_iterator(test::source("configs"))) {
     if (e.path().extension() != ".yaml") continue;
     EXPECT_NO_THROW(load_config(e.path().string())) << e.path();
+    // and sets no key its recipe does not read (quantize configs are read by sbtrec-quantize, no recipe)
+    if (e.path().filename().string().rfind("quantize", 0) != 0)
+      EXPECT_NO_THROW(train::check_keys_read(load_config(e.path().string()))) << e.path();
     ++n;
   }
   EXPECT_GE(n, 25);
@@ -167,4 +179,37 @@ TEST(SbtRecMetrics, CandidateRanksGiveHr1Hr5Ndcg5AndRoundTrip) {
   const auto back = eval::Metrics::from_json(m.to_json());
   EXPECT_EQ(back.to_json(), m.to_json());
   EXPECT_NE(eval::format_table("sbtrec", "test", m).find("NDCG@5"), std::string::npos);
+}
+
+// A key the chosen recipe does not read is an error naming it and the recipe that reads it, instead of
+// being ignored: train.max_steps on a SASRec run, train.weight_decay on an SBT-Rec run (SBS-AO decays
+// per group). Keys at their default value, as every written config.yaml carries them, pass.
+TEST(SbtRecConfig, KeysTheRecipeDoesNotReadAreRefused) {
+  auto refused = [](const std::string& file, const std::string& set) {
+    try {
+      train::check_keys_read(load_config(test::source(file), {set}));
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  auto m = refused("configs/movielens/sasrec.yaml", "train.max_steps=5");
+  EXPECT_NE(m.find("train.max_steps is not read by the encoder recipe"), std::string::npos) << m;
+  EXPECT_NE(m.find("recipe: sft"), std::string::npos) << m;
+  m = refused("configs/movielens/sbtrec_smollm.yaml", "train.weight_decay=0.01");
+  EXPECT_NE(m.find("train.weight_decay is not read by the sft recipe"), std::string::npos) << m;
+  EXPECT_EQ(refused("configs/movielens/sasrec.yaml", "train.max_steps=0"), "");  // the default
+  EXPECT_EQ(refused("configs/movielens/sbtrec_smollm.yaml", "train.lora.weight_decay=0.01"), "");
+  // A run's written config.yaml (every key, at its value) passes for its own recipe.
+  test::TempDir dir;
+  const auto c = load_config(test::source("configs/movielens/sbtrec_smollm.yaml"));
+  test::write_text(dir / "config.yaml", config_to_yaml(c));
+  EXPECT_NO_THROW(train::check_keys_read(load_config(dir / "config.yaml")));
+  // An unknown recipe names the key and the registered ones.
+  try {
+    parse_config("recipe: dpo\n", "x.yaml");
+    FAIL() << "recipe dpo was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("encoder"), std::string::npos) << e.what();
+  }
 }

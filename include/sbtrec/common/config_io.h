@@ -35,6 +35,8 @@ Check<std::string> not_empty();
 // Every element passes `each` (and the list is not empty when `non_empty`).
 Check<std::vector<int>> each_at_least(int lo, bool non_empty);
 Check<std::vector<std::string>> each_one_of(std::vector<std::string> allowed, bool non_empty);
+// One of `allowed` (names known only at run time, such as the registered evaluators).
+Check<std::string> one_of(std::vector<std::string> allowed);
 
 // An enum spelled as named choices in YAML; parsed once into the enum, never compared as a string later.
 template <class E> using Choices = std::vector<std::pair<const char*, E>>;

@@ -46,11 +46,37 @@ class CounterStream {
   uint64_t count_ = 0;
 };
 
-// The key of the stream that serves `counter` (an epoch, a step, a sample index) for `purpose` (a
-// constant per use) under `seed`: every seeded draw of the project is keyed this way, so each is a
-// pure function of (seed, purpose, counter) and needs no generator state to resume.
-inline constexpr uint64_t stream_key(uint64_t seed, uint64_t purpose, uint64_t counter) {
-  return splitmix64(splitmix64(splitmix64(seed) ^ purpose) ^ counter);
+// Every purpose of a seeded stream, in one registry: a stream is named by (seed, purpose, counter), so
+// two uses sharing a value would draw the same numbers whenever their seeds meet (eval.candidate_seed
+// == seed, say). Values are distinct (tests/common/counter_rng_test.cpp checks kAllPurposes); add a new
+// use here, never a literal at the call site.
+enum class Purpose : uint64_t {
+  // data/: the evaluation candidate sets of each split, under eval.candidate_seed. Fixed values: the
+  // Python mirror (scripts/sbtrec_io.py) and every published figure's candidate sets use them.
+  kCandidatesTrain = 0,
+  kCandidatesVal = 1,
+  kCandidatesTest = 2,
+  // train/: under the run's seed.
+  kEpochOrder = 0x5b01,       // the SBT-Rec trainer's sample order of an epoch
+  kEpochCandidates = 0x5b02,  // the seed of an epoch's training candidate sets
+  kStepDropout = 0x5b03,      // torch's generator at each (step, rank): dropout masks
+  kCurriculum = 0x5b04,       // curriculum: whether a step is hybrid
+  kShuffle = 0x5b05,          // the shuffled-token control's item permutation
+  kRankDraws = 0x5b06,        // the encoder trainer's per-rank negatives and dropout
+  // prompt/: under the run's seed.
+  kTrainingTemplates = 0x7101,
+  kEvaluationTemplates = 0x7102,
+};
+inline constexpr Purpose kAllPurposes[] = {
+    Purpose::kCandidatesTrain, Purpose::kCandidatesVal,    Purpose::kCandidatesTest, Purpose::kEpochOrder,
+    Purpose::kEpochCandidates, Purpose::kStepDropout,      Purpose::kCurriculum,     Purpose::kShuffle,
+    Purpose::kRankDraws,       Purpose::kTrainingTemplates, Purpose::kEvaluationTemplates};
+
+// The key of the stream that serves `counter` (an epoch, a step, a sample index) for `purpose` under
+// `seed`: every seeded draw of the project is keyed this way, so each is a pure function of (seed,
+// purpose, counter) and needs no generator state to resume.
+inline constexpr uint64_t stream_key(uint64_t seed, Purpose purpose, uint64_t counter) {
+  return splitmix64(splitmix64(splitmix64(seed) ^ (uint64_t)purpose) ^ counter);
 }
 
 // Fisher-Yates on `v` with draws from `rng`: for j = size-1 down to 1, swap v[j] and v[below(j + 1)].

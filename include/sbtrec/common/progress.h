@@ -40,5 +40,8 @@ class MetricsLog {
 };
 
 std::string format_duration(double seconds);
+// A rate with three significant figures at most and no exponent ("0.27", "3.41", "41.2", "20013"), so
+// SBT-Rec's fraction of a sample per second does not print as 0.
+std::string format_rate(double per_second);
 
 }  // namespace sbtrec

@@ -46,6 +46,10 @@ void append_window_samples(int64_t user, const std::vector<int32_t>& items, bool
 // minimum-history filter. Throws DataError/IoError naming the file (and line) and what to do.
 Dataset load_dataset(const DataOptions& opt);
 
+// A SHA-256 of the dataset's contents as the trainers see them (items, titles, every split's samples):
+// equal for equal data whatever its path; what a checkpoint records to refuse other data.
+std::string signature(const Dataset& ds);
+
 // Titles that occur for more than one item (case-insensitive): each group lists the item ids.
 std::vector<std::vector<int32_t>> duplicate_titles(const Dataset& ds);
 

@@ -34,6 +34,11 @@ World world_from_env();
 // the world is distributed and the config names no index.
 torch::Device rank_device(const std::string& configured, const World& w);
 
+// Where a backend's collective tensors live: NCCL on this rank's CUDA device (cuda:LOCAL_RANK, never
+// the bare "cuda" that means cuda:0 on every rank), Gloo on the CPU. A CUDA device without an index
+// under NCCL is a ConfigError (rank_device gives every rank its index).
+torch::Device collective_device(const std::string& backend, torch::Device device);
+
 class ProcessGroup {
  public:
   // A single process: no store, no backend; every collective returns at once.
@@ -60,10 +65,15 @@ class ProcessGroup {
   // Every rank's `mine`, in rank order, on every rank (through the store: small payloads such as
   // per-case evaluation results).
   std::vector<std::string> all_gather_bytes(const std::string& mine, const std::string& what);
+  // Where this group's collective tensors live (collective_device; the CPU for a single process).
+  torch::Device device() const { return device_; }
+  // Keys in the rendezvous store (0 for a single process): gathers leave none behind.
+  int64_t store_keys() const;
 
  private:
   struct Impl;
   World world_;
+  torch::Device device_{torch::kCPU};
   std::string backend_name_ = "none";
   std::unique_ptr<Impl> impl_;
   int64_t gathers_ = 0;

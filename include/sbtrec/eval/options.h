@@ -3,23 +3,19 @@
 #include <cstdint>
 
 #include "sbtrec/common/config_io.h"
+#include "sbtrec/eval/registry.h"
 
 namespace sbtrec {
 
-// generation: the model writes a title, matched against the candidates (HR@1, ValidRatio; LLaRA's
-// protocol); likelihood: the candidates are ranked by the log-likelihood of their answer text given the
-// prompt (HR@1, HR@5, NDCG@5; ValidRatio 1 by construction).
-enum class EvalMode { kGeneration, kLikelihood };
-inline const config::Choices<EvalMode>& eval_modes() {
-  static const config::Choices<EvalMode> c = {{"generation", EvalMode::kGeneration}, {"likelihood", EvalMode::kLikelihood}};
-  return c;
-}
 
 struct EvalOptions {
   int num_negatives = 20;               // candidates = target + this many (paper: 20; llara preset: 19)
   std::uint64_t candidate_seed = 2024;  // same seed -> same candidates for every run and model
   int batch_size = 1024;
-  EvalMode mode = EvalMode::kGeneration;  // SBT-Rec evaluation
+  // SBT-Rec: the evaluator, by its registered name (eval/sbtrec_evaluators.h): generation (the model
+  // writes a title, matched against the candidates: HR@1, ValidRatio; LLaRA's protocol) or likelihood
+  // (the candidates ranked by the log-likelihood of their answer text: HR@1, HR@5, NDCG@5).
+  std::string mode = "generation";
   int llm_batch_size = 8;                 // SBT-Rec: prompts generated per batch
   int64_t max_cases = 0;                  // SBT-Rec: > 0 evaluates only the first this many cases of a split
   int64_t max_val_cases = 0;              // SBT-Rec: > 0 caps validation alone (0 = max_cases)
@@ -33,8 +29,8 @@ inline void visit_fields(EvalOptions& o, config::Visitor& v) {
   v.field("batch_size", o.batch_size, "cases scored per batch", config::at_least(1));
   v.field("mode", o.mode,
           "SBT-Rec: generation (a generated title matched to the candidates, LLaRA's protocol) or likelihood (candidates "
-          "ranked by the log-likelihood of their answer: HR@1, HR@5, NDCG@5)",
-          eval_modes());
+          "ranked by the log-likelihood of their answer: HR@1, HR@5, NDCG@5); any evaluator registered by name",
+          config::one_of(eval::evaluator_names()));
   v.field("llm_batch_size", o.llm_batch_size, "SBT-Rec: prompts per generation batch", config::at_least(1));
   v.field("max_cases", o.max_cases, "SBT-Rec: > 0 evaluates only the first this many cases of each split (smoke runs)",
           config::at_least<int64_t>(0));

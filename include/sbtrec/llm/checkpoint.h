@@ -24,6 +24,11 @@ int64_t drop_packed_weights(LlamaForCausalLMImpl& model);
 // Writes config.json + model.safetensors (base weights only; tied lm_head omitted, as transformers).
 void save_llama(const std::string& dir, LlamaForCausalLMImpl& model);
 
+// What identifies a model's weights without reading them all (a 7B model is 13 GB): a SHA-256 over a
+// GGUF file's size and first MiB (its header and metadata), or a Hugging Face directory's config.json
+// and the names and sizes of its weight files. "default" is resolved first.
+std::string model_identity(const std::string& model);
+
 // PEFT adapter_config.json + adapter_model.safetensors with keys
 // base_model.model.<module>.lora_A.weight / lora_B.weight.
 void save_adapter(const std::string& dir, LlamaForCausalLMImpl& model, const std::string& base_model_name_or_path);

@@ -58,9 +58,10 @@ uint64_t kmeans_seed(const QuantizerOptions& options, uint64_t run_seed);
 
 // Fits each kind's codebooks by k-means++ on the vectors of the frozen `encoder` (items: its table;
 // user: the training samples of `ds`), logs their input statistics, and gathers the statistics,
-// codes and (items) the groups of items sharing a full tuple, with their titles.
+// codes and (items) the groups of items sharing a full tuple, with their titles. `train_users` [S, Z]:
+// the training samples' user vectors when the caller has them already (else computed here).
 HdsdFit fit_hdsd(const QuantizerOptions& options, uint64_t seed, encoder::EncoderImpl& encoder, const data::Dataset& ds,
-                 int max_len, int batch_size);
+                 int max_len, int batch_size, const torch::Tensor& train_users = {});
 
 // Writes the files above into `dir` as one atomic directory (the previous `dir`, if any, is replaced
 // only once every file is complete).

@@ -31,9 +31,10 @@ inline const config::Choices<ItemRows>& item_rows_choices() {
   return c;
 }
 
-// Codes chosen fewer than `threshold` times over `window` training-mode forwards are re-seeded from the
-// residuals that the current batch reconstructs worst (vector-quantize-pytorch's expiry; off by default:
-// the paper does not reset codes).
+// Codes chosen fewer than `threshold` times over `window` optimizer steps (summed over the ranks) are
+// re-seeded from the vectors of their kind that the codebooks reconstruct worst (after
+// vector-quantize-pytorch's expiry, which draws from the current batch; off by default: the paper does
+// not reset codes).
 struct DeadCodeOptions {
   bool enabled = false;
   int threshold = 1;
@@ -57,7 +58,7 @@ struct QuantizerOptions {
 inline void visit_fields(DeadCodeOptions& o, config::Visitor& v) {
   v.field("enabled", o.enabled, "re-seed codes that go unused during training (off: the paper keeps every code)");
   v.field("threshold", o.threshold, "a code chosen fewer times than this over a window is dead", config::at_least(1));
-  v.field("window", o.window, "training-mode forward passes per usage window", config::at_least(1));
+  v.field("window", o.window, "optimizer steps per usage window", config::at_least(1));
 }
 
 inline void visit_fields(QuantizerOptions& o, config::Visitor& v) {

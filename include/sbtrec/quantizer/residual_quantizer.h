@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -45,10 +46,20 @@ class ResidualQuantizerImpl : public torch::nn::Module {
 
   // x [N, D] -> indices (from the current codebooks, under no grad; ties -> the lowest index), e_rq, loss.
   // No straight-through path: e_rq carries no gradient to x (the paper's inputs are frozen). In training
-  // mode with dead_codes.enabled, usage is counted and dead codes are re-seeded at the end of each window,
-  // after this output is computed (the output is unaffected; an optimizer keeps its moments of a
-  // re-seeded row).
+  // mode with dead_codes.enabled, each code's choices are counted for the dead-code window (end_step).
   QuantizerOutput forward(const torch::Tensor& x);
+
+  // Dead-code reset, once per optimizer step (the trainer calls it after the step): a window is
+  // dead_codes.window steps. At its end the counts are summed over the ranks by `sum_over_ranks` (in
+  // place; identity for one process), and every code chosen fewer than dead_codes.threshold times is
+  // re-seeded from the vectors of `pool` [P, D] that the codebooks reconstruct worst at that level
+  // (all item rows, or all training user vectors: the same on every rank, so every rank re-seeds alike
+  // and W processes equal one). An optimizer keeps its moments of a re-seeded row. A window in which the
+  // quantizer was never used resets nothing. Returns the number of codes re-seeded.
+  int64_t end_step(const torch::Tensor& pool, const std::function<void(torch::Tensor&)>& sum_over_ranks = {});
+  // The window's counters, for the training state (exact resume): {"steps", "usage": [[...] per level]}.
+  nlohmann::json dead_code_state() const;
+  void restore_dead_code_state(const nlohmann::json& state);
 
   // HDSD alone: indices [N, L] for x [N, D], no grad.
   torch::Tensor encode(const torch::Tensor& x) const;
@@ -77,13 +88,13 @@ class ResidualQuantizerImpl : public torch::nn::Module {
   torch::Tensor codebooks;  // [L, K, D] float32, registered parameter "codebooks"
 
  private:
-  void expire_dead_codes(const std::vector<torch::Tensor>& residuals, const torch::Tensor& indices);
+  void count_usage(const torch::Tensor& indices);
 
   QuantizerOptions options_;
-  // [L, K] int64: choices in the current dead-code window. Not a buffer: it is no part of the codebooks'
-  // checkpoint (a resumed run starts a fresh window).
+  // [L, K] int64: this rank's choices in the current dead-code window (CPU). Not a buffer: it belongs to
+  // the training state (dead_code_state), not to the codebooks' checkpoint.
   torch::Tensor usage_;
-  int64_t window_forwards_ = 0;
+  int64_t window_steps_ = 0;
 };
 TORCH_MODULE(ResidualQuantizer);
 

@@ -1,15 +1,17 @@
-// Training the sequential encoders on their own (the recommender SBT-Rec later freezes): BCE with
-// one sampled negative (LLaRA) or full softmax, Adam, validation every train.eval_every epochs with
-// early stopping on train.monitor, through the shared run lifecycle (train/run.h).
+// Training the sequential encoders on their own (the recommender SBT-Rec later freezes) as the recipe
+// "encoder" on the training loop (train/loop.h): BCE with one sampled negative (LLaRA) or full
+// softmax, Adam, validation every train.eval_every epochs with early stopping on train.monitor.
 // Legend: B batch, T max_len, Z representation width, N items.
 #pragma once
+#include <memory>
 #include <string>
 
 #include "sbtrec/data/dataset.h"
 #include "sbtrec/dist/process_group.h"
 #include "sbtrec/encoder/encoder.h"
 #include "sbtrec/eval/metrics.h"
-#include "sbtrec/train/config.h"
+#include "sbtrec/config/config.h"
+#include "sbtrec/train/loop.h"
 #include "sbtrec/train/run.h"
 
 namespace sbtrec::train {
@@ -38,5 +40,8 @@ double encoder_train_step(encoder::EncoderImpl& model, torch::optim::Optimizer& 
 // checkpoint (the other ranks return no test figures).
 EncoderTrainResult train_encoder(const Config& config, const data::Dataset& dataset, Run& run,
                                  dist::ProcessGroup* group = nullptr);
+// The encoder recipe itself (the recipe "encoder" of sbtrec-train), for programs that run the loop.
+std::unique_ptr<Recipe> make_encoder_recipe(const Config& cfg, const data::Dataset& ds, const std::string& config_yaml,
+                                            dist::ProcessGroup& group);
 
 }  // namespace sbtrec::train

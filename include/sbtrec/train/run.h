@@ -2,7 +2,7 @@
 // when it already holds something (unless overwriting), nothing written before the inputs are
 // checked, the resolved config.yaml, a fresh metrics.jsonl, progress lines, the validation schedule,
 // early stopping on named metrics, the best checkpoint written atomically, and results.json.
-//   <output_dir>/config.yaml  metrics.jsonl  checkpoint/  results.json
+//   <output_dir>/config.yaml  run.json  metrics.jsonl  checkpoint/  results.json
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -14,7 +14,7 @@
 
 #include "sbtrec/common/progress.h"
 #include "sbtrec/eval/metrics.h"
-#include "sbtrec/train/config.h"
+#include "sbtrec/config/config.h"
 
 namespace sbtrec::train {
 
@@ -32,10 +32,15 @@ class Run {
   void set_writes(bool writes) { writes_ = writes; }
   bool writes() const { return writes_; }
 
-  // Call once the inputs are checked: creates output_dir (with `overwrite`, first removes the files a
-  // previous run left: config.yaml, metrics.jsonl, results.json, checkpoint/, metrics.png), writes config.yaml
-  // and starts an empty metrics.jsonl.
+  // Call once the inputs are checked: creates output_dir (with `overwrite`, first removes everything a
+  // previous run wrote there: config.yaml, run.json, metrics.jsonl, results.json, checkpoint/, state/,
+  // metrics.png, predictions.jsonl and sbtrec-eval's predictions_*.jsonl; other files stay), writes
+  // run.json (this run's id), config.yaml and an empty metrics.jsonl.
   void start();
+
+  // This run's identity: fresh for a new run, read from run.json when resuming (empty when the
+  // directory has none). The training state records it, so --resume refuses another run's state/.
+  const std::string& run_id() const { return run_id_; }
 
   const std::string& dir() const { return dir_; }
   std::string checkpoint_dir() const { return dir_ + "/checkpoint"; }
@@ -51,8 +56,9 @@ class Run {
   // Records a validation result (also into metrics.jsonl). When it beats the best so far on
   // train.monitor, calls `save(dir)` to fill a fresh checkpoint directory that then replaces
   // checkpoint/ atomically, and returns true.
+  // `mode`: the evaluation's name, recorded beside the split ("" = not recorded).
   bool report_validation(int epoch, int64_t step, const eval::Metrics& val,
-                         const std::function<void(const std::string& dir)>& save);
+                         const std::function<void(const std::string& dir)>& save, const std::string& mode = "");
   // Patience exhausted (train.patience validations without improvement).
   bool should_stop() const { return since_best_ >= patience_; }
   int best_epoch() const { return best_epoch_; }
@@ -69,7 +75,7 @@ class Run {
   Run(const Config& config, bool overwrite, bool check_dir);
   bool better(const eval::Metrics& a, const eval::Metrics& b) const;
 
-  std::string dir_, config_yaml_;
+  std::string dir_, config_yaml_, run_id_;
   bool overwrite_, resume_ = false, writes_ = true;
   int epochs_, eval_every_, patience_, log_every_;
   std::vector<std::string> monitor_;
@@ -79,7 +85,15 @@ class Run {
   std::chrono::steady_clock::time_point t0_;
 };
 
-// The `record` lines of metrics.jsonl for an evaluation: metrics plus epoch, step and split.
-nlohmann::json metrics_record(int epoch, int64_t step, const char* split, const eval::Metrics& m);
+// What a run sets in the process, set per run so that runs can follow one another in one process:
+// torch's intra-op threads (config `threads`; 0 = the count the process started with, not whatever an
+// earlier run left) and torch's generator (seeded with the run's seed; recipes reseed their own
+// streams). The programs call it once the config is loaded.
+void apply_run_settings(const Config& config);
+
+// The `record` lines of metrics.jsonl for an evaluation: metrics plus epoch, step, split and (when
+// given) the evaluation's mode.
+nlohmann::json metrics_record(int epoch, int64_t step, const char* split, const eval::Metrics& m,
+                              const std::string& mode = "");
 
 }  // namespace sbtrec::train

@@ -25,14 +25,18 @@ class SbtRecModelImpl : public torch::nn::Module {
                   const aligner::AlignerOptions& aligner_options);
 
   // The aligned embeddings of `items` [S] (item ids): [S, E] in the LLM's embedding dtype.
-  torch::Tensor item_embeddings(const torch::Tensor& items);
+  // `quantizer_loss`, when given, accumulates HDSD's weighted codebook + commitment losses ([]).
+  torch::Tensor item_embeddings(const torch::Tensor& items, torch::Tensor* quantizer_loss = nullptr);
   // The aligned embeddings of user vectors [S, Z]: [S, E].
-  torch::Tensor user_embeddings(const torch::Tensor& user_vectors);
+  torch::Tensor user_embeddings(const torch::Tensor& user_vectors, torch::Tensor* quantizer_loss = nullptr);
 
   // The prompt's token embeddings with every slot row replaced: [B, T, E]. `user_vectors` [B, Z]
   // (one per prompt) is needed when the batch has user slots.
-  torch::Tensor inputs_embeds(const prompt::PromptBatch& batch, const torch::Tensor& user_vectors = {});
-  // Mean cross entropy of the answer tokens (the batch's labels), through the chunked loss.
+  torch::Tensor inputs_embeds(const prompt::PromptBatch& batch, const torch::Tensor& user_vectors = {},
+                              torch::Tensor* quantizer_loss = nullptr);
+  // Mean cross entropy of the answer tokens (the batch's labels), through the chunked loss, plus HDSD's
+  // weighted codebook and commitment losses of this batch's slots (quantizer.codebook_loss,
+  // quantizer.commitment_loss: each a mean over the quantized vectors, per kind, summed over levels).
   torch::Tensor loss(const prompt::PromptBatch& batch, const torch::Tensor& user_vectors = {});
 
   // The behavioural-token control of the quality run: slot item i reads the vector of item

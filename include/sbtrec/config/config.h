@@ -20,6 +20,7 @@
 #include "sbtrec/prompt/options.h"
 #include "sbtrec/quantizer/options.h"
 #include "sbtrec/train/options.h"
+#include "sbtrec/train/recipe_names.h"
 
 namespace sbtrec {
 
@@ -30,6 +31,7 @@ inline const config::Choices<Preset>& presets() {
 }
 
 struct Config {
+  std::string recipe = "encoder";  // what sbtrec-train runs (train/recipes.h): encoder | sft
   Preset preset = Preset::kPaper;  // applied first, explicit keys override it
   std::uint64_t seed = 42;
   std::string output_dir = "runs/default";
@@ -50,14 +52,22 @@ struct Config {
 void visit_fields(Config& c, config::Visitor& v);
 
 // Loads `path` (may be empty: defaults only), applies `overrides` ("a.b=value", YAML-typed values),
-// the preset, and resolves data.root. Throws ConfigError naming the key path and the file:line.
+// the preset, and resolves data.root. Relative paths written in a file (output_dir, data.root,
+// encoder.checkpoint, quantizer.codebooks, llm.model, prompt.templates) resolve against that file's
+// directory, as `base:` does, whichever file of a base chain wrote them; --set values are taken as
+// given (relative to the working directory). Throws ConfigError naming the key path and the file:line.
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
 // Same, from YAML text (`source` names it in errors).
 Config parse_config(const std::string& yaml_text, const std::string& source,
                     const std::vector<std::string>& overrides = {});
-// The resolved config as YAML (every key, so a run can be repeated from it).
-std::string config_to_yaml(const Config& config);
+// The resolved config as YAML (every key, so a run can be repeated from it). With `written_to` (the
+// directory the YAML is written into): every path absolute and output_dir relative to that directory,
+// so the file stays valid when the directory is moved or read from elsewhere.
+std::string config_to_yaml(const Config& config, const std::string& written_to = "");
 // The key reference of every section, as configs/README.md embeds it.
 std::string config_reference_markdown();
+// The keys (full paths, "train.max_steps") whose value differs from the default under the same preset:
+// what the file, its bases and --set changed.
+std::vector<std::string> non_default_keys(const Config& config);
 
 }  // namespace sbtrec

@@ -1,5 +1,5 @@
 // The run configuration (see config.h): top-level keys, the preset, and path resolution.
-#include "sbtrec/train/config.h"
+#include "sbtrec/config/config.h"
 
 #include <cstdlib>
 
@@ -9,6 +9,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
+#include <map>
+#include <sstream>
 
 namespace sbtrec {
 namespace {
@@ -26,6 +28,10 @@ void visit_preset(Config& c, config::Visitor& v) {
 }  // namespace
 
 void visit_fields(Config& c, config::Visitor& v) {
+  v.field("recipe", c.recipe,
+          "what sbtrec-train runs: encoder (a sequential encoder on its own) or sft (SBT-Rec's SBS-AO); a key the "
+          "recipe does not read is an error",
+          config::one_of(train::recipe_names()));
   visit_preset(c, v);
   v.field("seed", c.seed, "seed of initialisation, batching and dropout");
   v.field("output_dir", c.output_dir, "run directory (config.yaml, metrics.jsonl, checkpoint/, results.json)",
@@ -100,22 +106,105 @@ YAML::Node load_with_base(const std::string& path, const std::string& text, std:
   return merge_yaml(base, node);
 }
 
-}  // namespace
+// The keys that name files or directories, resolved against the file that wrote them.
+struct PathKey {
+  const char* key;
+  std::string& (*get)(Config&);
+};
+const PathKey kPathKeys[] = {
+    {"output_dir", [](Config& c) -> std::string& { return c.output_dir; }},
+    {"data.root", [](Config& c) -> std::string& { return c.data.root; }},
+    {"encoder.checkpoint", [](Config& c) -> std::string& { return c.encoder.checkpoint; }},
+    {"quantizer.codebooks", [](Config& c) -> std::string& { return c.quantizer.codebooks; }},
+    {"llm.model", [](Config& c) -> std::string& { return c.llm.model; }},
+    {"prompt.templates", [](Config& c) -> std::string& { return c.prompt.templates; }},
+};
+// A path to resolve: not empty, not absolute, not the built-in model's name.
+bool relative_path(const PathKey& k, const std::string& v) {
+  return !v.empty() && !std::filesystem::path(v).is_absolute() && !(std::string(k.key) == "llm.model" && v == "default");
+}
+bool yaml_has(const YAML::Node& n, const std::vector<std::string>& parts, size_t i = 0) {
+  if (i == parts.size()) return true;
+  if (!n.IsMap()) return false;
+  const YAML::Node child = n[parts[i]];
+  return child && yaml_has(child, parts, i + 1);
+}
+std::vector<std::string> key_parts(const std::string& dotted) {
+  std::vector<std::string> parts;
+  std::stringstream ss(dotted);
+  for (std::string part; std::getline(ss, part, '.');) parts.push_back(part);
+  return parts;
+}
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
   if (path.empty()) return parse_config("", "<defaults>", overrides);
   const std::string text = read_file(path, "Pass an existing YAML file to --config (see configs/).");
   std::vector<std::string> chain;
   const YAML::Node merged = load_with_base(path, text, chain);
-  if (chain.size() == 1) return parse_config(text, path, overrides);  // keeps the file's own line numbers
-  std::string source = path;
-  for (size_t i = 1; i < chain.size(); ++i) source += " <- " + chain[i];
-  return parse_config(YAML::Dump(merged), source, overrides);
+  Config c;
+  if (chain.size() == 1) {
+    c = parse_config(text, path, overrides);  // keeps the file's own line numbers
+  } else {
+    std::string source = path;
+    for (size_t i = 1; i < chain.size(); ++i) source += " <- " + chain[i];
+    c = parse_config(YAML::Dump(merged), source, overrides);
+  }
+  // Each relative path against the directory of the file that wrote it (the first of the chain, child
+  // first, to hold the key); --set values stay as given.
+  for (const auto& k : kPathKeys) {
+    bool overridden = false;
+    for (const auto& o : overrides) overridden = overridden || o.rfind(std::string(k.key) + "=", 0) == 0;
+    std::string& v = k.get(c);
+    if (overridden || !relative_path(k, v)) continue;
+    for (const auto& file : chain)
+      if (yaml_has(YAML::LoadFile(file), key_parts(k.key))) {
+        v = (std::filesystem::path(file).parent_path() / v).lexically_normal().string();
+        break;
+      }
+  }
+  return c;
 }
 
-std::string config_to_yaml(const Config& config) {
+std::string config_to_yaml(const Config& config, const std::string& written_to) {
   Config copy = config;
+  if (!written_to.empty()) {
+    namespace fs = std::filesystem;
+    for (const auto& k : kPathKeys) {
+      std::string& v = k.get(copy);
+      if (!relative_path(k, v) && !(std::string(k.key) == "output_dir")) continue;
+      if (std::string(k.key) == "output_dir")
+        v = fs::absolute(v).lexically_normal().lexically_relative(fs::absolute(written_to).lexically_normal()).string();
+      else
+        v = fs::absolute(v).lexically_normal().string();
+      if (v.empty()) v = ".";
+    }
+  }
   return config::to_yaml(config::visiting(copy));
+}
+
+namespace {
+void flatten(const YAML::Node& n, const std::string& prefix, std::map<std::string, std::string>& out) {
+  if (n.IsMap()) {
+    for (const auto& kv : n) flatten(kv.second, (prefix.empty() ? "" : prefix + ".") + kv.first.as<std::string>(), out);
+    return;
+  }
+  YAML::Emitter e;
+  e << YAML::Flow << n;
+  out[prefix] = e.c_str();
+}
+}  // namespace
+
+std::vector<std::string> non_default_keys(const Config& c) {
+  Config d = parse_config("", "<defaults>", {std::string("preset=") + config::choice_name(presets(), c.preset)});
+  d.recipe = c.recipe;
+  d.data.root = c.data.root;  // resolved from $SBTREC_DATA when not given: never a key the user changed
+  std::map<std::string, std::string> mine, defaults;
+  flatten(YAML::Load(config_to_yaml(c)), "", mine);
+  flatten(YAML::Load(config_to_yaml(d)), "", defaults);
+  std::vector<std::string> out;
+  for (const auto& [k, v] : mine)
+    if (!defaults.count(k) || defaults.at(k) != v) out.push_back(k);
+  return out;
 }
 
 std::string config_reference_markdown() {
