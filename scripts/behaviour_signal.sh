@@ -54,7 +54,8 @@ for v in "${VARIANTS[@]}"; do
   cfg=$(variant_config "$v")
   q=$OUT/q_$(variant_item_rows "$v")
   run=$OUT/$v
-  if [ "${FORCE:-0}" != 1 ] && [ -s "$OUT/${v}_likelihood.json" ] && [ -f "$run/predictions_test_likelihood.jsonl" ]; then
+  if [ "${FORCE:-0}" != 1 ] && [ -s "$OUT/${v}_likelihood.json" ] &&
+     { [ -f "$run/predictions_test_likelihood.jsonl" ] || [ -f "$run/predictions_likelihood.jsonl" ]; }; then
     echo "== $v: results in $OUT already (FORCE=1 reruns it)"
     continue
   fi
