@@ -8,6 +8,7 @@
 #include "sbtrec/data/dataset.h"
 #include "sbtrec/encoder/encoder.h"
 #include "sbtrec/quantizer/hdsd.h"
+#include "sbtrec/train/run.h"
 
 using namespace sbtrec;
 

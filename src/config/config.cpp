@@ -136,6 +136,8 @@ std::vector<std::string> key_parts(const std::string& dotted) {
   return parts;
 }
 
+}  // namespace
+
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
   if (path.empty()) return parse_config("", "<defaults>", overrides);
   const std::string text = read_file(path, "Pass an existing YAML file to --config (see configs/).");
@@ -158,7 +160,9 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
     if (overridden || !relative_path(k, v)) continue;
     for (const auto& file : chain)
       if (yaml_has(YAML::LoadFile(file), key_parts(k.key))) {
-        v = (std::filesystem::path(file).parent_path() / v).lexically_normal().string();
+        auto p = (std::filesystem::path(file).parent_path() / v).lexically_normal();
+        if (p.has_parent_path() && p.filename().empty()) p = p.parent_path();  // "dir/." -> "dir", not "dir/"
+        v = p.string();
         break;
       }
   }

@@ -265,7 +265,9 @@ TEST(Config, RelativePathsResolveAgainstTheirFileAndWrittenConfigsMove) {
 
   // Written for the run directory: output_dir "." and every input absolute; moved, it still reads.
   std::filesystem::create_directories(dir.path / "run");
+  c.output_dir = dir / "run";  // a run writes its config into its own directory
   test::write_text(dir / "run/config.yaml", config_to_yaml(c, dir / "run"));
+  EXPECT_EQ(parse_config(test::read_text(dir / "run/config.yaml"), "written").output_dir, ".");
   std::filesystem::rename(dir.path / "run", dir.path / "moved");
   const auto m = load_config(dir / "moved/config.yaml");
   EXPECT_EQ(m.output_dir, root + "/moved");
