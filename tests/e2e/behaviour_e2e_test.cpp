@@ -169,7 +169,7 @@ TEST(BehaviourE2E, TheTokensCarryTheBehaviourBeyondText) {
   }
   std::cout << "[ figures  ] likelihood HR@1: SBT-Rec " << hr << " (tokens rotated " << sbt["hr@1_tokens_permuted"]
             << "), text-only " << hr_text << "; paired: " << wins << " wins, " << losses << " losses (n 30)\n";
-  EXPECT_GE(hr, 0.3) << "far above chance (0.05)";  // seen: 0.433 (13 / 30), text-only 0, rotated 0
+  EXPECT_GE(hr, 0.3) << "far above chance (0.05)";  // seen: 0.533 (16 / 30), text-only 0.067, rotated 0.033
   EXPECT_LE(hr_text, 0.2) << "the titles carry nothing";
   EXPECT_GE(wins - losses, 7) << "wins " << wins << ", losses " << losses;
   EXPECT_LE(sbt["hr@1_tokens_permuted"].get<double>(), hr - 0.2) << "the lift rides on the tokens";

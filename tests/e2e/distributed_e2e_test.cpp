@@ -110,7 +110,7 @@ TEST(DistributedE2E, DeadCodeResetKeepsTwoProcessesEqualToOne) {
   // Re-seeded rows jump to an item row; gradient steps at lr 1e-4 move a row by far less.
   EXPECT_GT((now - init).abs().amax(-1).gt(1e-2).sum().item<int64_t>(), 0) << "no code was re-seeded";
   const auto st = nlohmann::json::parse(test::read_text(dir / "dp/state/state.json"));
-  EXPECT_TRUE(st["dead_codes"].contains("items")) << st.dump();
+  EXPECT_TRUE(st["recipe"]["dead_codes"].contains("items")) << st.dump();
 }
 
 TEST(DistributedE2E, AKilledRankMakesTheOtherFailWithAClearErrorNotAHang) {

@@ -254,7 +254,8 @@ TEST(SbtRecE2E, UnmeasuredFiguresAreAbsent) {
   auto& f = fixture();
   test::TempDir dir;
   auto r = test::run(test::bin("sbtrec-train") + common_sets(f) + " --set output_dir=" + (dir / "run") +
-                     " --set train.epochs=0 --set eval.num_negatives=3 --set eval.max_cases=2 --set eval.max_val_cases=2"
+                     " --set train.epochs=0 --set train.max_steps=0 --set eval.num_negatives=3 --set eval.max_cases=2"
+                     " --set eval.max_val_cases=2"
                      " --set generation.max_new_tokens=1 --json");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto res = last_json_line(r.output);

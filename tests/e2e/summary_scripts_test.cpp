@@ -54,4 +54,22 @@ TEST(SummaryScripts, PairedTestsAndIntervalsOfBothTables) {
   EXPECT_NE(r.output.find("| sbtrec (n 12 / 12) | 1.000 [0.76, 1.00]"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("+11 / -0, p = 0.00098 | +11 / -0, p = 0.00098"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("| 0.000, +9.00 |"), std::string::npos) << "reliance: " << r.output;
+
+  // scripts/behaviour_hypotheses_summary.py: each run against `shipped`, from the run's own
+  // predictions.jsonl (training evaluated by likelihood).
+  const std::string h = dir / "hyp";
+  for (const auto& [run, hits] : std::vector<std::pair<std::string, int>>{{"shipped", 12}, {"palette_off", 1}}) {
+    std::filesystem::create_directories(h + "/" + run);
+    std::string lik;
+    for (int i = 0; i < 12; ++i)
+      lik += "{\"rank\": " + std::to_string(i < hits ? 0 : 7) + ", \"rank_tokens_permuted\": 9}\n";
+    test::write_text(h + "/" + run + "/predictions.jsonl", lik);
+    test::write_text(h + "/" + run + ".json", "{\"first_loss\": 2.0, \"last_loss\": 1.0, \"seconds\": 120}");
+  }
+  r = test::run(std::string(SBTREC_PYTHON) + " " + test::source("scripts/behaviour_hypotheses_summary.py") + " " + h +
+                " shipped palette_off");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("| shipped | 12 | 1.000 [0.76, 1.00] |"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("| palette_off | 12 | 0.083 [0.01, 0.35] |"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("+0 / -11, p = 0.00098"), std::string::npos) << r.output;
 }
