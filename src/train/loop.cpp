@@ -188,212 +188,258 @@ nlohmann::json read_resume_state(Run& run, int world_size) {
   return state;
 }
 
+namespace {
+
+// One run of the loop: the schedule's arithmetic, the counters that the training state saves, and
+// one method per part of the run.
+class TrainingLoop {
+ public:
+  TrainingLoop(Recipe& recipe, Run& run, const LoopOptions& o, dist::ProcessGroup& group)
+      : recipe_(recipe), run_(run), o_(o), group_(group), optimizer_(recipe.optimizer()), objective_(recipe.objective()),
+        policy_(recipe.policy()), W_(group.size()), R_(group.rank()), S_(recipe.num_samples()), B_(o.batch_size),
+        A_(o.accumulation), G_(B_ * W_), state_dir_(run.dir() + "/state") {
+    if (S_ <= 0) throw DataError("the training split has no samples");
+    const int64_t micro_per_epoch = (S_ + G_ - 1) / G_;
+    steps_per_epoch_ = (micro_per_epoch + A_ - 1) / A_;
+    total_ = o.max_steps > 0 ? o.max_steps : o.epochs * steps_per_epoch_;
+    epochs_ = (total_ + steps_per_epoch_ - 1) / steps_per_epoch_;
+    window_ = (size_t)std::max<int64_t>(1, std::min<int64_t>(10, total_ / 4));
+    for (size_t g = 0; g < optimizer_.param_groups().size(); ++g)
+      for (size_t i = 0; i < optimizer_.param_groups()[g].params().size(); ++i) {
+        trainables_.push_back(optimizer_.param_groups()[g].params()[i]);
+        trainable_names_.push_back(fmt::format("{} parameter {}", recipe.group_names().at(g), i));
+      }
+  }
+
+  nlohmann::json run(const nlohmann::json& resumed) {
+    if (o_.resume) resume(resumed);
+    group_.barrier("start");  // every rank has checked the run directory before rank 0 writes into it
+    run_.start();
+    spdlog::info("recipe {}: {} on {} samples, batch {} x {} processes x {} accumulation, {} steps/epoch, {} steps ({} epochs)",
+                 recipe_.name(), recipe_.model_name(), S_, B_, W_, A_, steps_per_epoch_, total_, epochs_);
+    recipe_.on_start(step_, run_, group_);
+    for (int64_t epoch = 1; epoch <= epochs_ && !early_stop_; ++epoch) {
+      const int64_t first = (epoch - 1) * steps_per_epoch_, last = std::min(total_, epoch * steps_per_epoch_);
+      if (step_ >= last) continue;  // finished before a resume
+      if (!run_epoch(epoch, first, last)) {
+        spdlog::info("stopped after {} steps (step {} of {}); continue with --resume {}", done_, step_, total_, run_.dir());
+        return {{"stopped", true}, {"step", step_}, {"total_steps", total_}, {"output_dir", run_.dir()}};
+      }
+    }
+    return finish();
+  }
+
+ private:
+  // The state of an interrupted run (read_resume_state's), put back: trainables, optimizer, counters,
+  // early-stopping state, the recipe's own; metrics.jsonl cut back to the saved step.
+  void resume(const nlohmann::json& state) {
+    step_ = state.at("step").get<int64_t>();
+    if (state.at("total_steps").get<int64_t>() != total_)
+      throw ConfigError("--resume: the run's schedule has " + std::to_string(state["total_steps"].get<int64_t>()) +
+                        " steps, this config " + std::to_string(total_));
+    recipe_.load_checkpoint(state_dir_ + "/checkpoint");
+    torch::load(optimizer_, state_dir_ + "/optimizer.pt");
+    first_losses_ = state.at("first_losses").get<std::deque<double>>();
+    last_losses_ = state.at("last_losses").get<std::deque<double>>();
+    window_sum_ = state.at("window_sum");
+    window_n_ = state.at("window_n");
+    run_.restore(state.at("best_epoch"), state.at("since_best"), eval::Metrics::from_json(state.at("best")));
+    recipe_.restore_extra_state(state.value("recipe", nlohmann::json::object()));
+    if (group_.main()) {
+      std::string kept, line;
+      std::istringstream in(read_file(run_.dir() + "/metrics.jsonl"));
+      while (std::getline(in, line))
+        if (!line.empty() && nlohmann::json::parse(line).value("step", (int64_t)0) <= step_) kept += line + "\n";
+      atomic_write_string(run_.dir() + "/metrics.jsonl", kept);
+    }
+    spdlog::info("resuming {} at step {} of {}", run_.dir(), step_, total_);
+  }
+
+  void check_identical(const std::string& when) {
+    if (W_ == 1) return;
+    dist::check_identical(group_, trainables_, trainable_names_, recipe_.trainables_label() + " after " + when);
+    spdlog::info("{} identical on {} ranks ({} tensors) after {}", recipe_.trainables_label(), W_, trainables_.size(), when);
+  }
+
+  void save_state(bool stopped) {
+    check_identical(fmt::format("step {}", step_));
+    if (!group_.main()) return;
+    atomic_write_dir(state_dir_, [&](const std::string& d) {
+      recipe_.save_checkpoint(d + "/checkpoint");
+      torch::save(optimizer_, d + "/optimizer.pt");
+      nlohmann::json j = {{"format", kStateFormat},          {"step", step_},
+                          {"total_steps", total_},           {"best_epoch", run_.best_epoch()},
+                          {"since_best", run_.since_best()}, {"best", run_.best().to_json()},
+                          {"first_losses", first_losses_},   {"last_losses", last_losses_},
+                          {"window_sum", window_sum_},       {"window_n", window_n_},
+                          {"stopped", stopped},              {"world_size", W_},
+                          {"run_id", run_.run_id()},         {"recipe", recipe_.extra_state()}};
+      atomic_write_string(d + "/state.json", j.dump(2) + "\n");
+    });
+  }
+
+  // Steps [step_, last) of `epoch`, then its validation and state. False when --stop-after stopped it.
+  bool run_epoch(int64_t epoch, int64_t first, int64_t last) {
+    const auto order = recipe_.epoch_order(epoch);
+    recipe_.before_epoch(epoch);
+    Progress progress = run_.progress(fmt::format("epoch {}/{}", epoch, epochs_), last - first, G_ * A_);
+    double epoch_sum = 0;
+    int64_t epoch_n = 0;
+    for (; step_ < last; ++step_) {
+      if (o_.stop_after > 0 && done_ == o_.stop_after) {
+        progress.finish();
+        save_state(true);
+        return false;
+      }
+      StepContext ctx{epoch, step_, total_, step_ - first, R_, W_, policy_(step_, total_)};
+      const double loss = train_step(ctx, order);
+      epoch_sum += loss;
+      ++epoch_n;
+      progress.update(ctx.index_in_epoch + 1, epoch_sum / (double)epoch_n);
+      recipe_.after_step(ctx, run_, group_);
+    }
+    progress.finish();
+    end_epoch(epoch, epoch_n ? epoch_sum / (double)epoch_n : 0.0, progress.samples_per_second());
+    return true;
+  }
+
+  // One optimizer step of `ctx`: this rank's micro-batches of the epoch's `order`, the lr schedule,
+  // the step, the loss windows and (at log steps) the train record.
+  double train_step(const StepContext& ctx, const std::vector<int64_t>& order) {
+    if (o_.before_step) o_.before_step(ctx.step + 1, R_);
+    recipe_.seed_step(ctx);
+    std::vector<std::unique_ptr<MicroBatch>> micro;
+    for (int64_t a = 0; a < A_; ++a) {
+      const int64_t mb = ctx.index_in_epoch * A_ + a;
+      if (mb * G_ >= S_) break;
+      const int64_t begin = mb * G_ + R_ * B_, end = std::min(S_, begin + B_);
+      if (begin >= end) continue;  // the epoch's tail leaves this rank nothing here; it still joins the step
+      auto& m = micro.emplace_back(objective_.prepare(ctx, std::vector<int64_t>(order.begin() + begin, order.begin() + end)));
+      throughput_ += (int64_t)m->throughput;
+    }
+    const double f = recipe_.schedule(ctx.step, total_);
+    for (size_t g = 0; g < optimizer_.param_groups().size(); ++g)
+      optimizer_.param_groups()[g].options().set_lr(recipe_.peak_lrs()[g] * f);
+    std::vector<size_t> frozen;
+    for (const auto& name : ctx.plan.frozen_groups)
+      for (size_t g = 0; g < recipe_.group_names().size(); ++g)
+        if (recipe_.group_names()[g] == name) frozen.push_back(g);
+    const bool log_now = recipe_.logs_steps() && ((ctx.step + 1) % o_.log_every == 0 || ctx.step + 1 == total_);
+    GroupStats stats(optimizer_, recipe_.group_names(), log_now && recipe_.group_stats());
+    const double loss = optimizer_step(objective_, optimizer_, micro, o_.max_grad_norm, &group_, o_.bucket_bytes, frozen);
+    if (!std::isfinite(loss))
+      throw Error(fmt::format("step {}: the loss is {} (lower train.lr or set train.max_grad_norm)", ctx.step + 1, loss));
+    ++done_;
+    if (first_losses_.size() < window_) first_losses_.push_back(loss);
+    last_losses_.push_back(loss);
+    if (last_losses_.size() > window_) last_losses_.pop_front();
+    window_sum_ += loss;
+    ++window_n_;
+    if (log_now) log_step(ctx, recipe_.peak_lrs().back() * f, stats);
+    return loss;
+  }
+
+  void log_step(const StepContext& ctx, double lr, const GroupStats& stats) {
+    const auto now = std::chrono::steady_clock::now();
+    const double all = group_.all_reduce_sum((double)(throughput_ - throughput_at_log_), "throughput for the log");
+    const double rate = all / std::chrono::duration<double>(now - log_time_).count();
+    const char* unit = objective_.throughput_unit();
+    spdlog::info("step {}/{} loss {:.4f} lr {:.3g} {} {}/s", ctx.step + 1, total_, window_sum_ / (double)window_n_, lr,
+                 format_rate(rate), unit);
+    nlohmann::json record = {{"epoch", ctx.epoch}, {"step", ctx.step + 1}, {"split", "train"},
+                             {"loss", window_sum_ / (double)window_n_}, {"lr", lr}, {"hybrid_last", ctx.plan.hybrid},
+                             {std::string(unit) + "_per_s", rate}};
+    stats.finish(record);
+    run_.log(record);
+    log_time_ = now;
+    throughput_at_log_ = throughput_;
+    window_sum_ = 0;
+    window_n_ = 0;
+  }
+
+  // The epoch's record (recipes without step records), its validation and early stop, and the state
+  // (saved once, as stopped, when a stop falls on this epoch's end: at the next step's check).
+  void end_epoch(int64_t epoch, double mean_loss, double samples_per_s) {
+    spdlog::info("epoch {}: mean loss {:.4f}, {} samples/s", epoch, mean_loss, format_rate(samples_per_s));
+    if (!recipe_.logs_steps())
+      run_.log({{"epoch", epoch}, {"step", step_}, {"split", "train"}, {"loss", mean_loss}, {"samples_per_s", samples_per_s}});
+    if (run_.validation_due((int)epoch) || step_ == total_) {
+      const auto val = recipe_.validate(group_);
+      const bool improved = run_.report_validation((int)epoch, step_, val, save_, recipe_.eval_mode());
+      spdlog::info("epoch {} val {}{}", epoch, recipe_.summarize(val), improved ? " (best)" : "");
+      if (run_.should_stop()) {
+        spdlog::info("early stop: no better validation {} for {} evaluations (best epoch {})", o_.monitor, o_.patience,
+                     run_.best_epoch());
+        early_stop_ = true;
+      }
+    }
+    const bool stopping_next = o_.stop_after > 0 && done_ == o_.stop_after && step_ < total_ && !early_stop_;
+    if (recipe_.resumable() && !stopping_next)
+      save_state(false);
+    else if (!recipe_.resumable())
+      check_identical(fmt::format("epoch {}", epoch));
+  }
+
+  // The best checkpoint (the initial model when no epoch ran) on every rank, tested; results.json.
+  nlohmann::json finish() {
+    if (run_.best_epoch() < 0) run_.report_validation(0, step_, recipe_.validate(group_), save_, recipe_.eval_mode());
+    if (group_.main()) recipe_.load_checkpoint(run_.checkpoint_dir());  // rank 0 reads it, the others receive it
+    if (W_ > 1) {
+      torch::NoGradGuard ng;
+      std::vector<torch::Tensor> values;
+      for (auto& p : trainables_) values.push_back(p.detach().clone());
+      group_.broadcast(values, 0, "best checkpoint");
+      for (size_t i = 0; i < trainables_.size(); ++i) trainables_[i].detach().copy_(values[i]);
+    }
+    nlohmann::json results = recipe_.describe();
+    results["recipe"] = recipe_.name();
+    results["steps"] = step_;
+    results["total_steps"] = total_;
+    // Unmeasured figures are absent (no step ran: no loss).
+    if (!first_losses_.empty()) results["first_loss"] = mean(first_losses_);
+    if (!last_losses_.empty()) results["last_loss"] = mean(last_losses_);
+    results["test"] = recipe_.test(group_, run_);
+    if (group_.main()) {  // every result record says which split and evaluation it is
+      results["test"]["split"] = "test";
+      results["test"]["mode"] = recipe_.eval_mode();
+    }
+    run_.log(metrics_record(run_.best_epoch(), step_, "test", eval::Metrics::from_json(results["test"]), recipe_.eval_mode()));
+    return run_.finish(std::move(results));
+  }
+
+  Recipe& recipe_;
+  Run& run_;
+  const LoopOptions& o_;
+  dist::ProcessGroup& group_;
+  torch::optim::Optimizer& optimizer_;
+  Objective& objective_;
+  Policy policy_;
+  const int W_, R_;
+  const int64_t S_, B_, A_, G_;
+  const std::string state_dir_;
+  int64_t steps_per_epoch_ = 1, total_ = 0, epochs_ = 0;
+  size_t window_ = 1;  // first_loss / last_loss: the means of the first and last `window_` steps that ran
+  int64_t step_ = 0, done_ = 0;
+  std::deque<double> first_losses_, last_losses_;
+  double window_sum_ = 0;
+  int64_t window_n_ = 0, throughput_ = 0, throughput_at_log_ = 0;
+  std::chrono::steady_clock::time_point log_time_ = std::chrono::steady_clock::now();
+  bool early_stop_ = false;
+  std::vector<torch::Tensor> trainables_;
+  std::vector<std::string> trainable_names_;
+  std::function<void(const std::string&)> save_ = [this](const std::string& dir) { recipe_.save_checkpoint(dir); };
+};
+
+}  // namespace
+
 nlohmann::json run_training(Recipe& recipe, Run& run, const LoopOptions& o, const nlohmann::json& resumed) {
   dist::ProcessGroup single;
   dist::ProcessGroup& group = o.group ? *o.group : single;
-  const int W = group.size(), R = group.rank();
   run.set_writes(group.main());
   if ((o.resume || o.stop_after > 0) && !recipe.resumable())
     throw ConfigError("--resume and --stop-after apply to recipes that save training state; the " + recipe.name() +
                       " recipe does not (its runs are short)");
-  auto& optimizer = recipe.optimizer();
-  const auto& names = recipe.group_names();
-  const auto& peak_lr = recipe.peak_lrs();
-  auto& objective = recipe.objective();
-  const auto policy = recipe.policy();
-
-  const int64_t S = recipe.num_samples(), B = o.batch_size, A = o.accumulation;
-  if (S <= 0) throw DataError("the training split has no samples");
-  const int64_t G = B * W;  // samples of one micro-batch over all ranks
-  const int64_t micro_per_epoch = (S + G - 1) / G;
-  const int64_t steps_per_epoch = (micro_per_epoch + A - 1) / A;
-  const int64_t total = o.max_steps > 0 ? o.max_steps : o.epochs * steps_per_epoch;
-  const int64_t epochs = (total + steps_per_epoch - 1) / steps_per_epoch;
-  // first_loss / last_loss: the means of the first and the last `window` steps that ran (an early stop
-  // ends the last window early; no step, no figure).
-  const size_t window = (size_t)std::max<int64_t>(1, std::min<int64_t>(10, total / 4));
-  int64_t step = 0;
-  std::deque<double> first_losses, last_losses;
-  double window_sum = 0;
-  int64_t window_n = 0, throughput = 0, throughput_at_log = 0;
-  auto log_time = std::chrono::steady_clock::now();
-  const std::string state_dir = run.dir() + "/state";
-  auto save = [&](const std::string& dir) { recipe.save_checkpoint(dir); };
-  if (o.resume) {
-    step = resumed.at("step").get<int64_t>();
-    if (resumed.at("total_steps").get<int64_t>() != total)
-      throw ConfigError("--resume: the run's schedule has " + std::to_string(resumed["total_steps"].get<int64_t>()) +
-                        " steps, this config " + std::to_string(total));
-    recipe.load_checkpoint(state_dir + "/checkpoint");
-    torch::load(optimizer, state_dir + "/optimizer.pt");
-    first_losses = resumed.at("first_losses").get<std::deque<double>>();
-    last_losses = resumed.at("last_losses").get<std::deque<double>>();
-    window_sum = resumed.at("window_sum");
-    window_n = resumed.at("window_n");
-    run.restore(resumed.at("best_epoch"), resumed.at("since_best"), eval::Metrics::from_json(resumed.at("best")));
-    recipe.restore_extra_state(resumed.value("recipe", nlohmann::json::object()));
-    // metrics.jsonl keeps what happened up to the saved state only.
-    if (group.main()) {
-      std::string kept, line;
-      std::istringstream in(read_file(run.dir() + "/metrics.jsonl"));
-      while (std::getline(in, line))
-        if (!line.empty() && nlohmann::json::parse(line).value("step", (int64_t)0) <= step) kept += line + "\n";
-      atomic_write_string(run.dir() + "/metrics.jsonl", kept);
-    }
-    spdlog::info("resuming {} at step {} of {}", run.dir(), step, total);
-  }
-  std::vector<torch::Tensor> trainables;
-  std::vector<std::string> trainable_names;
-  for (size_t g = 0; g < optimizer.param_groups().size(); ++g)
-    for (size_t i = 0; i < optimizer.param_groups()[g].params().size(); ++i) {
-      trainables.push_back(optimizer.param_groups()[g].params()[i]);
-      trainable_names.push_back(fmt::format("{} parameter {}", names.at(g), i));
-    }
-  group.barrier("start");  // every rank has checked the run directory before rank 0 writes into it
-  run.start();
-  auto check_identical = [&](const std::string& when) {
-    if (W == 1) return;
-    dist::check_identical(group, trainables, trainable_names, recipe.trainables_label() + " after " + when);
-    spdlog::info("{} identical on {} ranks ({} tensors) after {}", recipe.trainables_label(), W, trainables.size(), when);
-  };
-  auto save_state = [&](bool stopped) {
-    check_identical(fmt::format("step {}", step));
-    if (!group.main()) return;
-    atomic_write_dir(state_dir, [&](const std::string& d) {
-      recipe.save_checkpoint(d + "/checkpoint");
-      torch::save(optimizer, d + "/optimizer.pt");
-      nlohmann::json j = {{"format", kStateFormat},         {"step", step},
-                          {"total_steps", total},           {"best_epoch", run.best_epoch()},
-                          {"since_best", run.since_best()}, {"best", run.best().to_json()},
-                          {"first_losses", first_losses},   {"last_losses", last_losses},
-                          {"window_sum", window_sum},       {"window_n", window_n},
-                          {"stopped", stopped},             {"world_size", W},
-                          {"run_id", run.run_id()},         {"recipe", recipe.extra_state()}};
-      atomic_write_string(d + "/state.json", j.dump(2) + "\n");
-    });
-  };
-  spdlog::info("recipe {}: {} on {} samples, batch {} x {} processes x {} accumulation, {} steps/epoch, {} steps ({} epochs)",
-               recipe.name(), recipe.model_name(), S, B, W, A, steps_per_epoch, total, epochs);
-  recipe.on_start(step, run, group);
-  int64_t done = 0;
-  bool early_stop = false;
-  for (int64_t epoch = 1; epoch <= epochs && !early_stop; ++epoch) {
-    const int64_t first = (epoch - 1) * steps_per_epoch, last = std::min(total, epoch * steps_per_epoch);
-    if (step >= last) continue;  // finished before a resume
-    const auto order = recipe.epoch_order(epoch);
-    recipe.before_epoch(epoch);
-    Progress progress = run.progress(fmt::format("epoch {}/{}", epoch, epochs), last - first, G * A);
-    double epoch_sum = 0;
-    int64_t epoch_n = 0;
-    for (; step < last; ++step) {
-      if (o.stop_after > 0 && done == o.stop_after) {
-        progress.finish();
-        save_state(true);
-        spdlog::info("stopped after {} steps (step {} of {}); continue with --resume {}", done, step, total, run.dir());
-        return {{"stopped", true}, {"step", step}, {"total_steps", total}, {"output_dir", run.dir()}};
-      }
-      const int64_t k = step - first;
-      if (o.before_step) o.before_step(step + 1, R);
-      StepContext ctx{epoch, step, total, k, R, W, policy(step, total)};
-      recipe.seed_step(ctx);
-      std::vector<std::unique_ptr<MicroBatch>> micro;
-      for (int64_t a = 0; a < A; ++a) {
-        const int64_t mb = k * A + a;
-        if (mb * G >= S) break;
-        const int64_t begin = mb * G + R * B, end = std::min(S, begin + B);
-        if (begin >= end) continue;  // the epoch's tail leaves this rank nothing here; it still joins the step
-        auto& m = micro.emplace_back(objective.prepare(ctx, std::vector<int64_t>(order.begin() + begin, order.begin() + end)));
-        throughput += (int64_t)m->throughput;
-      }
-      const double f = recipe.schedule(step, total);
-      for (size_t g = 0; g < optimizer.param_groups().size(); ++g)
-        optimizer.param_groups()[g].options().set_lr(peak_lr[g] * f);
-      std::vector<size_t> frozen;
-      for (const auto& name : ctx.plan.frozen_groups)
-        for (size_t g = 0; g < names.size(); ++g)
-          if (names[g] == name) frozen.push_back(g);
-      const bool log_now = recipe.logs_steps() && ((step + 1) % o.log_every == 0 || step + 1 == total);
-      GroupStats stats(optimizer, names, log_now && recipe.group_stats());
-      const double loss = optimizer_step(objective, optimizer, micro, o.max_grad_norm, &group, o.bucket_bytes, frozen);
-      if (!std::isfinite(loss))
-        throw Error(fmt::format("step {}: the loss is {} (lower train.lr or set train.max_grad_norm)", step + 1, loss));
-      ++done;
-      if (first_losses.size() < window) first_losses.push_back(loss);
-      last_losses.push_back(loss);
-      if (last_losses.size() > window) last_losses.pop_front();
-      window_sum += loss;
-      ++window_n;
-      epoch_sum += loss;
-      ++epoch_n;
-      progress.update(k + 1, epoch_sum / (double)epoch_n);
-      if (log_now) {
-        const auto now = std::chrono::steady_clock::now();
-        const double all = group.all_reduce_sum((double)(throughput - throughput_at_log), "throughput for the log");
-        const double rate = all / std::chrono::duration<double>(now - log_time).count();
-        spdlog::info("step {}/{} loss {:.4f} lr {:.3g} {} {}/s", step + 1, total, window_sum / (double)window_n,
-                     peak_lr.back() * f, format_rate(rate), objective.throughput_unit());
-        nlohmann::json record = {{"epoch", epoch}, {"step", step + 1}, {"split", "train"}, {"loss", window_sum / (double)window_n},
-                                 {"lr", peak_lr.back() * f}, {"hybrid_last", ctx.plan.hybrid},
-                                 {std::string(objective.throughput_unit()) + "_per_s", rate}};
-        stats.finish(record);
-        run.log(record);
-        log_time = now;
-        throughput_at_log = throughput;
-        window_sum = 0;
-        window_n = 0;
-      }
-      recipe.after_step(ctx, run, group);
-    }
-    progress.finish();
-    const double sps = progress.samples_per_second();
-    spdlog::info("epoch {}: mean loss {:.4f}, {} samples/s", epoch, epoch_n ? epoch_sum / (double)epoch_n : 0.0,
-                 format_rate(sps));
-    if (!recipe.logs_steps())
-      run.log({{"epoch", epoch}, {"step", step}, {"split", "train"}, {"loss", epoch_n ? epoch_sum / (double)epoch_n : 0.0},
-               {"samples_per_s", sps}});
-    if (run.validation_due((int)epoch) || step == total) {
-      const auto val = recipe.validate(group);
-      const bool improved = run.report_validation((int)epoch, step, val, save, recipe.eval_mode());
-      spdlog::info("epoch {} val {}{}", epoch, recipe.summarize(val), improved ? " (best)" : "");
-      if (run.should_stop()) {
-        spdlog::info("early stop: no better validation {} for {} evaluations (best epoch {})", o.monitor, o.patience,
-                     run.best_epoch());
-        early_stop = true;
-      }
-    }
-    // A stop that falls on this epoch's end saves the state once, as stopped, at the next step's check.
-    const bool stopping_next = o.stop_after > 0 && done == o.stop_after && step < total && !early_stop;
-    if (recipe.resumable() && !stopping_next)
-      save_state(false);
-    else if (!recipe.resumable())
-      check_identical(fmt::format("epoch {}", epoch));
-  }
-  // No epoch ran (train.epochs 0): the initial model is the checkpoint, so evaluation still has one.
-  if (run.best_epoch() < 0) run.report_validation(0, step, recipe.validate(group), save, recipe.eval_mode());
-
-  // The best checkpoint: rank 0 reads it, the others receive its trainables.
-  if (group.main()) recipe.load_checkpoint(run.checkpoint_dir());
-  if (W > 1) {
-    torch::NoGradGuard ng;
-    std::vector<torch::Tensor> values;
-    for (auto& p : trainables) values.push_back(p.detach().clone());
-    group.broadcast(values, 0, "best checkpoint");
-    for (size_t i = 0; i < trainables.size(); ++i) trainables[i].detach().copy_(values[i]);
-  }
-  nlohmann::json results = recipe.describe();
-  results["recipe"] = recipe.name();
-  results["steps"] = step;
-  results["total_steps"] = total;
-  // Unmeasured figures are absent (no step ran: no loss).
-  if (!first_losses.empty()) results["first_loss"] = mean(first_losses);
-  if (!last_losses.empty()) results["last_loss"] = mean(last_losses);
-  results["test"] = recipe.test(group, run);
-  if (group.main()) {  // every result record says which split and evaluation it is
-    results["test"]["split"] = "test";
-    results["test"]["mode"] = recipe.eval_mode();
-  }
-  run.log(metrics_record(run.best_epoch(), step, "test", eval::Metrics::from_json(results["test"]), recipe.eval_mode()));
-  return run.finish(std::move(results));
+  return TrainingLoop(recipe, run, o, group).run(resumed);
 }
 
 }  // namespace sbtrec::train

@@ -22,6 +22,48 @@ constexpr const char* kCheckpointFormat = "sbtrec-checkpoint-1";
 size_t split_slot(data::Split s) { return (size_t)data::split_code(s); }
 }  // namespace
 
+namespace {
+
+// HDSD for the kinds the prompts use: codebooks from quantizer.codebooks, fitted by k-means++ (on the
+// session's training user vectors), or left empty for a checkpoint to fill. Null without quantizer.
+quantizer::Hdsd make_hdsd(const SbtRecSession& s, encoder::EncoderImpl& enc, const EncoderOptions& eo,
+                          const torch::Tensor& items, int64_t Z, bool fit_codebooks) {
+  const auto& cfg = s.cfg;
+  auto qo = cfg.quantizer;
+  if (!s.user_token && qo.inputs == quantizer::QuantizerInputs::kBoth) qo.inputs = quantizer::QuantizerInputs::kItems;
+  if (!qo.enabled || (!s.user_token && qo.inputs == quantizer::QuantizerInputs::kUser)) return quantizer::Hdsd{nullptr};
+  if (!qo.codebooks.empty()) {
+    quantizer::Hdsd hdsd(qo, items.size(1), std::max<int64_t>(Z, 1));
+    quantizer::load_hdsd_codebooks(qo.codebooks, *hdsd, qo.item_rows);
+    spdlog::info("HDSD codebooks from {}", qo.codebooks);
+    return hdsd;
+  }
+  if (!fit_codebooks) return quantizer::Hdsd(qo, items.size(1), std::max<int64_t>(Z, 1));  // filled by a checkpoint
+  auto fit = quantizer::fit_hdsd(qo, quantizer::kmeans_seed(qo, cfg.seed), enc, *s.ds, eo.max_len, cfg.eval.batch_size,
+                                 s.user_token ? s.user_vectors[0] : torch::Tensor());
+  spdlog::info("HDSD fitted by k-means++: {}", fit.stats.dump());
+  return fit.hdsd;
+}
+
+// Decoding's stop ids (the model's, the tokenizer's end of sequence, ChatML's end of turn), pad id and
+// the added tokens it must never write.
+llm::GenerationOptions generation_options(const Config& cfg, const llm::Tokenizer& tok, const llm::LlamaConfig& lm,
+                                          llm::ChatFormat chat) {
+  auto g = cfg.generation;
+  g.eos_token_ids = lm.eos_token_ids;
+  auto add_eos = [&](int64_t id) {
+    if (id >= 0 && std::find(g.eos_token_ids.begin(), g.eos_token_ids.end(), id) == g.eos_token_ids.end())
+      g.eos_token_ids.push_back(id);
+  };
+  add_eos(tok.eos_id());
+  if (chat == llm::ChatFormat::kChatML) add_eos(tok.token_to_id("<|im_end|>").value_or(-1));
+  g.pad_token_id = tok.pad_id() >= 0 ? tok.pad_id() : g.eos_token_ids.at(0);
+  llm::suppress_added_tokens(tok, g);
+  return g;
+}
+
+}  // namespace
+
 SbtRecSession build_sbtrec(const Config& cfg, const data::Dataset& ds, bool fit_codebooks) {
   if (cfg.llm.model.empty())
     throw ConfigError("config key 'llm.model' is empty: SBT-Rec needs an LLM (default = SmolLM2-135M-Instruct, or a "
@@ -47,27 +89,7 @@ SbtRecSession build_sbtrec(const Config& cfg, const data::Dataset& ds, bool fit_
   }
   spdlog::info("encoder {} ({}): items {} x {}, user vectors {}", s.encoder_dir, encoder_name(eo.type), items.size(0),
                items.size(1), s.user_token ? std::to_string(Z) + " wide" : "off");
-
-  // HDSD: only the kinds the prompts use.
-  quantizer::Hdsd hdsd{nullptr};
-  auto qo = cfg.quantizer;
-  if (!s.user_token && qo.inputs == quantizer::QuantizerInputs::kBoth) qo.inputs = quantizer::QuantizerInputs::kItems;
-  const bool quantize = qo.enabled && (s.user_token || qo.inputs != quantizer::QuantizerInputs::kUser);
-  if (quantize) {
-    if (!qo.codebooks.empty()) {
-      hdsd = quantizer::Hdsd(qo, items.size(1), std::max<int64_t>(Z, 1));
-      quantizer::load_hdsd_codebooks(qo.codebooks, *hdsd, qo.item_rows);
-      spdlog::info("HDSD codebooks from {}", qo.codebooks);
-    } else if (fit_codebooks) {
-      // The training split's user vectors are computed above already (the prompts' user tokens).
-      auto fit = quantizer::fit_hdsd(qo, quantizer::kmeans_seed(qo, cfg.seed), *enc, ds, eo.max_len, cfg.eval.batch_size,
-                                     s.user_token ? s.user_vectors[0] : torch::Tensor());
-      hdsd = fit.hdsd;
-      spdlog::info("HDSD fitted by k-means++: {}", fit.stats.dump());
-    } else {
-      hdsd = quantizer::Hdsd(qo, items.size(1), std::max<int64_t>(Z, 1));  // filled by a checkpoint
-    }
-  }
+  auto hdsd = make_hdsd(s, *enc, eo, items, Z, fit_codebooks);
 
   torch::manual_seed(cfg.seed);  // LoRA A and the aligners' initialisation
   const torch::Device device(cfg.llm.device);
@@ -83,26 +105,15 @@ SbtRecSession build_sbtrec(const Config& cfg, const data::Dataset& ds, bool fit_
     s.model->set_item_permutation(torch::tensor(permutation(stream_key(cfg.seed, Purpose::kShuffle, 0), ds.num_items)).to(device));
 
   const auto chat = llm::resolve_chat_format(cfg.llm.chat_format, llm::resolve_model(cfg.llm.model));
-  auto templates = prompt::load_templates(prompt::templates_path(cfg.prompt, ds.name), cfg.prompt.format);
-  s.builder = std::make_unique<prompt::PromptBuilder>(std::move(templates), *s.tokenizer, s.slots, chat,
-                                                      cfg.llm.system_message, s.user_token,
-                                                      lm->config.max_position_embeddings, cfg.prompt);
   const std::string templates_file = prompt::templates_path(cfg.prompt, ds.name);
+  s.builder = std::make_unique<prompt::PromptBuilder>(prompt::load_templates(templates_file, cfg.prompt.format), *s.tokenizer,
+                                                      s.slots, chat, cfg.llm.system_message, s.user_token,
+                                                      lm->config.max_position_embeddings, cfg.prompt);
   s.inputs = {{"encoder", {{"dir", s.encoder_dir}, {"sha256", sha256_file(s.encoder_dir + "/model.safetensors")}}},
               {"dataset", {{"name", ds.name}, {"signature", data::signature(ds)}}},
               {"templates", {{"path", templates_file}, {"sha256", sha256_file(templates_file)}}},
               {"model", {{"name", cfg.llm.model}, {"identity", llm::model_identity(cfg.llm.model)}}}};
-  s.generation = cfg.generation;
-  s.generation.eos_token_ids = lm->config.eos_token_ids;
-  auto add_eos = [&](int64_t id) {
-    if (id >= 0 && std::find(s.generation.eos_token_ids.begin(), s.generation.eos_token_ids.end(), id) ==
-                       s.generation.eos_token_ids.end())
-      s.generation.eos_token_ids.push_back(id);
-  };
-  add_eos(s.tokenizer->eos_id());
-  if (chat.format == llm::ChatFormat::kChatML) add_eos(s.tokenizer->token_to_id("<|im_end|>").value_or(-1));
-  s.generation.pad_token_id = s.tokenizer->pad_id() >= 0 ? s.tokenizer->pad_id() : s.generation.eos_token_ids.at(0);
-  llm::suppress_added_tokens(*s.tokenizer, s.generation);
+  s.generation = generation_options(cfg, *s.tokenizer, lm->config, chat.format);
   return s;
 }
 
