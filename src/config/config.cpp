@@ -153,14 +153,16 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
   }
   // Each relative path against the directory of the file that wrote it (the first of the chain, child
   // first, to hold the key); --set values stay as given.
+  std::vector<YAML::Node> files;  // the chain's own YAML, child first, read once
+  for (const auto& file : chain) files.push_back(YAML::LoadFile(file));
   for (const auto& k : kPathKeys) {
     bool overridden = false;
     for (const auto& o : overrides) overridden = overridden || o.rfind(std::string(k.key) + "=", 0) == 0;
     std::string& v = k.get(c);
     if (overridden || !relative_path(k, v)) continue;
-    for (const auto& file : chain)
-      if (yaml_has(YAML::LoadFile(file), key_parts(k.key))) {
-        auto p = (std::filesystem::path(file).parent_path() / v).lexically_normal();
+    for (size_t i = 0; i < chain.size(); ++i)
+      if (yaml_has(files[i], key_parts(k.key))) {
+        auto p = (std::filesystem::path(chain[i]).parent_path() / v).lexically_normal();
         if (p.has_parent_path() && p.filename().empty()) p = p.parent_path();  // "dir/." -> "dir", not "dir/"
         v = p.string();
         break;

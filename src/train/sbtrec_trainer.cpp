@@ -68,11 +68,29 @@ struct SftMicro : MicroBatch {
   torch::Tensor users;  // [B, Z] or undefined
 };
 
-// SFT: the mean cross entropy of the answer tokens (plus HDSD's auxiliary losses when weighted), the
-// units being the supervised tokens (labels predicted from the previous position).
-class SftObjective : public Objective {
+// SFT's loss: the mean cross entropy of the answer tokens (plus HDSD's auxiliary losses when weighted),
+// the units being the supervised tokens (labels predicted from the previous position). On its own it
+// takes given micro-batches (sbtrec_step); SftObjective prepares them from the training split.
+class SftLoss : public Objective {
  public:
-  explicit SftObjective(SbtRecSession& s) : s_(s) {}
+  explicit SftLoss(SbtRecModelImpl& m) : m_(m) {}
+  std::unique_ptr<MicroBatch> prepare(const StepContext&, const std::vector<int64_t>&) override {
+    throw Error("sbtrec_step: micro-batches are given, not prepared");
+  }
+  torch::Tensor loss(MicroBatch& micro) override {
+    auto& m = static_cast<SftMicro&>(micro);
+    return m_.loss(m.batch, m.users);
+  }
+  const char* throughput_unit() const override { return "tokens"; }
+  static double units(const prompt::PromptBatch& b) { return (double)b.labels.slice(1, 1).ne(-100).sum().item<int64_t>(); }
+
+ private:
+  SbtRecModelImpl& m_;
+};
+
+class SftObjective : public SftLoss {
+ public:
+  explicit SftObjective(SbtRecSession& s) : SftLoss(*s.model), s_(s) {}
   void set_epoch_candidates(std::vector<data::CandidateSet> c) { candidates_ = std::move(c); }
 
   std::unique_ptr<MicroBatch> prepare(const StepContext& ctx, const std::vector<int64_t>& rows) override {
@@ -83,15 +101,10 @@ class SftObjective : public Objective {
     auto m = std::make_unique<SftMicro>();
     m->batch = s_.batch(data::Split::kTrain, rows, cands, std::vector<size_t>(rows.size(), tmpl), ctx.plan.hybrid, true, false);
     m->users = s_.users(data::Split::kTrain, rows);
-    m->units = (double)m->batch.labels.slice(1, 1).ne(-100).sum().item<int64_t>();
+    m->units = units(m->batch);
     m->throughput = (double)m->batch.attention_mask.sum().item<int64_t>();
     return m;
   }
-  torch::Tensor loss(MicroBatch& micro) override {
-    auto& m = static_cast<SftMicro&>(micro);
-    return s_.model->loss(m.batch, m.users);
-  }
-  const char* throughput_unit() const override { return "tokens"; }
 
  private:
   SbtRecSession& s_;
@@ -207,22 +220,6 @@ class SftRecipe : public Recipe {
   std::vector<std::string> names_;
 };
 
-// sbtrec_step's micro-batches as the loop's: the prompts and user vectors given, the objective's loss.
-class GivenObjective : public Objective {
- public:
-  explicit GivenObjective(SbtRecModelImpl& m) : m_(m) {}
-  std::unique_ptr<MicroBatch> prepare(const StepContext&, const std::vector<int64_t>&) override {
-    throw Error("sbtrec_step: micro-batches are given, not prepared");
-  }
-  torch::Tensor loss(MicroBatch& micro) override {
-    auto& m = static_cast<SftMicro&>(micro);
-    return m_.loss(m.batch, m.users);
-  }
-
- private:
-  SbtRecModelImpl& m_;
-};
-
 }  // namespace
 
 std::unique_ptr<torch::optim::Optimizer> make_sbtrec_optimizer(const TrainOptions& t, SbtRecModelImpl& m,
@@ -261,13 +258,13 @@ double schedule_factor(const TrainOptions& o, int64_t step, int64_t total) {
 double sbtrec_step(SbtRecModelImpl& model, torch::optim::Optimizer& optimizer,
                    const std::vector<std::pair<prompt::PromptBatch, torch::Tensor>>& micro, double max_grad_norm,
                    dist::ProcessGroup* group, int64_t bucket_bytes) {
-  GivenObjective objective(model);
+  SftLoss objective(model);
   std::vector<std::unique_ptr<MicroBatch>> micros;
   for (const auto& [batch, users] : micro) {
     auto m = std::make_unique<SftMicro>();
     m->batch = batch;
     m->users = users;
-    m->units = (double)batch.labels.slice(1, 1).ne(-100).sum().item<int64_t>();
+    m->units = SftLoss::units(batch);
     micros.push_back(std::move(m));
   }
   return optimizer_step(objective, optimizer, micros, max_grad_norm, group, bucket_bytes);
