@@ -1,6 +1,9 @@
 // Helpers for the tests: temporary directories, paths to ../shared, running the programs.
 #pragma once
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -67,9 +70,10 @@ inline CommandResult run(const std::string& command) {
 
 // A fixture directory made by `command` (which gets " --out DIR" appended) once per build tree and
 // per `inputs` (the text that determines it, e.g. the generating script): ctest runs every TEST in
-// its own process, so fixtures that take a Python reference run are kept in
-// <build>/test-fixtures/<name>-<hash> and reused. Made in a temporary directory and renamed into
-// place, so concurrent test processes never see half a fixture. On failure returns "" and sets *error.
+// its own process, so fixtures that take a Python reference run or a training run are kept in
+// <build>/test-fixtures/<name>-<hash> and reused. Made in place under a lock, and marked COMPLETE
+// last: concurrent test processes make it once, never use half of one, and a maker that died leaves a
+// directory the next one replaces. On failure returns "" and sets *error.
 inline std::string cached_fixture(const std::string& name, const std::string& inputs, const std::string& command,
                                   std::string* error) {
   const auto key = std::to_string(std::hash<std::string>{}(inputs));
@@ -77,20 +81,52 @@ inline std::string cached_fixture(const std::string& name, const std::string& in
   const std::filesystem::path dir = root / (name + "-" + key);
   if (std::filesystem::exists(dir / "COMPLETE")) return dir.string();
   std::filesystem::create_directories(root);
-  std::random_device rd;
-  const std::filesystem::path tmp = root / (name + "-" + key + ".tmp" + std::to_string(rd()));
-  auto r = run(command + " --out " + tmp.string());
+  const int lock = ::open((root / (name + "-" + key + ".lock")).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock >= 0) ::flock(lock, LOCK_EX);  // released when closed, or when this process dies
+  struct Unlock {
+    int fd;
+    ~Unlock() {
+      if (fd >= 0) ::close(fd);
+    }
+  } unlock{lock};
+  if (std::filesystem::exists(dir / "COMPLETE")) return dir.string();  // made while this one waited
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);  // what a maker that died left
+  auto r = run(command + " --out " + dir.string());
   if (r.exit_code != 0) {
     *error = command + " failed:\n" + r.output;
-    std::error_code ec;
-    std::filesystem::remove_all(tmp, ec);
+    std::filesystem::remove_all(dir, ec);
     return "";
   }
-  std::ofstream(tmp / "COMPLETE") << key;
-  std::error_code ec;
-  std::filesystem::rename(tmp, dir, ec);
-  if (ec) std::filesystem::remove_all(tmp, ec);  // another process finished first: use its copy
+  std::ofstream(dir / "COMPLETE") << key;
   return dir.string();
+}
+
+// Text that changes whenever the library or the programs are rebuilt: part of the inputs of a fixture
+// that the programs make (a training run, fitted codebooks), so a rebuild makes it again.
+inline std::string build_stamp() {
+  std::string s;
+  for (const char* f : {"libsbtrec.so", "bin/sbtrec-train", "bin/sbtrec-quantize", "bin/sbtrec-data"}) {
+    std::error_code ec;
+    const auto t = std::filesystem::last_write_time(std::filesystem::path(SBTREC_BINARY_DIR) / f, ec);
+    s += std::string(f) + "@" + std::to_string(ec ? 0 : (long long)t.time_since_epoch().count()) + ";";
+  }
+  return s;
+}
+
+// cached_fixture for a bash script, which gets the output directory as $2 (after "--out"); made again
+// after every rebuild (build_stamp).
+inline std::string script_fixture(const std::string& name, const std::string& script, std::string* error) {
+  const std::string inputs = script + build_stamp();
+  const std::filesystem::path root = std::filesystem::path(SBTREC_BINARY_DIR) / "test-fixtures";
+  std::filesystem::create_directories(root);
+  const std::string file = (root / (name + "-" + std::to_string(std::hash<std::string>{}(inputs)) + ".sh")).string();
+  if (!std::filesystem::exists(file)) {
+    const std::string tmp = file + ".tmp" + std::to_string(std::random_device{}());
+    std::ofstream(tmp) << "set -euo pipefail\n" << script << "\n";
+    std::filesystem::rename(tmp, file);
+  }
+  return cached_fixture(name, inputs, "bash " + file, error);
 }
 
 // Runs `code` with the project's Python (SBTREC_PYTHON), the repository's scripts/ importable; `args`

@@ -13,7 +13,12 @@
 
 #include "sbtrec/config/config.h"
 #include "sbtrec/common/error.h"
+#include "sbtrec/common/core_share.h"
 #include "sbtrec/common/host_memory.h"
+#include "sbtrec/common/openmp_defaults.h"
+
+// Every program: libgomp bounds its spin-waiting (common/openmp_defaults.h), set before it loads.
+SBTREC_OPENMP_DEFAULTS();
 
 namespace sbtrec::cli {
 
@@ -41,11 +46,16 @@ struct ConfigArgs {
 
 // Logs go to stderr so stdout carries results only (tables, --json lines, exported text); the host
 // allocator keeps freed memory (sbtrec/common/host_memory.h).
+// Host memory, the logger, and this process's share of the cores (common/core_share.h): its threads
+// unless a run's `threads` says otherwise.
 inline void setup_process() {
   sbtrec::retain_freed_host_memory();
   auto logger = spdlog::stderr_color_mt("sbtrec");
   spdlog::set_default_logger(logger);
   spdlog::set_pattern("[%H:%M:%S] %^%l%$ %v");
+  const auto share = sbtrec::claim_cores();
+  torch::set_num_threads(share.threads);
+  if (share.others > 0) spdlog::info("threads: {}", share.describe());
 }
 
 inline int guarded_main(const std::function<int()>& body) {

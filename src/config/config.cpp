@@ -36,7 +36,10 @@ void visit_fields(Config& c, config::Visitor& v) {
   v.field("seed", c.seed, "seed of initialisation, batching and dropout");
   v.field("output_dir", c.output_dir, "run directory (config.yaml, metrics.jsonl, checkpoint/, results.json)",
           config::not_empty());
-  v.field("threads", c.threads, "torch intra-op threads; 0 keeps torch's default", config::at_least(0));
+  v.field("threads", c.threads,
+          "torch intra-op threads; 0: this process's share of the cores (those other sbtrec processes have "
+          "not taken, at least one; OMP_NUM_THREADS when set)",
+          config::at_least(0));
   v.section("data", c.data, "dataset and LLaRA's windowing protocol");
   v.renamed("model", "encoder", "sbtrec 0.2");
   v.section("encoder", c.encoder, "the sequential recommender (SASRec, GRU4Rec, Caser)");

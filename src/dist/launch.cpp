@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <ATen/Parallel.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -15,6 +16,7 @@
 #include <cstring>
 #include <thread>
 
+#include "sbtrec/common/core_share.h"
 #include "sbtrec/common/error.h"
 
 extern char** environ;
@@ -69,8 +71,11 @@ int launch_local(int nproc, const std::vector<std::string>& args) {
   if (n <= 0) throw IoError("--nproc: cannot find this program's path (/proc/self/exe)");
   exe[n] = '\0';
   const int port = free_local_port();
-  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  const std::string threads = std::to_string(std::max(1u, cores / (unsigned)nproc));
+  // The ranks share this process's cores (its share of the machine, common/core_share.h); while they
+  // run, this process only waits, so it gives its threads back to the ledger.
+  const int cores = std::max(1, at::get_num_threads());
+  const std::string threads = std::to_string(std::max(1, cores / nproc));
+  record_threads(0);
   spdlog::info("--nproc {}: starting ranks 0..{} on 127.0.0.1:{} ({} threads each)", nproc, nproc - 1, port,
                std::getenv("OMP_NUM_THREADS") ? std::getenv("OMP_NUM_THREADS") : threads.c_str());
 

@@ -86,8 +86,11 @@ torch::Tensor decode_attention(const torch::Tensor& q, const torch::Tensor& k, c
   const float* pv = v.data_ptr<float>();
   const bool* pm = mask.defined() ? mask.data_ptr<bool>() : nullptr;
   float* po = out.data_ptr<float>();
-  // One task per (sequence, key/value head), its query heads in passes of at most kMaxGroup.
-  at::parallel_for(0, B * Hkv, 1, [&](int64_t begin, int64_t end) {
+  // One task per (sequence, key/value head), its query heads in passes of at most kMaxGroup. A task
+  // is 2 G S E multiply-adds; the threads fork only for at least ~32K of them each (a short cache, one
+  // sequence: a fork would cost more than the work it splits).
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, 2 * group * S * E));
+  at::parallel_for(0, B * Hkv, grain, [&](int64_t begin, int64_t end) {
     std::vector<float> scores((size_t)(std::min(group, kMaxGroup) * S));  // [G, S]
     const float* qs[kMaxGroup];
     float* os[kMaxGroup];

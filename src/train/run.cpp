@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include "sbtrec/common/core_share.h"
 #include "sbtrec/common/error.h"
 #include "sbtrec/common/fs.h"
 
@@ -134,7 +135,9 @@ nlohmann::json Run::finish(nlohmann::json results) {
 
 void apply_run_settings(const Config& c) {
   static const int process_threads = torch::get_num_threads();  // the first call's: the process default
-  torch::set_num_threads(c.threads > 0 ? c.threads : process_threads);
+  const int threads = c.threads > 0 ? c.threads : process_threads;
+  torch::set_num_threads(threads);
+  record_threads(threads);  // what later processes see in the core ledger (common/core_share.h)
   torch::manual_seed(c.seed);
 }
 

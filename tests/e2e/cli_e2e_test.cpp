@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "../test_util.h"
+#include "sbtrec/common/core_share.h"
 #include "sbtrec/config/config.h"
 #include "sbtrec/data/dataset.h"
 #include "sbtrec/train/recipes.h"
@@ -216,6 +217,36 @@ TEST(CLI, ShippedProgramsCarryNoFaultHook) {
   EXPECT_FALSE(holds(std::string(SBTREC_BINARY_DIR) + "/libsbtrec.so"));
   EXPECT_TRUE(holds(test::bin("sbtrec-train-faults"))) << "the tests' build keeps the hook";
 }
+
+// Every program bounds libgomp's spin-waiting itself (common/openmp_defaults.h: set before the OpenMP
+// runtime reads its environment, so the runtime shows it), and keeps a wait policy the user chose.
+// A second program beside it takes the cores left (common/core_share.h) and says so.
+TEST(CLI, ProgramsChooseTheirOpenMPWaitAndTheirShareOfTheCores) {
+  const std::string unset = "env -u GOMP_SPINCOUNT -u OMP_WAIT_POLICY OMP_DISPLAY_ENV=verbose ";
+  for (const char* p : {"sbtrec-data", "sbtrec-train", "sbtrec-eval", "sbtrec-quantize", "sbtrec-lm"}) {
+    auto r = test::run(unset + test::bin(p) + " --help");
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("GOMP_SPINCOUNT = '10000'"), std::string::npos) << p << ": " << r.output;
+    r = test::run(unset + "GOMP_SPINCOUNT=77 " + test::bin(p) + " --help");
+    EXPECT_NE(r.output.find("GOMP_SPINCOUNT = '77'"), std::string::npos) << p << ": " << r.output;
+    r = test::run(unset + "OMP_WAIT_POLICY=active " + test::bin(p) + " --help");
+    EXPECT_NE(r.output.find("OMP_WAIT_POLICY = 'ACTIVE'"), std::string::npos) << p << ": " << r.output;
+    EXPECT_EQ(r.output.find("GOMP_SPINCOUNT = '10000'"), std::string::npos) << p << ": " << r.output;
+  }
+  // Beside a process that holds every core (this test process, in a private ledger), a program without
+  // OMP_NUM_THREADS takes one thread and names the holder.
+  test::TempDir dir;
+  ::setenv("SBTREC_CORE_LEDGER", (dir / "ledger").c_str(), 1);
+  ::unsetenv("OMP_NUM_THREADS");
+  const auto held = claim_cores();
+  ::setenv("OMP_NUM_THREADS", "1", 1);
+  ::unsetenv("SBTREC_CORE_LEDGER");
+  const auto r = test::run("env -u OMP_NUM_THREADS SBTREC_CORE_LEDGER=" + (dir / "ledger") + " " +
+                           test::bin("sbtrec-data") + " --help");
+  EXPECT_NE(r.output.find("threads: 1 thread of " + std::to_string(held.cores) + " core"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("sbtrec pid " + std::to_string(::getpid())), std::string::npos) << r.output;
+}
+
 
 // Runs set what they need per run (threads, seeds; train/run.h apply_run_settings) and recipes hold no
 // process-wide state: one process running two recipes one after the other (SASRec, then GRU4Rec, each

@@ -12,24 +12,24 @@
 namespace sbtrec::test {
 
 struct SbtRecFixture {
-  TempDir dir;
   std::string encoder, codebooks;
 };
 
 // LLaRA's SASRec imported, and HDSD fitted on it for the SmolLM2 config (item codes on the scoring rows,
-// configs/movielens/quantize_smollm.yaml; fewer Lloyd iterations than the config).
+// configs/movielens/quantize_smollm.yaml; fewer Lloyd iterations than the config): once per build
+// (script_fixture), shared by the tests' processes.
 inline SbtRecFixture& sbtrec_fixture() {
   static SbtRecFixture f;
   if (f.encoder.empty()) {
-    auto r = run(std::string(SBTREC_PYTHON) + " " + source("scripts/import_llara_checkpoint.py") + " --checkpoint " +
-                 shared("models/llara-rec-models/movielens.pt") + " --out " + (f.dir / "enc"));
-    EXPECT_EQ(r.exit_code, 0) << r.output;
-    r = run(bin("sbtrec-quantize") + " --config " + source("configs/movielens/quantize_smollm.yaml") + " --set data.root=" +
-            shared("data/ml-100k") + " --encoder " + (f.dir / "enc") + " --out " + (f.dir / "q") +
-            " --set quantizer.kmeans_iterations=5");
-    EXPECT_EQ(r.exit_code, 0) << r.output;
-    f.encoder = f.dir / "enc";
-    f.codebooks = f.dir / "q";
+    const std::string script =
+        "out=$2\n" + std::string(SBTREC_PYTHON) + " " + source("scripts/import_llara_checkpoint.py") + " --checkpoint " +
+        shared("models/llara-rec-models/movielens.pt") + " --out $out/enc\n" + bin("sbtrec-quantize") + " --config " +
+        source("configs/movielens/quantize_smollm.yaml") + " --set data.root=" + shared("data/ml-100k") +
+        " --encoder $out/enc --out $out/q --set quantizer.kmeans_iterations=5\n";
+    std::string error;
+    const std::string dir = script_fixture("sbtrec-movielens", script, &error);
+    EXPECT_FALSE(dir.empty()) << error;
+    if (!dir.empty()) f.encoder = dir + "/enc", f.codebooks = dir + "/q";
   }
   return f;
 }

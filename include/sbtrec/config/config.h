@@ -35,7 +35,7 @@ struct Config {
   Preset preset = Preset::kPaper;  // applied first, explicit keys override it
   std::uint64_t seed = 42;
   std::string output_dir = "runs/default";
-  int threads = 0;  // torch intra-op threads; 0 keeps torch's default
+  int threads = 0;  // torch intra-op threads; 0: the process's share of the cores (common/core_share.h)
   DataOptions data;
   EncoderOptions encoder;
   quantizer::QuantizerOptions quantizer;
