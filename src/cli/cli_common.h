@@ -55,7 +55,9 @@ inline void setup_process() {
   spdlog::set_pattern("[%H:%M:%S] %^%l%$ %v");
   const auto share = sbtrec::claim_cores();
   torch::set_num_threads(share.threads);
-  if (share.others > 0) spdlog::info("threads: {}", share.describe());
+  // Said when the share was cut by others (not when OMP_NUM_THREADS chose: stdout and stderr of a
+  // program under a test harness stay as they were).
+  if (!share.from_environment && share.others > 0) spdlog::info("threads: {}", share.describe());
 }
 
 inline int guarded_main(const std::function<int()>& body) {

@@ -25,9 +25,9 @@ TEST(BehaviourE2E, TheTokensCarryTheBehaviourBeyondText) {
   auto sbtrec_run = std::async(std::launch::async, test::run,
                                test::bin("sbtrec-train") + test::bsig_sets(b) + budget +
                                    " --set eval.token_reliance=true --set output_dir=" + (dir / "sbtrec"));
+  const std::string text_only = "configs/movielens/ablations/sbtrec_smollm_text_only.yaml";
   auto text_run = std::async(std::launch::async, test::run,
-                             test::bin("sbtrec-train") +
-                                 test::bsig_sets(b, "configs/movielens/ablations/sbtrec_smollm_text_only.yaml") + budget +
+                             test::bin("sbtrec-train") + test::bsig_sets(b, text_only) + budget +
                                  " --set output_dir=" + (dir / "text_only"));
   const auto r_sbtrec = sbtrec_run.get(), r_text = text_run.get();
   ASSERT_EQ(r_sbtrec.exit_code, 0) << r_sbtrec.output;

@@ -73,3 +73,101 @@ TEST(SummaryScripts, PairedTestsAndIntervalsOfBothTables) {
   EXPECT_NE(r.output.find("| palette_off | 12 | 0.083 [0.01, 0.35] |"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("+0 / -11, p = 0.00098"), std::string::npos) << r.output;
 }
+
+// sbtrec-study's report (scripts/study_report.py) equals scipy / statsmodels computed here, apart from
+// the report, on the per-seed values it prints and on the per-case values of the runs: three variants x
+// three seeds x 40 cases, a generation pass (hits, valid outputs) and a likelihood pass (ranks), one run
+// missing. A study without its reference among the variants is refused, naming the key.
+TEST(StudyReport, EqualsScipyOnThePrintedPerSeedAndPerCaseValues) {
+  SBTREC_REQUIRE_PYTHON();
+  test::TempDir dir;
+  const auto r = test::run_python(dir, R"PY(
+import json, math, os, subprocess, sys
+import numpy as np
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+d, script = sys.argv[1], sys.argv[2]
+rng = np.random.default_rng(7)
+variants, seeds = ["sbtrec", "text_only", "shuffled"], [1, 2, 3]
+study = {"name": "t", "reference": "sbtrec", "variants": variants, "seeds": seeds,
+         "passes": [{"name": "test_generation", "predictions": "predictions.jsonl"},
+                    {"name": "test_likelihood", "predictions": "predictions_test_likelihood.jsonl"}]}
+os.makedirs(d, exist_ok=True)
+json.dump(study, open(os.path.join(d, "study.json"), "w"))
+skill = {"sbtrec": 0.6, "text_only": 0.2, "shuffled": 0.25}
+for v in variants:
+    for k in seeds:
+        run = os.path.join(d, v, f"seed{k}")
+        os.makedirs(run)
+        with open(os.path.join(run, "predictions_test_likelihood.jsonl"), "w") as f:
+            for c in range(40):
+                rank = 0 if rng.random() < skill[v] else int(rng.integers(1, 20))
+                f.write(json.dumps({"target": c, "rank": rank}) + "\n")
+        if (v, k) == ("shuffled", 3):
+            continue  # a missing run
+        with open(os.path.join(run, "predictions.jsonl"), "w") as f:
+            for c in range(40):
+                valid = bool(rng.random() < 0.9)
+                f.write(json.dumps({"target": c, "hit": bool(valid and rng.random() < skill[v]), "valid": valid}) + "\n")
+out = subprocess.run([sys.executable, script, d], capture_output=True, text=True)
+assert out.returncode == 0, out.stderr
+res = json.load(open(os.path.join(d, "results.json")))
+def cases(v, k, f):
+    return [json.loads(l) for l in open(os.path.join(d, v, f"seed{k}", f))]
+def close(a, b):
+    a = math.nan if a is None else a
+    assert (math.isnan(a) and math.isnan(b)) or abs(a - b) <= 1e-12 * max(1, abs(b)), (a, b)
+for p in study["passes"]:
+    r = res["passes"][p["name"]]
+    have = lambda v: [k for k in seeds if os.path.exists(os.path.join(d, v, f"seed{k}", p["predictions"]))]
+    assert r["missing"] == ([] if p["name"] == "test_likelihood" else ["shuffled/seed3"]), r["missing"]
+    pvals = {}
+    for v in variants:
+        e = r["variants"][v]
+        assert e["seeds"] == have(v)
+        hr = [np.mean([c.get("hit", c.get("rank") == 0) for c in cases(v, k, p["predictions"])]) for k in have(v)]
+        m = e["metrics"]["hr@1"]
+        for a, b in zip(m["values"], hr): close(a, b)
+        vals = np.array(m["values"])  # the printed per-seed values
+        close(m["mean"], float(vals.mean()))
+        close(m["sd"], float(vals.std(ddof=1)))
+        lo, hi = stats.t.interval(0.95, len(vals) - 1, loc=vals.mean(), scale=stats.sem(vals))
+        close(m["ci95"][0], lo); close(m["ci95"][1], hi)
+        if v == "sbtrec":
+            continue
+        both = [k for k in have(v) if k in have("sbtrec")]
+        ref = r["variants"]["sbtrec"]["metrics"]["hr@1"]["values"]
+        refk = dict(zip(r["variants"]["sbtrec"]["seeds"], ref))
+        t = stats.ttest_rel([dict(zip(e["seeds"], m["values"]))[k] for k in both], [refk[k] for k in both])
+        vs = e["vs_reference"]
+        close(vs["paired_t_hr@1"]["p"], t.pvalue)
+        a = [c.get("hit", c.get("rank") == 0) for k in both for c in cases(v, k, p["predictions"])]
+        b = [c.get("hit", c.get("rank") == 0) for k in both for c in cases("sbtrec", k, p["predictions"])]
+        wins = sum(x and not y for x, y in zip(a, b)); losses = sum(y and not x for x, y in zip(a, b))
+        assert (vs["mcnemar_hr@1"]["wins"], vs["mcnemar_hr@1"]["losses"]) == (wins, losses)
+        close(vs["mcnemar_hr@1"]["p"], stats.binomtest(wins, wins + losses).pvalue)
+        pvals.setdefault("mcnemar_hr@1", {})[v] = vs["mcnemar_hr@1"]["p"]
+        pvals.setdefault("paired_t_hr@1", {})[v] = vs["paired_t_hr@1"]["p"]
+        if p["name"] == "test_likelihood":
+            ra = [c["rank"] for k in both for c in cases(v, k, p["predictions"])]
+            rb = [c["rank"] for k in both for c in cases("sbtrec", k, p["predictions"])]
+            close(vs["wilcoxon_rank"]["p"], stats.wilcoxon(ra, rb).pvalue)
+            pvals.setdefault("wilcoxon_rank", {})[v] = vs["wilcoxon_rank"]["p"]
+        else:
+            assert "wilcoxon_rank" not in vs
+    for key, ps in pvals.items():
+        adj = multipletests(list(ps.values()), method="holm")[1]
+        for v, q in zip(ps, adj):
+            close(r["variants"][v]["vs_reference"][key]["p_holm"], q)
+for f in ("results.md", "results.csv"):
+    assert os.path.getsize(os.path.join(d, f)) > 0, f
+study["reference"] = "sasrec"
+json.dump(study, open(os.path.join(d, "study.json"), "w"))
+bad = subprocess.run([sys.executable, script, d], capture_output=True, text=True)
+assert bad.returncode == 1 and "reference 'sasrec'" in bad.stderr, bad.stderr
+print("ok")
+)PY",
+                                  (dir / "study") + " " + test::source("scripts/study_report.py"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("ok"), std::string::npos) << r.output;
+}

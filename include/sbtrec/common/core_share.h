@@ -6,10 +6,11 @@
 // "Shared cores": SASRec 104,000 samples/s alone, 21,000 each beside a copy; one thread each keeps
 // 52,000). So a process that starts beside others takes only the cores left free.
 //
-// The ledger is a directory, /tmp/sbtrec-cores-<uid>/ (or $SBTREC_CORE_LEDGER), with one file per live process (named by its
-// pid, holding its threads) that the process keeps locked (flock) while it lives: the kernel drops the
-// lock when it exits, however it exits, and the next claim removes the file. Claims are made under a
-// lock of the whole directory, so processes started together see each other.
+// The ledger is a directory, /tmp/sbtrec-cores-<uid>/ (or $SBTREC_CORE_LEDGER), with one file per
+// live process (named by its pid, holding its threads) that the process keeps locked (flock) while it
+// lives: the kernel drops the lock when it exits, however it exits, and the next claim removes the
+// file. Claims are made under a lock of the whole directory, so processes started together see each
+// other.
 #pragma once
 
 #include <string>

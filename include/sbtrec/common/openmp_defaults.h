@@ -34,6 +34,14 @@ inline constexpr const char* kOpenmpSpinCount = "10000";
 // added; returns only when it did not (the environment chooses, or the restart failed).
 inline void apply_openmp_defaults(int, char** argv, char** envp) {
   if (!argv || !envp) return;
+  // Started through the dynamic loader (`ld.so PROGRAM ...`), /proc/self/exe is the loader itself,
+  // which would read these arguments as its own: no restart.
+  char exe[4096];
+  const ssize_t len = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (len <= 0) return;
+  exe[len] = '\0';
+  const char* base = std::strrchr(exe, '/');
+  if (!std::strncmp(base ? base + 1 : exe, "ld-", 3)) return;
   int n = 0;
   for (; envp[n]; ++n)
     if (!std::strncmp(envp[n], "OMP_WAIT_POLICY=", 16) || !std::strncmp(envp[n], "GOMP_SPINCOUNT=", 15)) return;

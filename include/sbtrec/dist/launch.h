@@ -2,8 +2,8 @@
 // of one machine's world (the variables torchrun sets: RANK, WORLD_SIZE, LOCAL_RANK,
 // LOCAL_WORLD_SIZE, MASTER_ADDR=127.0.0.1, MASTER_PORT = a free port), each with OMP_NUM_THREADS =
 // this process's share of the cores / N unless the environment sets it (the launcher gives its own
-// share back to the core ledger while the ranks run); forwards SIGINT / SIGTERM; when a rank fails, gives the
-// others a short grace to report their own error, then terminates them.
+// share back to the core ledger while the ranks run); forwards SIGINT / SIGTERM; when a rank fails,
+// gives the others a short grace to report their own error, then terminates them.
 #pragma once
 #include <string>
 #include <vector>
