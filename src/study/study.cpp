@@ -1,0 +1,187 @@
+// See study.h.
+#include "sbtrec/study/study.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+
+#include "sbtrec/common/error.h"
+#include "sbtrec/eval/registry.h"
+
+namespace sbtrec::study {
+namespace fs = std::filesystem;
+namespace {
+
+struct Reader {
+  std::string file;
+  [[noreturn]] void fail(const YAML::Node& n, const std::string& key, const std::string& what) const {
+    const int line = n.IsDefined() && n.Mark().line >= 0 ? n.Mark().line + 1 : 0;
+    throw ConfigError(file + (line ? ":" + std::to_string(line) : "") + ": " + key + ": " + what);
+  }
+  void only_keys(const YAML::Node& n, const std::string& where, const std::set<std::string>& keys) const {
+    if (!n.IsMap()) fail(n, where, "must be a mapping");
+    for (const auto& kv : n) {
+      const auto k = kv.first.as<std::string>();
+      if (!keys.count(k)) {
+        std::string list;
+        for (const auto& x : keys) list += (list.empty() ? "" : ", ") + x;
+        fail(kv.first, where.empty() ? k : where + "." + k, "unknown key (a study reads " + list + ")");
+      }
+    }
+  }
+  std::string text(const YAML::Node& n, const std::string& key) const {
+    if (!n || !n.IsScalar() || n.as<std::string>().empty()) fail(n, key, "must be a non-empty text");
+    return n.as<std::string>();
+  }
+  std::string path(const YAML::Node& n, const std::string& key) const {
+    fs::path p = text(n, key);
+    if (p.is_relative()) p = fs::path(file).parent_path() / p;
+    p = p.lexically_normal();
+    if (!fs::exists(p)) fail(n, key, p.string() + " does not exist");
+    return fs::absolute(p).string();
+  }
+  // `set:` as a mapping of dotted keys (or a list of "key=value"), in the file's order.
+  std::vector<std::string> sets(const YAML::Node& n, const std::string& key) const {
+    std::vector<std::string> out;
+    if (!n) return out;
+    if (n.IsMap()) {
+      for (const auto& kv : n) {
+        if (!kv.second.IsScalar()) fail(kv.second, key + "." + kv.first.as<std::string>(), "must be one value");
+        out.push_back(kv.first.as<std::string>() + "=" + kv.second.as<std::string>());
+      }
+    } else if (n.IsSequence()) {
+      for (const auto& x : n) {
+        const auto s = text(x, key);
+        if (s.find('=') == std::string::npos) fail(x, key, "'" + s + "' is not key=value");
+        out.push_back(s);
+      }
+    } else {
+      fail(n, key, "must be a mapping of keys to values");
+    }
+    for (const auto& s : out)
+      if (s.rfind("seed=", 0) == 0 || s.rfind("output_dir=", 0) == 0)
+        fail(n, key, "seed and output_dir are the study's (seeds:, --out)");
+    return out;
+  }
+};
+
+}  // namespace
+
+const char* to_string(RunStatus s) {
+  switch (s) {
+    case RunStatus::kNew: return "new";
+    case RunStatus::kInterrupted: return "interrupted";
+    case RunStatus::kTrained: return "trained";
+    case RunStatus::kDone: return "done";
+  }
+  return "?";
+}
+
+Study load_study(const std::string& path) {
+  if (!fs::exists(path)) throw ConfigError(path + ": no such study file");
+  Reader r{fs::absolute(path).lexically_normal().string()};
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(r.file + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+  r.only_keys(root, "", {"name", "base", "set", "seeds", "reference", "variants", "passes"});
+  Study s;
+  s.file = r.file;
+  s.name = root["name"] ? r.text(root["name"], "name") : fs::path(path).stem().string();
+  const std::string base = r.path(root["base"], "base");
+  const auto common = r.sets(root["set"], "set");
+  const auto seeds = root["seeds"];
+  if (!seeds || !seeds.IsSequence() || seeds.size() == 0) r.fail(seeds, "seeds", "must be a non-empty list of integers");
+  for (const auto& x : seeds) {
+    try {
+      const auto k = x.as<std::uint64_t>();
+      if (std::count(s.seeds.begin(), s.seeds.end(), k)) r.fail(x, "seeds", "seed " + std::to_string(k) + " twice");
+      s.seeds.push_back(k);
+    } catch (const YAML::Exception&) {
+      r.fail(x, "seeds", "'" + x.as<std::string>() + "' is not a non-negative integer");
+    }
+  }
+  const auto variants = root["variants"];
+  if (!variants || !variants.IsSequence() || variants.size() == 0)
+    r.fail(variants, "variants", "must be a non-empty list of {name, base, set}");
+  for (const auto& v : variants) {
+    r.only_keys(v, "variants[]", {"name", "base", "set"});
+    Variant x;
+    x.name = r.text(v["name"], "variants[].name");
+    if (x.name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos)
+      r.fail(v["name"], "variants[].name", "'" + x.name + "': use a-z, 0-9, _ and - (it names a directory)");
+    for (const auto& y : s.variants)
+      if (y.name == x.name) r.fail(v["name"], "variants[].name", "'" + x.name + "' twice");
+    x.base = v["base"] ? r.path(v["base"], "variants[" + x.name + "].base") : base;
+    x.sets = common;
+    for (const auto& kv : r.sets(v["set"], "variants[" + x.name + "].set")) x.sets.push_back(kv);
+    s.variants.push_back(x);
+  }
+  s.reference = r.text(root["reference"], "reference");
+  if (std::none_of(s.variants.begin(), s.variants.end(), [&](const Variant& v) { return v.name == s.reference; }))
+    r.fail(root["reference"], "reference", "'" + s.reference + "' is not one of the variants");
+  const auto passes = root["passes"];
+  if (!passes || !passes.IsSequence() || passes.size() == 0)
+    r.fail(passes, "passes", "must be a non-empty list of {split, evaluator}");
+  const auto evaluators = eval::evaluator_names();
+  for (const auto& p : passes) {
+    r.only_keys(p, "passes[]", {"split", "evaluator"});
+    Pass x{r.text(p["split"], "passes[].split"), r.text(p["evaluator"], "passes[].evaluator")};
+    if (x.split != "val" && x.split != "test") r.fail(p["split"], "passes[].split", "'" + x.split + "': val or test");
+    if (std::find(evaluators.begin(), evaluators.end(), x.evaluator) == evaluators.end()) {
+      std::string list;
+      for (const auto& e : evaluators) list += (list.empty() ? "" : ", ") + e;
+      r.fail(p["evaluator"], "passes[].evaluator", "'" + x.evaluator + "' is not an evaluator (" + list + ")");
+    }
+    for (const auto& y : s.passes)
+      if (y.name() == x.name()) r.fail(p, "passes[]", x.name() + " twice");
+    s.passes.push_back(x);
+  }
+  return s;
+}
+
+std::vector<PlannedRun> plan_runs(const Study& study, const std::string& out, const std::string& only) {
+  if (!only.empty() && std::none_of(study.variants.begin(), study.variants.end(),
+                                    [&](const Variant& v) { return v.name == only; }))
+    throw ConfigError("--only " + only + ": " + study.file + " has no such variant");
+  std::vector<PlannedRun> runs;
+  for (const auto& v : study.variants) {
+    if (!only.empty() && v.name != only) continue;
+    for (const auto k : study.seeds) {
+      PlannedRun r{v.name, k, (fs::absolute(out) / v.name / ("seed" + std::to_string(k))).lexically_normal().string(),
+                   v.base, v.sets};
+      r.sets.push_back("seed=" + std::to_string(k));
+      r.sets.push_back("output_dir=" + r.dir);
+      runs.push_back(r);
+    }
+  }
+  return runs;
+}
+
+RunStatus run_status(const PlannedRun& run, const Study& study) {
+  const fs::path d = run.dir;
+  if (fs::exists(d / "results.json")) {
+    for (const auto& p : study.passes)
+      if (!fs::exists(d / p.predictions())) return RunStatus::kTrained;
+    return RunStatus::kDone;
+  }
+  return fs::exists(d / "state/state.json") ? RunStatus::kInterrupted : RunStatus::kNew;
+}
+
+nlohmann::json study_json(const Study& study) {
+  nlohmann::json j = {{"name", study.name}, {"file", study.file}, {"reference", study.reference},
+                      {"seeds", study.seeds}};
+  j["variants"] = nlohmann::json::array();
+  for (const auto& v : study.variants) j["variants"].push_back(v.name);
+  j["passes"] = nlohmann::json::array();
+  for (const auto& p : study.passes)
+    j["passes"].push_back({{"name", p.name()}, {"split", p.split}, {"evaluator", p.evaluator},
+                           {"predictions", p.predictions()}});
+  return j;
+}
+
+}  // namespace sbtrec::study

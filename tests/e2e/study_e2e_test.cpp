@@ -1,0 +1,85 @@
+// sbtrec-study end to end on the behaviour-signal data (behaviour_fixture.h) at a tiny budget: two
+// variants (the shipped SmolLM2 config and text-only) x two seeds, one likelihood pass. --dry-run lists
+// the runs and their state; a run interrupted beforehand (--stop-after) is continued with --resume, the
+// others trained; each pass written by sbtrec-eval; a second `run` does nothing; `report` writes the
+// statistics over the runs' own predictions.
+#include <filesystem>
+#include <regex>
+
+#include "behaviour_fixture.h"
+
+using namespace sbtrec;
+
+TEST(StudyE2E, RunsVariantsBySeedsResumesSkipsAndReports) {
+  SBTREC_REQUIRE_MODEL();
+  SBTREC_REQUIRE_PYTHON();
+  auto& b = test::bsig();
+  ASSERT_FALSE(b.data.empty());
+  test::TempDir dir;
+  const std::string study = dir / "study.yaml", out = dir / "out";
+  test::write_text(study, "name: tiny\n"
+                          "base: " + test::source("configs/movielens/sbtrec_smollm.yaml") + "\n"
+                          "set:\n"
+                          "  data.root: " + b.data + "\n"
+                          "  encoder.checkpoint: " + b.enc + "\n"
+                          "  quantizer.codebooks: " + b.q + "\n"
+                          "  quantizer.codes: 16\n"
+                          "  prompt.templates: " + test::source("configs/prompts/movielens.txt") + "\n"
+                          "  train.max_steps: 2\n"
+                          "  eval.mode: likelihood\n"
+                          "  eval.max_cases: 3\n"
+                          "  eval.max_val_cases: 1\n"
+                          "seeds: [1, 2]\n"
+                          "reference: sbtrec\n"
+                          "variants:\n"
+                          "  - name: sbtrec\n"
+                          "  - {name: text_only, base: " + test::source("configs/movielens/ablations/sbtrec_smollm_text_only.yaml") + "}\n"
+                          "passes:\n"
+                          "  - {split: test, evaluator: likelihood}\n");
+  const std::string run_dir = out + "/text_only/seed2";
+  // One run interrupted before the study starts: trained 1 of its 2 steps, state saved.
+  auto r = test::run(test::bin("sbtrec-train") + " --config " +
+                     test::source("configs/movielens/ablations/sbtrec_smollm_text_only.yaml") + " --set data.root=" + b.data +
+                     " --set encoder.checkpoint=" + b.enc + " --set quantizer.codebooks=" + b.q +
+                     " --set quantizer.codes=16 --set prompt.templates=" + test::source("configs/prompts/movielens.txt") +
+                     " --set train.max_steps=2 --set eval.mode=likelihood --set eval.max_cases=3 --set eval.max_val_cases=1"
+                     " --set seed=2 --set output_dir=" + run_dir + " --stop-after 1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+
+  r = test::run(test::bin("sbtrec-study") + " run " + study + " --out " + out + " --dry-run");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("2 variants x 2 seeds = 4 runs (4 to do), 1 passes each; reference sbtrec"), std::string::npos)
+      << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex("interrupted +text_only/seed2"))) << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex("new +sbtrec/seed1"))) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(out + "/sbtrec")) << "a dry run writes nothing";
+
+  r = test::run(test::bin("sbtrec-study") + " run " + study + " --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("run 4 of 4: text_only/seed2 (interrupted)"), std::string::npos) << r.output;
+  for (const char* v : {"sbtrec", "text_only"})
+    for (const char* k : {"seed1", "seed2"}) {
+      const std::string d = out + "/" + v + "/" + k;
+      EXPECT_TRUE(std::filesystem::exists(d + "/results.json")) << d;
+      EXPECT_EQ(test::read_jsonl(d + "/predictions_test_likelihood.jsonl").size(), 3u) << d;
+      EXPECT_EQ(nlohmann::json::parse(test::read_text(d + "/results.json"))["steps"], 2) << d;
+    }
+  // Seeds differ, so the runs do.
+  EXPECT_NE(test::read_text(out + "/sbtrec/seed1/checkpoint/sbtrec.safetensors"),
+            test::read_text(out + "/sbtrec/seed2/checkpoint/sbtrec.safetensors"));
+
+  const auto before = std::filesystem::last_write_time(out + "/sbtrec/seed1/results.json");
+  r = test::run(test::bin("sbtrec-study") + " run " + study + " --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("(0 to do)"), std::string::npos) << r.output;
+  EXPECT_EQ(std::filesystem::last_write_time(out + "/sbtrec/seed1/results.json"), before);
+
+  r = test::run(test::bin("sbtrec-study") + " report " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* f : {"results.md", "results.csv", "results.json"})
+    EXPECT_TRUE(std::filesystem::exists(out + "/" + f)) << f;
+  const auto res = nlohmann::json::parse(test::read_text(out + "/results.json"));
+  const auto& t = res["passes"]["test_likelihood"]["variants"]["text_only"];
+  EXPECT_EQ(t["seeds"], (nlohmann::json{1, 2}));
+  EXPECT_EQ(t["vs_reference"]["mcnemar_hr@1"]["cases"], 6);
+}
