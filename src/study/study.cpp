@@ -4,8 +4,11 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include "sbtrec/common/error.h"
 #include "sbtrec/eval/registry.h"
@@ -182,6 +185,40 @@ nlohmann::json study_json(const Study& study) {
     j["passes"].push_back({{"name", p.name()}, {"split", p.split}, {"evaluator", p.evaluator},
                            {"predictions", p.predictions()}});
   return j;
+}
+
+std::vector<size_t> run_jobs(size_t count, int parallel, const std::function<int(size_t, int)>& job) {
+  parallel = std::max(1, parallel);
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<bool> busy((size_t)parallel, false);
+  std::vector<size_t> failed;
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < count; ++i) {
+    int slot = -1;
+    {
+      std::unique_lock<std::mutex> lock(m);
+      cv.wait(lock, [&] { return !failed.empty() || std::find(busy.begin(), busy.end(), false) != busy.end(); });
+      if (!failed.empty()) break;
+      slot = (int)(std::find(busy.begin(), busy.end(), false) - busy.begin());
+      busy[(size_t)slot] = true;
+    }
+    threads.emplace_back([&, i, slot] {
+      int rc = 1;
+      try {
+        rc = job(i, slot);
+      } catch (...) {
+        rc = 1;
+      }
+      std::lock_guard<std::mutex> lock(m);
+      if (rc != 0) failed.push_back(i);
+      busy[(size_t)slot] = false;
+      cv.notify_all();
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::sort(failed.begin(), failed.end());
+  return failed;
 }
 
 }  // namespace sbtrec::study

@@ -1,8 +1,8 @@
 // sbtrec-study end to end on the behaviour-signal data (behaviour_fixture.h) at a tiny budget: two
 // variants (the shipped SmolLM2 config and text-only) x two seeds, one likelihood pass. --dry-run lists
 // the runs and their state; a run interrupted beforehand (--stop-after) is continued with --resume, the
-// others trained; each pass written by sbtrec-eval; a second `run` does nothing; `report` writes the
-// statistics over the runs' own predictions.
+// others trained, two at once (--jobs 2); each pass written by sbtrec-eval; a second `run` does
+// nothing; `report` writes the statistics over the runs' own predictions.
 #include <filesystem>
 #include <regex>
 
@@ -54,7 +54,7 @@ TEST(StudyE2E, RunsVariantsBySeedsResumesSkipsAndReports) {
   EXPECT_TRUE(std::regex_search(r.output, std::regex("new +sbtrec/seed1"))) << r.output;
   EXPECT_FALSE(std::filesystem::exists(out + "/sbtrec")) << "a dry run writes nothing";
 
-  r = test::run(test::bin("sbtrec-study") + " run " + study + " --out " + out);
+  r = test::run(test::bin("sbtrec-study") + " run " + study + " --out " + out + " --jobs 2");  // two at once
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("run 4 of 4: text_only/seed2 (interrupted)"), std::string::npos) << r.output;
   for (const char* v : {"sbtrec", "text_only"})

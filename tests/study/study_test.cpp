@@ -3,6 +3,11 @@
 // when wrong; a run's state read from its directory.
 #include "sbtrec/study/study.h"
 
+#include <algorithm>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
 #include "../test_util.h"
 #include "sbtrec/common/error.h"
 
@@ -102,4 +107,40 @@ TEST(Study, BadFilesAreRefusedNamingTheKey) {
   EXPECT_TRUE(has(m, "seeds: 'one' is not a non-negative integer")) << m;
   m = refusal(dir, with("split: test", "split: train"));
   EXPECT_TRUE(has(m, "'train': val or test")) << m;
+}
+
+// The study's job lanes: never more than `parallel` jobs at once, never two in one slot, every job run
+// once; after a failure nothing new starts, the running jobs finish.
+TEST(Study, JobsRunInLanesAndAFailureStopsNewOnes) {
+  std::mutex m;
+  int running = 0, most = 0;
+  std::vector<int> slot_busy(2, 0);
+  std::vector<size_t> ran;
+  auto job = [&](size_t i, int slot, bool fail) {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      EXPECT_TRUE(slot == 0 || slot == 1) << slot;
+      EXPECT_EQ(slot_busy[(size_t)slot]++, 0) << "slot " << slot << " shared";
+      most = std::max(most, ++running);
+      ran.push_back(i);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(fail ? 1 : 30));
+    std::lock_guard<std::mutex> lock(m);
+    --slot_busy[(size_t)slot], --running;
+    return fail ? 1 : 0;
+  };
+  auto failed = study::run_jobs(6, 2, [&](size_t i, int slot) { return job(i, slot, false); });
+  EXPECT_TRUE(failed.empty());
+  EXPECT_EQ(most, 2);
+  std::sort(ran.begin(), ran.end());  // started in order; their first lines may interleave
+  EXPECT_EQ(ran, (std::vector<size_t>{0, 1, 2, 3, 4, 5}));
+
+  ran.clear();
+  failed = study::run_jobs(6, 2, [&](size_t i, int slot) {
+    if (i == 1) throw std::runtime_error("a job that throws fails");
+    return job(i, slot, false);
+  });
+  EXPECT_EQ(failed, (std::vector<size_t>{1}));
+  EXPECT_LE(ran.size(), 2u) << "after the failure of job 1 at most job 2 started (before it was seen)";
+  EXPECT_NE(std::find(ran.begin(), ran.end(), 0u), ran.end());
 }

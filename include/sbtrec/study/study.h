@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -72,5 +73,11 @@ RunStatus run_status(const PlannedRun& run, const Study& study);
 // What DIR/study.json holds: name, reference, variants, seeds, passes (name, split, evaluator,
 // predictions), and the study file.
 nlohmann::json study_json(const Study& study);
+
+// Runs job(i, slot) for i = 0..count-1 in order, at most `parallel` at once; `slot` (0..parallel-1)
+// is the lane the job runs in, never shared by two running jobs (a GPU, a share of the cores). A job
+// fails by returning non-zero or throwing; after a failure no new job starts, the running ones
+// finish. Returns the indices of the failed jobs, in order.
+std::vector<size_t> run_jobs(size_t count, int parallel, const std::function<int(size_t index, int slot)>& job);
 
 }  // namespace sbtrec::study
