@@ -95,19 +95,19 @@ def report_pass(study_dir, study, p):
                 runs[(v, k)] = case_values(jsonl(path))
             else:
                 missing.append(f"{v}/seed{k}")
+    metrics = {key: run_metrics(hits, valid) for key, (hits, valid, _) in runs.items()}
     out = {"missing": missing, "variants": {}}
     for v in study["variants"]:
         seeds = [k for k in study["seeds"] if (v, k) in runs]
-        per_seed = {k: run_metrics(runs[(v, k)][0], runs[(v, k)][1]) for k in seeds}
-        entry = {"seeds": seeds, "n": [per_seed[k]["n"] for k in seeds],
-                 "metrics": {m: summary([per_seed[k][m] for k in seeds]) for m in METRICS}}
+        entry = {"seeds": seeds, "n": [metrics[(v, k)]["n"] for k in seeds],
+                 "metrics": {m: summary([metrics[(v, k)][m] for k in seeds]) for m in METRICS}}
         if v != ref:
             both = [k for k in seeds if (ref, k) in runs]
             for k in both:
                 if len(runs[(v, k)][0]) != len(runs[(ref, k)][0]):
                     raise SystemExit(f"error: {v}/seed{k} and {ref}/seed{k} have different cases in {p['predictions']}")
-            vs = {"paired_t_hr@1": paired_t([per_seed[k]["hr@1"] for k in both],
-                                            [run_metrics(*runs[(ref, k)][:2])["hr@1"] for k in both])}
+            vs = {"paired_t_hr@1": paired_t([metrics[(v, k)]["hr@1"] for k in both],
+                                            [metrics[(ref, k)]["hr@1"] for k in both])}
             a = [h for k in both for h in runs[(v, k)][0]]
             b = [h for k in both for h in runs[(ref, k)][0]]
             wins, losses, pm = mcnemar(a, b)

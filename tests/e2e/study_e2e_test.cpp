@@ -38,10 +38,8 @@ TEST(StudyE2E, RunsVariantsBySeedsResumesSkipsAndReports) {
                           "  - {split: test, evaluator: likelihood}\n");
   const std::string run_dir = out + "/text_only/seed2";
   // One run interrupted before the study starts: trained 1 of its 2 steps, state saved.
-  auto r = test::run(test::bin("sbtrec-train") + " --config " +
-                     test::source("configs/movielens/ablations/sbtrec_smollm_text_only.yaml") + " --set data.root=" + b.data +
-                     " --set encoder.checkpoint=" + b.enc + " --set quantizer.codebooks=" + b.q +
-                     " --set quantizer.codes=16 --set prompt.templates=" + test::source("configs/prompts/movielens.txt") +
+  auto r = test::run(test::bin("sbtrec-train") +
+                     test::bsig_sets(b, "configs/movielens/ablations/sbtrec_smollm_text_only.yaml") +
                      " --set train.max_steps=2 --set eval.mode=likelihood --set eval.max_cases=3 --set eval.max_val_cases=1"
                      " --set seed=2 --set output_dir=" + run_dir + " --stop-after 1");
   ASSERT_EQ(r.exit_code, 0) << r.output;
