@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 
 #include "cli_common.h"
 #include "sbtrec/common/fs.h"
@@ -65,6 +66,88 @@ std::string command_line(const std::vector<std::string>& args) {
   return s;
 }
 
+std::string python() {
+  const char* py = std::getenv("SBTREC_PYTHON");
+  const std::string path = py && *py ? py : SBTREC_STUDY_PYTHON;
+  if (!path_exists(path)) throw ConfigError("no Python at " + path + " (run ./scripts/setup.sh, or set SBTREC_PYTHON)");
+  return path;
+}
+std::string script(const std::string& name) { return std::string(SBTREC_STUDY_SCRIPTS) + "/" + name; }
+
+// One step of the preparation: `make(tmp)` writes into `dir`.tmp, which becomes `dir` when it succeeds
+// (nothing half-made is ever taken for done); skipped when `dir` exists.
+void prepare_step(const std::string& what, const std::string& dir, bool dry_run,
+                  const std::function<std::vector<std::string>(const std::string& tmp)>& make) {
+  const bool ready = path_exists(dir);
+  std::printf("  prepare %-44s %s  %s\n", what.c_str(), ready ? "ready" : "to do", dir.c_str());
+  if (ready || dry_run) return;
+  const std::string tmp = dir + ".tmp";
+  fs::remove_all(tmp);
+  fs::create_directories(fs::path(tmp).parent_path());
+  const auto cmd = make(tmp);
+  spdlog::info("[study] preparing {}: {}", what, command_line(cmd));
+  if (spawn(cmd) != 0) throw Error("preparing " + what + " failed: " + command_line(cmd));
+  fs::rename(tmp, dir);
+}
+
+// DIR/prepared/ (study.h): the data, the encoder, then the HDSD fits of the runs still to train;
+// returns each run's codebooks directory ("" where it fits none), by the runs' indices.
+std::vector<std::string> prepare(const study::Study& s, const std::string& out, const std::vector<study::PlannedRun>& runs,
+                                 const std::vector<study::RunStatus>& status, const std::string& bin, bool dry_run) {
+  const auto& p = s.prepare;
+  const std::string root = study::prepared_data_root(s, out), encoder = study::prepared_encoder(s, out);
+  if (p.data_kind == "synth")
+    prepare_step("data: sbtrec-data synth", root, dry_run, [&](const std::string& tmp) {
+      std::vector<std::string> cmd = {bin + "/sbtrec-data", "synth"};
+      cmd.insert(cmd.end(), p.synth_args.begin(), p.synth_args.end());
+      cmd.insert(cmd.end(), {"--out", tmp});
+      return cmd;
+    });
+  if (p.data_kind == "llara")
+    prepare_step("data: LLaRA's splits imported", root, dry_run, [&](const std::string& tmp) {
+      return std::vector<std::string>{python(), script("import_llara_data.py"), "--src", p.data_path, "--out", tmp};
+    });
+  if (p.encoder_kind == "import")
+    prepare_step("encoder: LLaRA's checkpoint imported", encoder, dry_run, [&](const std::string& tmp) {
+      return std::vector<std::string>{python(), script("import_llara_checkpoint.py"), "--checkpoint", p.encoder_path,
+                                      "--out", tmp};
+    });
+  if (p.encoder_kind == "train") {
+    // A training run is done when its results.json exists; an unfinished one starts over.
+    const bool ready = path_exists(encoder + "/results.json");
+    std::printf("  prepare %-44s %s  %s\n", "encoder: sbtrec-train", ready ? "ready" : "to do", encoder.c_str());
+    if (!ready && !dry_run) {
+      std::vector<std::string> cmd = {bin + "/sbtrec-train", "--config", p.encoder_path, "--overwrite"};
+      if (!root.empty()) cmd.insert(cmd.end(), {"--set", "data.root=" + root});
+      for (const auto& kv : p.encoder_sets) cmd.insert(cmd.end(), {"--set", kv});
+      cmd.insert(cmd.end(), {"--set", "output_dir=" + encoder});
+      spdlog::info("[study] preparing the encoder: {}", command_line(cmd));
+      if (spawn(cmd) != 0) throw Error("preparing the encoder failed: " + command_line(cmd));
+    }
+  }
+  // One fit per distinct directory, however many runs share it.
+  std::vector<std::string> codebooks(runs.size());
+  std::map<std::string, std::vector<size_t>> users;  // fit directory -> runs
+  for (size_t i = 0; i < runs.size(); ++i) {
+    if (status[i] != study::RunStatus::kNew) continue;  // trained or resuming: its codebooks are in its checkpoint
+    codebooks[i] = study::hdsd_prep_dir(runs[i], out);
+    if (!codebooks[i].empty()) users[codebooks[i]].push_back(i);
+  }
+  for (const auto& [dir, which] : users) {
+    const auto& r = runs[which.front()];
+    prepare_step("HDSD fit: " + r.variant + "/seed" + std::to_string(r.seed) +
+                     (which.size() > 1 ? " and " + std::to_string(which.size() - 1) + " more" : ""),
+                 dir, dry_run, [&](const std::string& tmp) {
+                   std::vector<std::string> cmd = {bin + "/sbtrec-quantize", "--config", r.base};
+                   for (const auto& kv : r.sets) cmd.insert(cmd.end(), {"--set", kv});
+                   cmd.insert(cmd.end(), {"--encoder", load_config(r.base, r.sets).encoder.checkpoint, "--out", tmp,
+                                          "--overwrite"});
+                   return cmd;
+                 });
+  }
+  return codebooks;
+}
+
 // Seconds that finished runs of this study took (results.json "seconds"), for the estimate.
 std::vector<double> finished_seconds(const std::vector<study::PlannedRun>& runs) {
   std::vector<double> out;
@@ -94,18 +177,25 @@ int run_study(const std::string& file, const std::string& out, const std::string
                                                 " runs at the " + format_duration(mean) + " of finished ones, " +
                                                 std::to_string(jobs) + " at once)")
                                                    .c_str());
+  std::vector<study::RunStatus> status;
+  for (const auto& r : runs) status.push_back(study::run_status(r, s));
+  const std::string bin = program_dir();
+  if (!dry_run) fs::create_directories(out);
+  const auto codebooks = prepare(s, out, runs, status, bin, dry_run);
   if (dry_run) {
     for (const auto& r : runs)
       std::printf("  %-12s %s/seed%llu  %s\n", study::to_string(study::run_status(r, s)), r.variant.c_str(),
                   (unsigned long long)r.seed, r.dir.c_str());
     return 0;
   }
-  fs::create_directories(out);
   atomic_write_string(out + "/study.json", study::study_json(s).dump(2) + "\n");
-  const std::string bin = program_dir();
   std::vector<size_t> pending;
   for (size_t i = 0; i < runs.size(); ++i)
-    if (study::run_status(runs[i], s) != study::RunStatus::kDone) pending.push_back(i);
+    if (status[i] != study::RunStatus::kDone) pending.push_back(i);
+  // Seed by seed (every variant of the first seed first): a study stopped part-way has paired runs.
+  std::stable_sort(pending.begin(), pending.end(), [&](size_t a, size_t b) {
+    return std::find(s.seeds.begin(), s.seeds.end(), runs[a].seed) < std::find(s.seeds.begin(), s.seeds.end(), runs[b].seed);
+  });
   // Each job gets its share of this process's cores (unless OMP_NUM_THREADS says), and its own GPU
   // where there are as many as jobs.
   const int threads = std::max(1, at::get_num_threads() / std::max(1, jobs));
@@ -119,7 +209,7 @@ int run_study(const std::string& file, const std::string& out, const std::string
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const size_t f = finished.load();  // runs finish at f / elapsed, however many run at once
     const std::string eta = f ? format_duration(elapsed / (double)f * (double)(pending.size() - f)) : "unknown";
-    spdlog::info("[study {}] run {} of {}: {}/seed{} ({}); ETA {}", s.name, pending[j] + 1, runs.size(), r.variant,
+    spdlog::info("[study {}] run {} of {}: {}/seed{} ({}); ETA {}", s.name, runs.size() - pending.size() + j + 1, runs.size(), r.variant,
                  r.seed, study::to_string(status), eta);
     std::vector<std::string> env;
     if (!std::getenv("OMP_NUM_THREADS")) env.push_back("OMP_NUM_THREADS=" + std::to_string(threads));
@@ -130,15 +220,24 @@ int run_study(const std::string& file, const std::string& out, const std::string
     } else if (status == study::RunStatus::kNew) {
       cmd = {bin + "/sbtrec-train", "--config", r.base, "--overwrite"};
       for (const auto& kv : r.sets) cmd.insert(cmd.end(), {"--set", kv});
+      if (!codebooks[pending[j]].empty()) cmd.insert(cmd.end(), {"--set", "quantizer.codebooks=" + codebooks[pending[j]]});
     }
     if (!cmd.empty() && spawn(cmd, env) != 0) {
       spdlog::error("run {}/seed{} failed: {}", r.variant, r.seed, command_line(cmd));
       return 1;
     }
+    const auto trained = load_config(r.dir + "/config.yaml");
     for (const auto& p : s.passes) {
-      if (path_exists(r.dir + "/" + p.predictions())) continue;
+      const std::string to = r.dir + "/" + p.predictions();
+      if (path_exists(to)) continue;
+      // Training's own test evaluation (predictions.jsonl: the same checkpoint, cases and evaluator).
+      if (p.split == "test" && p.evaluator == trained.eval.mode && path_exists(r.dir + "/predictions.jsonl")) {
+        fs::copy_file(r.dir + "/predictions.jsonl", to + ".tmp", fs::copy_options::overwrite_existing);
+        fs::rename(to + ".tmp", to);
+        continue;
+      }
       cmd = {bin + "/sbtrec-eval", "--config", r.dir + "/config.yaml", "--checkpoint", r.dir, "--split", p.split,
-             "--set", "eval.mode=" + p.evaluator, "--predictions", r.dir + "/" + p.predictions()};
+             "--set", "eval.mode=" + p.evaluator, "--predictions", to};
       if (spawn(cmd, env) != 0) {
         spdlog::error("pass {} of {}/seed{} failed: {}", p.name(), r.variant, r.seed, command_line(cmd));
         return 1;
@@ -153,13 +252,7 @@ int run_study(const std::string& file, const std::string& out, const std::string
   return 0;
 }
 
-int report(const std::string& dir) {
-  const char* py = std::getenv("SBTREC_PYTHON");
-  const std::string python = py && *py ? py : SBTREC_STUDY_PYTHON;
-  const std::string script = std::string(SBTREC_STUDY_SCRIPTS) + "/study_report.py";
-  if (!path_exists(python)) throw ConfigError("no Python at " + python + " (run ./scripts/setup.sh, or set SBTREC_PYTHON)");
-  return spawn({python, script, dir});
-}
+int report(const std::string& dir) { return spawn({python(), script("study_report.py"), dir}); }
 
 }  // namespace
 

@@ -10,8 +10,11 @@
 #include <set>
 #include <thread>
 
+#include "sbtrec/common/digest.h"
 #include "sbtrec/common/error.h"
+#include "sbtrec/config/config.h"
 #include "sbtrec/eval/registry.h"
+#include "sbtrec/quantizer/hdsd.h"
 
 namespace sbtrec::study {
 namespace fs = std::filesystem;
@@ -70,6 +73,40 @@ struct Reader {
   }
 };
 
+// `prepare:` (see study.h).
+Prepare read_prepare(const Reader& r, const YAML::Node& n) {
+  r.only_keys(n, "prepare", {"data", "encoder"});
+  Prepare p;
+  if (const auto d = n["data"]) {
+    r.only_keys(d, "prepare.data", {"root", "synth", "llara"});
+    if (d.size() != 1) r.fail(d, "prepare.data", "must name one of root, synth, llara");
+    p.data_kind = d.begin()->first.as<std::string>();
+    if (p.data_kind == "synth") {
+      const auto a = d["synth"];
+      if (!a.IsMap()) r.fail(a, "prepare.data.synth", "must be a mapping of sbtrec-data synth's options, e.g. {titles: random}");
+      for (const auto& kv : a) {
+        const auto k = kv.first.as<std::string>();
+        if (k == "out") r.fail(kv.first, "prepare.data.synth.out", "the study chooses the output (DIR/prepared/data)");
+        p.synth_args.push_back("--" + k);
+        p.synth_args.push_back(r.text(kv.second, "prepare.data.synth." + k));
+      }
+    } else {
+      p.data_path = r.path(d[p.data_kind], "prepare.data." + p.data_kind);
+    }
+  }
+  if (const auto e = n["encoder"]) {
+    r.only_keys(e, "prepare.encoder", {"checkpoint", "import", "train", "set"});
+    int kinds = 0;
+    for (const char* k : {"checkpoint", "import", "train"})
+      if (e[k]) ++kinds, p.encoder_kind = k;
+    if (kinds != 1) r.fail(e, "prepare.encoder", "must name one of checkpoint, import, train");
+    p.encoder_path = r.path(e[p.encoder_kind], "prepare.encoder." + p.encoder_kind);
+    if (e["set"] && p.encoder_kind != "train") r.fail(e["set"], "prepare.encoder.set", "only with train:");
+    p.encoder_sets = r.sets(e["set"], "prepare.encoder.set");
+  }
+  return p;
+}
+
 }  // namespace
 
 const char* to_string(RunStatus s) {
@@ -91,7 +128,7 @@ Study load_study(const std::string& path) {
   } catch (const YAML::Exception& e) {
     throw ConfigError(r.file + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
   }
-  r.only_keys(root, "", {"name", "base", "set", "seeds", "reference", "variants", "passes"});
+  r.only_keys(root, "", {"name", "base", "set", "seeds", "reference", "variants", "passes", "prepare"});
   Study s;
   s.file = r.file;
   s.name = root["name"] ? r.text(root["name"], "name") : fs::path(path).stem().string();
@@ -144,7 +181,22 @@ Study load_study(const std::string& path) {
       if (y.name() == x.name()) r.fail(p, "passes[]", x.name() + " twice");
     s.passes.push_back(x);
   }
+  if (root["prepare"]) s.prepare = read_prepare(r, root["prepare"]);
   return s;
+}
+
+std::string prepared_dir(const std::string& out) { return (fs::absolute(out) / "prepared").lexically_normal().string(); }
+
+std::string prepared_data_root(const Study& study, const std::string& out) {
+  const auto& p = study.prepare;
+  if (p.data_kind == "root") return p.data_path;
+  return p.data_kind.empty() ? "" : prepared_dir(out) + "/data";
+}
+
+std::string prepared_encoder(const Study& study, const std::string& out) {
+  const auto& p = study.prepare;
+  if (p.encoder_kind == "checkpoint") return p.encoder_path;
+  return p.encoder_kind.empty() ? "" : prepared_dir(out) + "/encoder";
 }
 
 std::vector<PlannedRun> plan_runs(const Study& study, const std::string& out, const std::string& only) {
@@ -156,7 +208,10 @@ std::vector<PlannedRun> plan_runs(const Study& study, const std::string& out, co
     if (!only.empty() && v.name != only) continue;
     for (const auto k : study.seeds) {
       PlannedRun r{v.name, k, (fs::absolute(out) / v.name / ("seed" + std::to_string(k))).lexically_normal().string(),
-                   v.base, v.sets};
+                   v.base, {}};
+      if (const auto root = prepared_data_root(study, out); !root.empty()) r.sets.push_back("data.root=" + root);
+      if (const auto enc = prepared_encoder(study, out); !enc.empty()) r.sets.push_back("encoder.checkpoint=" + enc);
+      r.sets.insert(r.sets.end(), v.sets.begin(), v.sets.end());
       r.sets.push_back("seed=" + std::to_string(k));
       r.sets.push_back("output_dir=" + r.dir);
       runs.push_back(r);
@@ -173,6 +228,18 @@ RunStatus run_status(const PlannedRun& run, const Study& study) {
     return RunStatus::kDone;
   }
   return fs::exists(d / "state/state.json") ? RunStatus::kInterrupted : RunStatus::kNew;
+}
+
+std::string hdsd_prep_dir(const PlannedRun& run, const std::string& out) {
+  const Config cfg = load_config(run.base, run.sets);
+  if (cfg.recipe == "encoder" || !cfg.quantizer.enabled || !cfg.quantizer.codebooks.empty()) return "";
+  YAML::Node q = YAML::Load(config_to_yaml(cfg))["quantizer"];
+  q.remove("codebooks");
+  const std::string what = YAML::Dump(q) + "\ndata.root=" + cfg.data.root + "\nencoder.checkpoint=" +
+                           cfg.encoder.checkpoint + "\nkmeans_seed=" +
+                           std::to_string(quantizer::kmeans_seed(cfg.quantizer, cfg.seed)) +
+                           "\neval.batch_size=" + std::to_string(cfg.eval.batch_size);
+  return prepared_dir(out) + "/hdsd-" + sha256_hex(what).substr(0, 12);
 }
 
 nlohmann::json study_json(const Study& study) {

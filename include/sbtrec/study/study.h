@@ -14,6 +14,16 @@
 //   passes:                      # evaluations of every trained run
 //     - {split: test, evaluator: likelihood}
 //     - {split: test, evaluator: generation}
+//   prepare:                     # optional: done once per study, in DIR/prepared/, and given to every run
+//     data: {root: ../../../shared/data/ml-100k}   # or {synth: {titles: random}} (sbtrec-data synth), or
+//                                # {llara: DIR} (scripts/import_llara_data.py): data.root of every run
+//     encoder: {import: ../../../shared/models/llara-rec-models/movielens.pt}   # LLaRA's SASRec
+//                                # (scripts/import_llara_checkpoint.py), or {train: CONFIG, set: {...}}
+//                                # (sbtrec-train), or {checkpoint: DIR}: encoder.checkpoint of every run
+// HDSD is prepared without being asked: an SBT-Rec run whose config fits codebooks itself (quantizer
+// enabled, quantizer.codebooks empty) gets them from DIR/prepared/hdsd-<key>, fitted once by
+// sbtrec-quantize for every run with the same quantizer settings, data, encoder and k-means seed (the
+// fit the run would have made: the same function on the same inputs).
 // Each variant x seed is an ordinary run directory, DIR/<variant>/seed<k>/; each pass writes
 // sbtrec-eval's predictions_<split>_<evaluator>.jsonl there. DIR/study.json records the study for the
 // report (scripts/study_report.py reads it).
@@ -41,8 +51,19 @@ struct Pass {
   std::string predictions() const { return "predictions_" + split + "_" + evaluator + ".jsonl"; }
 };
 
+// What `prepare:` asks for; kinds are empty when not asked.
+struct Prepare {
+  std::string data_kind;                  // root | synth | llara
+  std::string data_path;                  // root, llara: the source directory (absolute)
+  std::vector<std::string> synth_args;    // synth: sbtrec-data synth's options, e.g. --titles random
+  std::string encoder_kind;               // checkpoint | import | train
+  std::string encoder_path;               // the directory, the LLaRA .pt file or the encoder config (absolute)
+  std::vector<std::string> encoder_sets;  // train: "key=value"
+};
+
 struct Study {
   std::string file, name, reference;
+  Prepare prepare;
   std::vector<Variant> variants;
   std::vector<std::uint64_t> seeds;
   std::vector<Pass> passes;
@@ -62,13 +83,25 @@ struct PlannedRun {
   std::vector<std::string> sets;  // the variant's keys, then seed and output_dir
 };
 
-// The runs of `out`, variant by variant, seed by seed; `only` (when not empty) keeps one variant and
-// must name one.
+// DIR/prepared/ and what lies in it: the data (synth, llara), the encoder (import, train), HDSD fits.
+std::string prepared_dir(const std::string& out);
+// data.root / encoder.checkpoint every run gets from `prepare:` ("" when it does not say).
+std::string prepared_data_root(const Study& study, const std::string& out);
+std::string prepared_encoder(const Study& study, const std::string& out);
+
+// The runs of `out`, variant by variant, seed by seed (their sets start with the prepared data.root and
+// encoder.checkpoint); `only` (when not empty) keeps one variant and must name one.
 std::vector<PlannedRun> plan_runs(const Study& study, const std::string& out, const std::string& only = "");
 
 // kDone: trained (results.json) and every pass's predictions written; kTrained: trained, passes
 // missing; kInterrupted: state/ saved but not finished (continues with --resume); kNew: anything else.
 RunStatus run_status(const PlannedRun& run, const Study& study);
+
+// Where the HDSD fit a run would make itself is prepared once: DIR/prepared/hdsd-<key>, the key a digest
+// of the resolved quantizer section (without codebooks), data.root, encoder.checkpoint, the k-means seed
+// and the batch size of the user vectors; "" when the run fits nothing (an encoder run, quantizer
+// disabled, codebooks given).
+std::string hdsd_prep_dir(const PlannedRun& run, const std::string& out);
 
 // What DIR/study.json holds: name, reference, variants, seeds, passes (name, split, evaluator,
 // predictions), and the study file.
