@@ -180,6 +180,11 @@ int run_study(const std::string& file, const std::string& out, const std::string
   std::vector<study::RunStatus> status;
   for (const auto& r : runs) status.push_back(study::run_status(r, s));
   const std::string bin = program_dir();
+  // Each job gets its share of this process's cores (unless OMP_NUM_THREADS says), and its own GPU
+  // where there are as many as jobs.
+  const int threads = std::max(1, at::get_num_threads() / std::max(1, jobs));
+  const int gpus = torch::cuda::is_available() ? (int)torch::cuda::device_count() : 0;
+  record_threads(0);  // this process only waits; its preparation and runs take the cores (common/core_share.h)
   if (!dry_run) fs::create_directories(out);
   const auto codebooks = prepare(s, out, runs, status, bin, dry_run);
   if (dry_run) {
@@ -196,11 +201,6 @@ int run_study(const std::string& file, const std::string& out, const std::string
   std::stable_sort(pending.begin(), pending.end(), [&](size_t a, size_t b) {
     return std::find(s.seeds.begin(), s.seeds.end(), runs[a].seed) < std::find(s.seeds.begin(), s.seeds.end(), runs[b].seed);
   });
-  // Each job gets its share of this process's cores (unless OMP_NUM_THREADS says), and its own GPU
-  // where there are as many as jobs.
-  const int threads = std::max(1, at::get_num_threads() / std::max(1, jobs));
-  const int gpus = torch::cuda::is_available() ? (int)torch::cuda::device_count() : 0;
-  record_threads(0);  // this process only waits; its runs take the cores (common/core_share.h)
   const auto t0 = std::chrono::steady_clock::now();
   std::atomic<size_t> finished{0};
   const auto failed = study::run_jobs(pending.size(), jobs, [&](size_t j, int slot) {

@@ -19,10 +19,10 @@ TEST(StudyE2E, RunsVariantsBySeedsResumesSkipsAndReports) {
   const std::string study = dir / "study.yaml", out = dir / "out";
   test::write_text(study, "name: tiny\n"
                           "base: " + test::source("configs/movielens/sbtrec_smollm.yaml") + "\n"
+                          "prepare:\n"
+                          "  data: {root: " + b.data + "}\n"
+                          "  encoder: {checkpoint: " + b.enc + "}\n"
                           "set:\n"
-                          "  data.root: " + b.data + "\n"
-                          "  encoder.checkpoint: " + b.enc + "\n"
-                          "  quantizer.codebooks: " + b.q + "\n"
                           "  quantizer.codes: 16\n"
                           "  prompt.templates: " + test::source("configs/prompts/movielens.txt") + "\n"
                           "  train.max_steps: 2\n"
@@ -35,7 +35,8 @@ TEST(StudyE2E, RunsVariantsBySeedsResumesSkipsAndReports) {
                           "  - name: sbtrec\n"
                           "  - {name: text_only, base: " + test::source("configs/movielens/ablations/sbtrec_smollm_text_only.yaml") + "}\n"
                           "passes:\n"
-                          "  - {split: test, evaluator: likelihood}\n");
+                          "  - {split: test, evaluator: likelihood}\n"
+                          "  - {split: val, evaluator: likelihood}\n");
   const std::string run_dir = out + "/text_only/seed2";
   // One run interrupted before the study starts: trained 1 of its 2 steps, state saved.
   auto r = test::run(test::bin("sbtrec-train") +
@@ -46,8 +47,11 @@ TEST(StudyE2E, RunsVariantsBySeedsResumesSkipsAndReports) {
 
   r = test::run(test::bin("sbtrec-study") + " run " + study + " --out " + out + " --dry-run");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("2 variants x 2 seeds = 4 runs (4 to do), 1 passes each; reference sbtrec"), std::string::npos)
+  EXPECT_NE(r.output.find("2 variants x 2 seeds = 4 runs (4 to do), 2 passes each; reference sbtrec"), std::string::npos)
       << r.output;
+  // HDSD fitted once per seed for the runs still to start (text_only/seed2 has its codebooks already).
+  EXPECT_TRUE(std::regex_search(r.output, std::regex("prepare HDSD fit: sbtrec/seed1 and 1 more +to do"))) << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex("prepare HDSD fit: sbtrec/seed2 +to do"))) << r.output;
   EXPECT_TRUE(std::regex_search(r.output, std::regex("interrupted +text_only/seed2"))) << r.output;
   EXPECT_TRUE(std::regex_search(r.output, std::regex("new +sbtrec/seed1"))) << r.output;
   EXPECT_FALSE(std::filesystem::exists(out + "/sbtrec")) << "a dry run writes nothing";
@@ -60,8 +64,17 @@ TEST(StudyE2E, RunsVariantsBySeedsResumesSkipsAndReports) {
       const std::string d = out + "/" + v + "/" + k;
       EXPECT_TRUE(std::filesystem::exists(d + "/results.json")) << d;
       EXPECT_EQ(test::read_jsonl(d + "/predictions_test_likelihood.jsonl").size(), 3u) << d;
+      EXPECT_EQ(test::read_jsonl(d + "/predictions_val_likelihood.jsonl").size(), 1u) << d;
+      // The test pass is training's own test evaluation (same checkpoint, cases, evaluator), not recomputed.
+      EXPECT_EQ(test::read_text(d + "/predictions_test_likelihood.jsonl"), test::read_text(d + "/predictions.jsonl")) << d;
       EXPECT_EQ(nlohmann::json::parse(test::read_text(d + "/results.json"))["steps"], 2) << d;
     }
+  // The prepared fits: one per seed, named in the runs' configs.
+  size_t fits = 0;
+  for (const auto& e : std::filesystem::directory_iterator(out + "/prepared"))
+    fits += e.path().filename().string().rfind("hdsd-", 0) == 0 && std::filesystem::exists(e.path() / "codebooks.safetensors");
+  EXPECT_EQ(fits, 2u);
+  EXPECT_NE(test::read_text(out + "/sbtrec/seed1/config.yaml").find(out + "/prepared/hdsd-"), std::string::npos);
   // Seeds differ, so the runs do.
   EXPECT_NE(test::read_text(out + "/sbtrec/seed1/checkpoint/sbtrec.safetensors"),
             test::read_text(out + "/sbtrec/seed2/checkpoint/sbtrec.safetensors"));

@@ -109,6 +109,75 @@ TEST(Study, BadFilesAreRefusedNamingTheKey) {
   EXPECT_TRUE(has(m, "'train': val or test")) << m;
 }
 
+// `prepare:`: the data and encoder every run gets (their keys first, so a variant's own keys win), and
+// refusals naming the key.
+TEST(Study, PrepareGivesEveryRunItsDataAndEncoder) {
+  test::TempDir dir;
+  std::filesystem::create_directories(dir / "data");
+  test::write_text(dir / "llara.pt", "x");
+  const auto s = study::load_study(write_study(dir, std::string(kStudy) +
+                                                        "prepare:\n"
+                                                        "  data: {root: ../../data}\n"
+                                                        "  encoder: {import: ../../llara.pt}\n"));
+  EXPECT_EQ(s.prepare.data_kind, "root");
+  EXPECT_EQ(s.prepare.encoder_kind, "import");
+  EXPECT_EQ(s.prepare.encoder_path, std::filesystem::path(dir / "llara.pt").lexically_normal().string());
+  const auto out = std::filesystem::absolute(dir / "out").string();
+  const auto runs = study::plan_runs(s, out);
+  ASSERT_EQ(runs.size(), 4u);
+  const auto data = std::filesystem::path(dir / "data").lexically_normal().string();
+  EXPECT_EQ(runs[0].sets[0], "data.root=" + data);
+  EXPECT_EQ(runs[0].sets[1], "encoder.checkpoint=" + out + "/prepared/encoder");
+  EXPECT_EQ(runs[0].sets[2], "train.max_steps=5");
+
+  const auto t = study::load_study(write_study(dir, std::string(kStudy) +
+                                                        "prepare:\n"
+                                                        "  data: {synth: {titles: random, users: 50}}\n"
+                                                        "  encoder: {train: ../../base.yaml, set: {train.epochs: 2}}\n"));
+  EXPECT_EQ(t.prepare.synth_args, (std::vector<std::string>{"--titles", "random", "--users", "50"}));
+  EXPECT_EQ(t.prepare.encoder_sets, (std::vector<std::string>{"train.epochs=2"}));
+  EXPECT_EQ(study::prepared_data_root(t, out), out + "/prepared/data");
+
+  auto has = [](const std::string& msg, const std::string& part) { return msg.find(part) != std::string::npos; };
+  std::string m = refusal(dir, std::string(kStudy) + "prepare:\n  data: {root: ../../data, synth: {titles: random}}\n");
+  EXPECT_TRUE(has(m, "prepare.data: must name one of root, synth, llara")) << m;
+  m = refusal(dir, std::string(kStudy) + "prepare:\n  encoder: {checkpoint: ../../nowhere}\n");
+  EXPECT_TRUE(has(m, "prepare.encoder.checkpoint: ")) << m;
+  EXPECT_TRUE(has(m, "nowhere does not exist")) << m;
+  m = refusal(dir, std::string(kStudy) + "prepare:\n  encoder: {import: ../../llara.pt, set: {a: 1}}\n");
+  EXPECT_TRUE(has(m, "prepare.encoder.set: only with train:")) << m;
+  m = refusal(dir, std::string(kStudy) + "prepare:\n  data: {synth: {out: x}}\n");
+  EXPECT_TRUE(has(m, "prepare.data.synth.out: the study chooses the output")) << m;
+  m = refusal(dir, std::string(kStudy) + "prepare:\n  hdsd: {}\n");
+  EXPECT_TRUE(has(m, "prepare.hdsd: unknown key")) << m;
+}
+
+// One HDSD fit per distinct (quantizer settings, data, encoder, k-means seed): variants that change
+// something else share it, a variant with other levels or another seed gets its own, and runs that fit
+// nothing get none.
+TEST(Study, HdsdIsPreparedOncePerDistinctFit) {
+  test::TempDir dir;
+  const std::string base = test::source("configs/movielens/sbtrec_smollm.yaml");
+  auto fit = [&](std::vector<std::string> sets, std::uint64_t seed = 1) {
+    sets.push_back("seed=" + std::to_string(seed));
+    return study::hdsd_prep_dir({"v", seed, dir / "out/v", base, sets}, dir / "out");
+  };
+  const auto a = fit({});
+  EXPECT_NE(a.find("/prepared/hdsd-"), std::string::npos) << a;
+  EXPECT_EQ(fit({"prompt.shuffle_items=true"}), a);
+  EXPECT_EQ(fit({"prompt.hybrid=false", "train.max_steps=3", "aligner.type=linear"}), a);
+  EXPECT_NE(fit({"quantizer.levels=1"}), a);
+  EXPECT_NE(fit({"quantizer.item_rows=input"}), a);
+  EXPECT_NE(fit({}, 2), a);                              // k-means seed = the run's seed
+  EXPECT_EQ(fit({"quantizer.seed=7"}, 2), fit({"quantizer.seed=7"}, 3));  // unless quantizer.seed says
+  EXPECT_NE(fit({"data.root=/elsewhere"}), a);
+  EXPECT_EQ(fit({"quantizer.enabled=false"}), "");
+  EXPECT_EQ(fit({"quantizer.codebooks=/given"}), "");
+  EXPECT_EQ(study::hdsd_prep_dir({"s", 1, dir / "out/s", test::source("configs/movielens/sasrec.yaml"), {"seed=1"}},
+                                 dir / "out"),
+            "");
+}
+
 // The study's job lanes: never more than `parallel` jobs at once, never two in one slot, every job run
 // once; after a failure nothing new starts, the running jobs finish.
 TEST(Study, JobsRunInLanesAndAFailureStopsNewOnes) {
