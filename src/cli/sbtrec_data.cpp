@@ -3,6 +3,7 @@
 #include "sbtrec/data/candidates.h"
 #include "sbtrec/data/dataset.h"
 #include "sbtrec/data/movielens.h"
+#include "sbtrec/data/noise.h"
 
 using namespace sbtrec;
 
@@ -13,7 +14,8 @@ int main(int argc, char** argv) {
   cli::ConfigArgs cfg_args;
   auto* stats = app.add_subcommand("stats", "Print users / items / interactions / samples per split");
   cfg_args.add_to(*stats);
-  auto* exp = app.add_subcommand("export", "Write one line per sample: user<TAB>h1 ... hk<TAB>target[<TAB>c1 ... cn] (raw ids)");
+  auto* exp = app.add_subcommand("export", "Write one line per sample: user<TAB>h1 ... hk<TAB>target[<TAB>c1 ... cn] (raw "
+                                  "ids); with --set eval.noise.kind=... the noisy histories sbtrec-eval evaluates");
   cli::ConfigArgs exp_args;
   exp_args.add_to(*exp);
   std::string split = "train", out;
@@ -47,15 +49,21 @@ int main(int argc, char** argv) {
       std::cout << data::describe(data::load_dataset(cfg.data));
     } else if (*exp) {
       if (!exp_args.load(cfg)) return 0;
-      const auto ds = data::load_dataset(cfg.data);
+      auto ds = data::load_dataset(cfg.data);
       const auto s = data::parse_split(split);
-      if (with_candidates) {
+      // eval.noise: the noisy histories sbtrec-eval evaluates (candidates drawn on the clean ones first).
+      const bool noisy = cfg.eval.noise.enabled();
+      if (noisy && s == data::Split::kTrain)
+        throw ConfigError("eval.noise applies to evaluated splits: export --split val or test");
+      if (with_candidates || noisy) {
         const auto cands = data::make_candidates(ds, s, cfg.eval.num_negatives, cfg.eval.candidate_seed);
-        data::export_samples(ds, s, out, &cands);
+        data::inject_noise(ds, s, cands, cfg.eval.noise, cfg.data.max_history);
+        data::export_samples(ds, s, out, with_candidates ? &cands : nullptr);
       } else {
         data::export_samples(ds, s, out);
       }
-      spdlog::info("wrote {} {} samples{} to {}", ds.split(s).size(), split, with_candidates ? " with candidates" : "", out);
+      spdlog::info("wrote {} {} samples{}{} to {}", ds.split(s).size(), split, with_candidates ? " with candidates" : "",
+                   noisy ? ", noise " + cfg.eval.noise.describe() : std::string(), out);
     } else if (*synth) {
       if (titles == "random") {
         const uint64_t seed = so.seed;

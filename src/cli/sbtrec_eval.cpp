@@ -3,7 +3,9 @@
 // (llm.model set): generation (HR@1, ValidRatio, HR@1 of valid outputs) or eval.mode likelihood (HR@1,
 // HR@5, NDCG@5), with the cases written to predictions_<split>_<mode>.jsonl in the checkpoint's run
 // directory (or --predictions PATH): never over training's predictions.jsonl, never over a file another
-// program wrote. With --json the last stdout line is one object.
+// program wrote; an encoder's cases (its ranking of each candidate set) go to --predictions when given.
+// eval.noise (data/noise.h) injects items into the evaluated histories after the candidates are drawn,
+// so clean and noisy evaluations pair case by case. With --json the last stdout line is one object.
 #include <filesystem>
 #include <fstream>
 
@@ -11,6 +13,7 @@
 #include "sbtrec/data/candidates.h"
 #include "sbtrec/data/dataset.h"
 #include "sbtrec/common/fs.h"
+#include "sbtrec/data/noise.h"
 #include "sbtrec/encoder/encoder.h"
 #include "sbtrec/encoder/evaluate.h"
 #include "sbtrec/eval/metrics.h"
@@ -55,7 +58,8 @@ int main(int argc, char** argv) {
                "(a deliberate cross-evaluation; a warning names each difference)");
   std::string predictions_path;
   app.add_option("--predictions", predictions_path,
-                 "SBT-Rec: write the cases here (default: predictions_<split>_<mode>.jsonl in the checkpoint's run directory)");
+                 "Write the cases here (SBT-Rec default: predictions_<split>_<mode>.jsonl in the checkpoint's run directory; an "
+                 "encoder writes them only when asked)");
   std::string attention;
   int64_t attention_cases = 50;
   app.add_option("--attention", attention,
@@ -67,13 +71,18 @@ int main(int argc, char** argv) {
     Config cfg;
     if (!cfg_args.load(cfg)) return 0;
     train::apply_run_settings(cfg);
-    const auto ds = data::load_dataset(cfg.data);
+    auto ds = data::load_dataset(cfg.data);
     const auto s = data::parse_split(split);
+    // The candidates are drawn on the clean histories, then eval.noise goes into them (data/noise.h).
+    const auto cands = data::make_candidates(ds, s, cfg.eval.num_negatives, cfg.eval.candidate_seed);
+    if (cfg.eval.noise.enabled()) {
+      data::inject_noise(ds, s, cands, cfg.eval.noise, cfg.data.max_history);
+      spdlog::info("{} histories with noise: {}", split, cfg.eval.noise.describe());
+    }
     if (cfg.recipe == "sft") {
       const std::string dir = resolve_checkpoint_dir(checkpoint, "sbtrec.safetensors");
       auto session = train::build_sbtrec(cfg, ds, /*fit_codebooks=*/false);
       train::load_sbtrec_checkpoint(dir, session, other_inputs);
-      const auto cands = data::make_candidates(ds, s, cfg.eval.num_negatives, cfg.eval.candidate_seed);
       if (!attention.empty()) {
         const auto a = eval::attention_on_slots(session, s, cands, attention_cases);
         atomic_write_string(attention, a.dump(2) + "\n");
@@ -112,6 +121,7 @@ int main(int argc, char** argv) {
         j["num_candidates"] = cfg.eval.num_negatives + 1;
         j["candidate_seed"] = cfg.eval.candidate_seed;
         j["predictions"] = predictions;
+        if (cfg.eval.noise.enabled()) j["noise"] = cfg.eval.noise.describe();
         std::cout << j.dump() << std::endl;
       }
       return 0;
@@ -119,9 +129,27 @@ int main(int argc, char** argv) {
     const std::string dir = resolve_checkpoint_dir(checkpoint, "model.safetensors");
     EncoderOptions mo;
     auto model = encoder::load_encoder(dir, ds.num_items, &mo);
-    const auto cands = data::make_candidates(ds, s, cfg.eval.num_negatives, cfg.eval.candidate_seed);
-    const auto m = encoder::evaluate_encoder(*model, ds, s, cands, mo.max_len, cfg.eval.batch_size);
+    std::vector<encoder::EncoderCase> cases;
+    const auto m = encoder::evaluate_encoder(*model, ds, s, cands, mo.max_len, cfg.eval.batch_size, &cases);
     std::cout << eval::format_table(encoder_name(mo.type), split, m);
+    if (!predictions_path.empty()) {  // per case, as the LLM's records (a study's passes over an encoder run)
+      check_own_predictions(predictions_path);
+      atomic_write(predictions_path, [&](std::ostream& os) {
+        for (size_t i = 0; i < cases.size(); ++i) {
+          auto j = eval::case_record(ds, s, (int64_t)i, cands[i], "sbtrec-eval");
+          const int32_t top = cands[i].items[(size_t)cases[i].top];
+          j["output"] = ds.titles[(size_t)top];
+          j["named"] = {ds.raw_item_ids[(size_t)top]};
+          j["rank"] = cases[i].rank;
+          j["hit"] = cases[i].rank == 0;
+          j["valid"] = true;
+          j["mode"] = "ranking";
+          j["model"] = encoder_name(mo.type);
+          os << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+        }
+      });
+      std::cout << "predictions: " << predictions_path << "\n";
+    }
     if (json) {
       auto j = m.to_json();
       j["model"] = encoder_name(mo.type);
@@ -130,6 +158,8 @@ int main(int argc, char** argv) {
       j["checkpoint"] = dir;
       j["num_candidates"] = cfg.eval.num_negatives + 1;
       j["candidate_seed"] = cfg.eval.candidate_seed;
+      if (cfg.eval.noise.enabled()) j["noise"] = cfg.eval.noise.describe();
+      if (!predictions_path.empty()) j["predictions"] = predictions_path;
       std::cout << j.dump() << std::endl;
     }
     return 0;

@@ -231,13 +231,15 @@ int run_study(const std::string& file, const std::string& out, const std::string
       const std::string to = r.dir + "/" + p.predictions();
       if (path_exists(to)) continue;
       // Training's own test evaluation (predictions.jsonl: the same checkpoint, cases and evaluator).
-      if (p.split == "test" && p.evaluator == trained.eval.mode && path_exists(r.dir + "/predictions.jsonl")) {
+      if (p.split == "test" && p.evaluator == trained.eval.mode && p.noise.empty() &&
+          path_exists(r.dir + "/predictions.jsonl")) {
         fs::copy_file(r.dir + "/predictions.jsonl", to + ".tmp", fs::copy_options::overwrite_existing);
         fs::rename(to + ".tmp", to);
         continue;
       }
       cmd = {bin + "/sbtrec-eval", "--config", r.dir + "/config.yaml", "--checkpoint", r.dir, "--split", p.split,
              "--set", "eval.mode=" + p.evaluator, "--predictions", to};
+      for (const auto& kv : p.noise) cmd.insert(cmd.end(), {"--set", "eval.noise." + kv});
       if (spawn(cmd, env) != 0) {
         spdlog::error("pass {} of {}/seed{} failed: {}", p.name(), r.variant, r.seed, command_line(cmd));
         return 1;

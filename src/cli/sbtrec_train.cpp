@@ -66,6 +66,9 @@ int main(int argc, char** argv) {
     // The recipe the config names; a key it does not read is refused before anything runs.
     const auto& spec = train::recipe_spec(cfg.recipe);
     train::check_keys_read(cfg);
+    if (cfg.eval.noise.enabled())
+      throw ConfigError("eval.noise.kind is " + cfg.eval.noise.describe() + ": noise is an evaluation setting; train on "
+                        "clean histories and evaluate with sbtrec-eval --set eval.noise.kind=...");
     if (cfg.recipe == "encoder" && (!resume.empty() || stop_after > 0))
       throw ConfigError("--resume and --stop-after apply to recipes that save training state (sft); encoder runs are short");
     if (!resume.empty() && overwrite) throw ConfigError("--resume continues a run; --overwrite would discard it: pass one");

@@ -30,6 +30,7 @@ const char* split_name(Split s) {
 }
 
 std::string signature(const Dataset& ds) {
+  if (!ds.clean_signature.empty()) return ds.clean_signature;
   std::string b;
   auto put = [&](int64_t v) { b.append(reinterpret_cast<const char*>(&v), sizeof v); };
   put(ds.num_items);

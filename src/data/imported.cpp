@@ -3,8 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include <map>
 #include <algorithm>
+#include <map>
 
 #include "sbtrec/common/error.h"
 #include "sbtrec/common/fs.h"
@@ -55,6 +55,34 @@ std::vector<Sample> read_samples(const std::string& path, const Dataset& ds, con
   return out;
 }
 
+// Optional genres.tsv: "id<TAB>genre|genre|..." (scripts/import_llara_data.py --tags writes LastFM's
+// artists' tags); genre names in order of first appearance; an item without a line has none.
+void read_genres(const std::string& root, Dataset& ds) {
+  if (!path_exists(root + "/genres.tsv")) return;
+  TextFile f(root + "/genres.tsv", kImportHint);
+  std::map<std::string, int> index;
+  ds.item_genres.assign((size_t)ds.num_items, {});
+  std::string_view line;
+  while (f.next(line)) {
+    if (line.empty()) continue;
+    auto fs = f.fields(line, '\t', 2, false, "id<TAB>genre|genre|...");
+    const int64_t id = f.to_int(fs[0], "item id");
+    if (id < 0 || id >= ds.num_items)
+      f.fail("item id " + std::to_string(id) + " out of range [0, " + std::to_string(ds.num_items) + ")");
+    std::string_view rest = fs[1];
+    while (!rest.empty()) {
+      const auto bar = rest.find('|');
+      const std::string name(rest.substr(0, bar));
+      rest = bar == std::string_view::npos ? std::string_view() : rest.substr(bar + 1);
+      if (name.empty()) continue;
+      auto [it, added] = index.emplace(name, (int)ds.genre_names.size());
+      if (added) ds.genre_names.push_back(name);
+      ds.item_genres[(size_t)id].push_back(it->second);
+    }
+  }
+  if (ds.genre_names.empty()) ds.item_genres.clear();
+}
+
 }  // namespace
 
 Dataset load_imported(const DataOptions& opt) {
@@ -97,6 +125,7 @@ Dataset load_imported(const DataOptions& opt) {
     if (!seen[i]) throw DataError(items.path() + ": item id " + std::to_string(i) + " has no title line");
   ds.raw_item_ids.resize(ds.num_items);
   for (int64_t i = 0; i < ds.num_items; ++i) ds.raw_item_ids[i] = i;
+  read_genres(opt.root, ds);
 
   std::map<int64_t, int64_t> sequence_length, rows;  // user -> interactions, user -> rows
   ds.train = read_samples(opt.root + "/train.tsv", ds, opt, false, sequence_length, rows);

@@ -31,6 +31,36 @@ struct Rating {
 // Python's int(f * n) for the cut points, robust to 0.8 + 0.1 != 0.9 in floating point.
 int64_t cut_point(double fraction, int64_t n) { return (int64_t)std::floor(fraction * (double)n + 1e-9); }
 
+// Genre names: u.genre ("name|index" lines) where it exists, else MovieLens-100K's 19 in flag order.
+// Without any flag set the dataset has no genres.
+void read_genre_names(const std::string& root, Dataset& ds) {
+  int flags = 0;
+  for (const auto& g : ds.item_genres)
+    for (const int x : g) flags = std::max(flags, x + 1);
+  if (flags == 0) {
+    ds.item_genres.clear();
+    return;
+  }
+  if (path_exists(root + "/u.genre")) {
+    TextFile f(root + "/u.genre", kDownloadHint);
+    std::string_view line;
+    while (f.next(line)) {
+      if (line.empty()) continue;
+      auto fs = f.fields(line, '|', 2, false, "genre|index");
+      const int64_t index = f.to_int(fs[1], "genre index");
+      if (index != (int64_t)ds.genre_names.size()) f.fail("genre indices must run 0, 1, 2, ... in order");
+      ds.genre_names.emplace_back(fs[0]);
+    }
+  } else {
+    ds.genre_names = {"unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
+                      "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
+                      "Romance", "Sci-Fi", "Thriller", "War", "Western"};
+  }
+  if ((int)ds.genre_names.size() < flags)
+    throw DataError(root + "/u.item: " + std::to_string(flags) + " genre flags but " + std::to_string(ds.genre_names.size()) +
+                    " genre names (u.genre)");
+}
+
 void read_items(const std::string& root, Dataset& ds) {
   TextFile f(root + "/u.item", kDownloadHint);
   std::string_view line;
@@ -43,9 +73,14 @@ void read_items(const std::string& root, Dataset& ds) {
              std::to_string(id));
     ds.titles.push_back(normalize_movielens_title(latin1_to_utf8(std::string(fs[1]))));
     ds.raw_item_ids.push_back(id);
+    std::vector<int> genres;  // the flags after the URL, one per genre
+    for (size_t k = 5; k < fs.size(); ++k)
+      if (fs[k] == "1") genres.push_back((int)(k - 5));
+    ds.item_genres.push_back(std::move(genres));
   }
   if (ds.titles.empty()) throw DataError(f.path() + ": no items (empty file?). " + kDownloadHint);
   ds.num_items = (int64_t)ds.titles.size();
+  read_genre_names(root, ds);
 }
 
 std::vector<Rating> read_ratings(const std::string& root, const DataOptions& opt, int64_t num_items) {

@@ -7,7 +7,8 @@
 namespace sbtrec::encoder {
 
 eval::Metrics evaluate_encoder(EncoderImpl& model, const data::Dataset& ds, data::Split split,
-                               const std::vector<data::CandidateSet>& candidates, int max_len, int batch_size) {
+                               const std::vector<data::CandidateSet>& candidates, int max_len, int batch_size,
+                               std::vector<EncoderCase>* cases) {
   const auto& samples = ds.split(split);
   const int64_t C = eval::check_candidates(samples, candidates, ds.num_items, data::split_name(split));
   torch::NoGradGuard no_grad;
@@ -33,11 +34,14 @@ eval::Metrics evaluate_encoder(EncoderImpl& model, const data::Dataset& ds, data
     auto above = logits.gt(tgt_score).sum(1) + logits.eq(tgt_score).sum(1) - 1;                  // [B]
     auto cand_scores = logits.gather(1, cand.slice(0, b, e));                                    // [B, C]
     auto cand_above = cand_scores.ge(tgt_score).sum(1) - 1;                                      // [B]
+    auto top = cand_scores.argmax(1);                                                            // [B]
     auto ap = above.accessor<int64_t, 1>();
     auto cp = cand_above.accessor<int64_t, 1>();
+    auto tp = top.accessor<int64_t, 1>();
     for (int64_t i = 0; i < e - b; ++i) {
       acc.add_candidate_case(cp[i] == 0, true);
       acc.add_full_rank(ap[i]);
+      if (cases) cases->push_back({cp[i], tp[i]});
     }
   }
   if (was_training) model.train();

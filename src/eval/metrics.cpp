@@ -22,6 +22,33 @@ std::optional<double> Metrics::get(const std::string& name) const {
   return std::nullopt;
 }
 
+nlohmann::json case_record(const data::Dataset& ds, data::Split split, int64_t index, const data::CandidateSet& cs,
+                           const std::string& source) {
+  const auto& sample = ds.split(split)[(size_t)index];
+  auto raw = [&](const std::vector<int32_t>& items) {  // item ids as in the dataset's own files
+    std::vector<int64_t> out;
+    for (int32_t item : items) out.push_back(ds.raw_item_ids[(size_t)item]);
+    return out;
+  };
+  auto titles = [&](const std::vector<int32_t>& items) {
+    std::vector<std::string> out;
+    for (int32_t item : items) out.push_back(ds.titles[(size_t)item]);
+    return out;
+  };
+  nlohmann::json j = {{"user", sample.user},
+                      {"candidates", raw(cs.items)},
+                      {"candidate_titles", titles(cs.items)},
+                      {"target", ds.raw_item_ids[(size_t)sample.target]},
+                      {"target_title", ds.titles[(size_t)sample.target]},
+                      {"case", index},
+                      {"history", raw(sample.history)},
+                      {"history_titles", titles(sample.history)},
+                      {"split", data::split_name(split)},
+                      {"source", source}};
+  if (!ds.noise.empty()) j["noise"] = ds.noise;
+  return j;
+}
+
 nlohmann::json Metrics::to_json() const {
   nlohmann::json j = {{"n", n}};
   for (const auto& [key, field] : kFields)

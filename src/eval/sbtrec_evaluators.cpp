@@ -406,34 +406,17 @@ nlohmann::json attention_on_slots(train::SbtRecSession& s, data::Split split, co
 
 void write_predictions(const std::string& path, const train::SbtRecSession& s, const SbtRecEval& e,
                        const std::vector<data::CandidateSet>& candidates, const std::string& source) {
-  const std::string split = data::split_name(e.split), mode = e.mode;
-  const auto& samples = s.ds->split(e.split);
+  const std::string mode = e.mode;
   atomic_write(path, [&](std::ostream& os) {
     for (const auto& c : e.cases) {
-      const auto& sample = samples[(size_t)c.index];
-      const auto& cs = candidates[(size_t)c.index];
-      // Item ids as in the dataset's own files (u.data's item ids), not the internal 0..N-1.
-      auto raw = [&](const std::vector<int32_t>& items) {
-        std::vector<int64_t> out;
-        for (int32_t item : items) out.push_back(s.ds->raw_item_ids[(size_t)item]);
-        return out;
-      };
-      std::vector<std::string> titles;
-      for (int32_t item : cs.items) titles.push_back(s.ds->titles[(size_t)item]);
-      nlohmann::json j = {{"user", sample.user},
-                          {"candidates", raw(cs.items)},
-                          {"candidate_titles", titles},
-                          {"target", s.ds->raw_item_ids[(size_t)sample.target]},
-                          {"target_title", s.ds->titles[(size_t)sample.target]},
-                          {"output", c.output},
-                          {"named", raw(c.named)},
-                          {"valid", c.valid},
-                          {"hit", c.hit},
-                          {"case", c.index},
-                          {"history", raw(sample.history)},
-                          {"split", split},
-                          {"mode", mode},
-                          {"source", source}};
+      nlohmann::json j = case_record(*s.ds, e.split, c.index, candidates[(size_t)c.index], source);
+      std::vector<int64_t> named;  // item ids as in the dataset's own files
+      for (int32_t item : c.named) named.push_back(s.ds->raw_item_ids[(size_t)item]);
+      j["output"] = c.output;
+      j["named"] = named;
+      j["valid"] = c.valid;
+      j["hit"] = c.hit;
+      j["mode"] = mode;
       if (!c.scores.empty()) j["scores"] = c.scores;
       if (c.rank >= 0) j["rank"] = c.rank;
       if (c.rank_permuted >= 0) {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <map>
 #include <filesystem>
 #include <mutex>
 #include <set>
@@ -13,6 +14,7 @@
 #include "sbtrec/common/digest.h"
 #include "sbtrec/common/error.h"
 #include "sbtrec/config/config.h"
+#include "sbtrec/data/noise.h"
 #include "sbtrec/eval/registry.h"
 #include "sbtrec/quantizer/hdsd.h"
 
@@ -169,8 +171,23 @@ Study load_study(const std::string& path) {
     r.fail(passes, "passes", "must be a non-empty list of {split, evaluator}");
   const auto evaluators = eval::evaluator_names();
   for (const auto& p : passes) {
-    r.only_keys(p, "passes[]", {"split", "evaluator"});
-    Pass x{r.text(p["split"], "passes[].split"), r.text(p["evaluator"], "passes[].evaluator")};
+    r.only_keys(p, "passes[]", {"split", "evaluator", "noise"});
+    Pass x{r.text(p["split"], "passes[].split"), r.text(p["evaluator"], "passes[].evaluator"), {}};
+    if (const auto n = p["noise"]) {
+      r.only_keys(n, "passes[].noise", {"kind", "count", "position", "seed"});
+      if (!n["kind"]) r.fail(n, "passes[].noise.kind", "missing (random or off_genre)");
+      for (const char* k : {"kind", "count", "position", "seed"})
+        if (n[k]) x.noise.push_back(std::string(k) + "=" + r.text(n[k], std::string("passes[].noise.") + k));
+      data::NoiseOptions o;
+      try {  // the values as eval.noise reads them
+        std::vector<std::string> sets;
+        for (const auto& kv : x.noise) sets.push_back("eval.noise." + kv);
+        o = parse_config("{}", r.file, sets).eval.noise;
+      } catch (const ConfigError& e) {
+        r.fail(n, "passes[].noise", e.what());
+      }
+      if (!o.enabled()) r.fail(n["kind"], "passes[].noise.kind", "off: leave noise out for a clean pass");
+    }
     if (x.split != "val" && x.split != "test") r.fail(p["split"], "passes[].split", "'" + x.split + "': val or test");
     if (std::find(evaluators.begin(), evaluators.end(), x.evaluator) == evaluators.end()) {
       std::string list;
@@ -183,6 +200,15 @@ Study load_study(const std::string& path) {
   }
   if (root["prepare"]) s.prepare = read_prepare(r, root["prepare"]);
   return s;
+}
+
+std::string Pass::name() const {
+  std::string s = split + "_" + evaluator;
+  if (noise.empty()) return s;
+  std::map<std::string, std::string> v;
+  for (const auto& kv : noise) v[kv.substr(0, kv.find('='))] = kv.substr(kv.find('=') + 1);
+  s += "_noise_" + v["kind"] + "_" + (v.count("count") ? v["count"] : "1") + "_" + (v.count("position") ? v["position"] : "end");
+  return v.count("seed") ? s + "_seed" + v["seed"] : s;
 }
 
 std::string prepared_dir(const std::string& out) { return (fs::absolute(out) / "prepared").lexically_normal().string(); }
@@ -248,9 +274,17 @@ nlohmann::json study_json(const Study& study) {
   j["variants"] = nlohmann::json::array();
   for (const auto& v : study.variants) j["variants"].push_back(v.name);
   j["passes"] = nlohmann::json::array();
-  for (const auto& p : study.passes)
-    j["passes"].push_back({{"name", p.name()}, {"split", p.split}, {"evaluator", p.evaluator},
-                           {"predictions", p.predictions()}});
+  for (const auto& p : study.passes) {
+    nlohmann::json x = {{"name", p.name()}, {"split", p.split}, {"evaluator", p.evaluator}, {"predictions", p.predictions()}};
+    if (!p.noise.empty()) {
+      x["noise"] = nlohmann::json::object();
+      for (const auto& kv : p.noise) {
+        const auto k = kv.substr(0, kv.find('=')), v = kv.substr(kv.find('=') + 1);
+        x["noise"][k] = k == "count" || k == "seed" ? nlohmann::json(std::stoll(v)) : nlohmann::json(v);
+      }
+    }
+    j["passes"].push_back(x);
+  }
   return j;
 }
 

@@ -38,13 +38,13 @@ Run::Run(const Config& c, bool overwrite) : Run(c, overwrite, /*check_dir=*/true
 Run::Run(const Config& c, bool overwrite, bool check_dir)
     : dir_(c.output_dir),
       config_yaml_(config_to_yaml(c, c.output_dir)),
+      run_id_(new_run_id()),
       overwrite_(overwrite),
       epochs_(c.train.epochs),
       eval_every_(c.train.eval_every),
       patience_(c.train.patience),
       log_every_(c.train.log_every),
       monitor_(c.train.monitor),
-      run_id_(new_run_id()),
       t0_(std::chrono::steady_clock::now()) {
   if (!check_dir) return;
   if (path_exists(dir_) && !std::filesystem::is_directory(dir_))

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "../test_util.h"
+#include "sbtrec_fixture.h"
 #include "sbtrec/common/core_share.h"
 #include "sbtrec/config/config.h"
 #include "sbtrec/data/dataset.h"
@@ -23,6 +24,11 @@ std::string last_line(const std::string& s) {
   return last;
 }
 size_t count_lines(const std::string& s) { return (size_t)std::count(s.begin(), s.end(), '\n'); }
+// LLaRA's MovieLens SASRec imported into `out`.
+test::CommandResult import_llara_movielens(const std::string& out) {
+  return test::run(std::string(SBTREC_PYTHON) + " " + test::source("scripts/import_llara_checkpoint.py") +
+                   " --checkpoint " + test::shared("models/llara-rec-models/movielens.pt") + " --out " + out);
+}
 std::string ml_config() { return test::source("configs/movielens/sasrec.yaml") + " --set data.root=" + test::shared("data/ml-100k"); }
 }  // namespace
 
@@ -187,8 +193,7 @@ TEST(CLI, EvaluatesImportedLLaRASASRecOnMovieLens) {
   SBTREC_REQUIRE_SHARED("models/llara-rec-models/movielens.pt");
   SBTREC_REQUIRE_SHARED("data/ml-100k/u.data");
   test::TempDir dir;
-  auto r = test::run(std::string(SBTREC_PYTHON) + " " + test::source("scripts/import_llara_checkpoint.py") +
-                     " --checkpoint " + test::shared("models/llara-rec-models/movielens.pt") + " --out " + (dir / "ckpt"));
+  auto r = import_llara_movielens(dir / "ckpt");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   r = test::run(test::bin("sbtrec-eval") + " --config " + ml_config() + " --checkpoint " + (dir / "ckpt") + " --json");
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -201,6 +206,66 @@ TEST(CLI, EvaluatesImportedLLaRASASRecOnMovieLens) {
                 " --set data.root=" + (dir / "syn") + " --checkpoint " + (dir / "ckpt"));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("item_embeddings.weight"), std::string::npos) << r.output;
+}
+
+// eval.noise (RQ5): SASRec evaluated clean and with an off-genre item at the end of each test history
+// scores the same cases and candidates (its per-case predictions pair), the noisy histories are those
+// sbtrec-data export writes, and training refuses the evaluation setting.
+TEST(CLI, NoisyEvaluationPairsWithCleanAndExports) {
+  SBTREC_REQUIRE_SHARED("models/llara-rec-models/movielens.pt");
+  SBTREC_REQUIRE_SHARED("data/ml-100k/u.data");
+  test::TempDir dir;
+  auto r = import_llara_movielens(dir / "ckpt");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string noisy = " --set eval.noise.kind=off_genre --set eval.noise.count=1 --set eval.noise.position=end";
+  r = test::run(test::bin("sbtrec-eval") + " --config " + ml_config() + " --checkpoint " + (dir / "ckpt") +
+                " --predictions " + (dir / "clean.jsonl") + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const double clean_hr = nlohmann::json::parse(last_line(r.output))["hr@1"].get<double>();
+  r = test::run(test::bin("sbtrec-eval") + " --config " + ml_config() + noisy + " --checkpoint " + (dir / "ckpt") +
+                " --predictions " + (dir / "noisy.jsonl") + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = nlohmann::json::parse(last_line(r.output));
+  EXPECT_EQ(j["noise"], "off_genre x 1 at end, seed 2024");
+  const auto c = test::read_jsonl(dir / "clean.jsonl"), n = test::read_jsonl(dir / "noisy.jsonl");
+  ASSERT_EQ(c.size(), 95u);
+  ASSERT_EQ(n.size(), c.size());
+  size_t hits = 0;
+  for (size_t i = 0; i < c.size(); ++i) {
+    EXPECT_EQ(n[i]["candidates"], c[i]["candidates"]) << i;
+    EXPECT_EQ(n[i]["target"], c[i]["target"]) << i;
+    EXPECT_FALSE(c[i].contains("noise"));
+    EXPECT_EQ(n[i]["noise"], "test: off_genre x 1 at end, seed 2024");
+    const auto ch = c[i]["history"].get<std::vector<int64_t>>(), nh = n[i]["history"].get<std::vector<int64_t>>();
+    ASSERT_EQ(nh.size(), ch.size()) << "MovieLens test histories are at the window cap (10)";
+    EXPECT_EQ(std::vector<int64_t>(nh.begin(), nh.end() - 1), std::vector<int64_t>(ch.begin() + 1, ch.end())) << i;
+    EXPECT_EQ(std::count(ch.begin(), ch.end(), nh.back()), 0) << i;
+    EXPECT_EQ(c[i]["hit"], c[i]["rank"] == 0);
+    hits += c[i]["hit"].get<bool>();
+  }
+  EXPECT_DOUBLE_EQ(clean_hr, hits / 95.0) << "the per-case records are the metric's cases";
+  // The exported noisy histories are those evaluated.
+  r = test::run(test::bin("sbtrec-data") + " export --config " + ml_config() + noisy + " --split test --out " + (dir / "x.tsv"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::istringstream in(test::read_text(dir / "x.tsv"));
+  std::string line;
+  for (size_t i = 0; std::getline(in, line); ++i) {
+    std::istringstream f(line.substr(line.find('\t') + 1));
+    std::vector<int64_t> h;
+    for (int64_t x; f >> x;) h.push_back(x);
+    h.pop_back();  // the target
+    EXPECT_EQ(h, n[i]["history"].get<std::vector<int64_t>>()) << line;
+  }
+  // Training refuses it: an encoder recipe does not read eval.noise, an SBT-Rec recipe says it evaluates only.
+  r = test::run(test::bin("sbtrec-train") + " --config " + ml_config() + noisy + " --set output_dir=" + (dir / "t"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("eval.noise.kind is not read by the encoder recipe"), std::string::npos) << r.output;
+  r = test::run(test::bin("sbtrec-train") + " --config " + test::source("configs/movielens/sbtrec_smollm.yaml") + noisy +
+                " --set data.root=" + test::shared("data/ml-100k") + " --set encoder.checkpoint=" + (dir / "ckpt") +
+                " --set output_dir=" + (dir / "t"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("noise is an evaluation setting"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "t"));
 }
 
 // The fault-injection hook of the dying-rank tests (SBTREC_FAULT_KILL_AT_STEP) lives only in the

@@ -36,7 +36,7 @@ TEST(StudyE2E, RunsVariantsBySeedsResumesSkipsAndReports) {
                           "  - {name: text_only, base: " + test::source("configs/movielens/ablations/sbtrec_smollm_text_only.yaml") + "}\n"
                           "passes:\n"
                           "  - {split: test, evaluator: likelihood}\n"
-                          "  - {split: val, evaluator: likelihood}\n");
+                          "  - {split: test, evaluator: likelihood, noise: {kind: random, count: 2}}\n");
   const std::string run_dir = out + "/text_only/seed2";
   // One run interrupted before the study starts: trained 1 of its 2 steps, state saved.
   auto r = test::run(test::bin("sbtrec-train") +
@@ -64,7 +64,9 @@ TEST(StudyE2E, RunsVariantsBySeedsResumesSkipsAndReports) {
       const std::string d = out + "/" + v + "/" + k;
       EXPECT_TRUE(std::filesystem::exists(d + "/results.json")) << d;
       EXPECT_EQ(test::read_jsonl(d + "/predictions_test_likelihood.jsonl").size(), 3u) << d;
-      EXPECT_EQ(test::read_jsonl(d + "/predictions_val_likelihood.jsonl").size(), 1u) << d;
+      const auto noisy = test::read_jsonl(d + "/predictions_test_likelihood_noise_random_2_end.jsonl");
+      ASSERT_EQ(noisy.size(), 3u) << d;
+      EXPECT_EQ(noisy[0]["noise"], "test: random x 2 at end, seed 2024") << d;
       // The test pass is training's own test evaluation (same checkpoint, cases, evaluator), not recomputed.
       EXPECT_EQ(test::read_text(d + "/predictions_test_likelihood.jsonl"), test::read_text(d + "/predictions.jsonl")) << d;
       EXPECT_EQ(nlohmann::json::parse(test::read_text(d + "/results.json"))["steps"], 2) << d;
@@ -93,4 +95,7 @@ TEST(StudyE2E, RunsVariantsBySeedsResumesSkipsAndReports) {
   const auto& t = res["passes"]["test_likelihood"]["variants"]["text_only"];
   EXPECT_EQ(t["seeds"], (nlohmann::json{1, 2}));
   EXPECT_EQ(t["vs_reference"]["mcnemar_hr@1"]["cases"], 6);
+  const auto& noisy = res["passes"]["test_likelihood_noise_random_2_end"];
+  EXPECT_EQ(noisy["clean_pass"], "test_likelihood");
+  EXPECT_EQ(noisy["variants"]["sbtrec"]["vs_clean"]["mcnemar"]["cases"], 6);
 }

@@ -171,3 +171,131 @@ print("ok")
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("ok"), std::string::npos) << r.output;
 }
+
+// The report's figures and noise drops (scripts/study_report.py): three variants (quantizer.levels 3, 1
+// and 4; one trained two-stage) x two seeds x 60 cases, a clean generation pass and a noisy one, training
+// records at four steps. Every listed figure is a PNG, among them the composite against quantizer.levels
+// (and train.lr, the other numeric key that differs; seed and output_dir are not plotted); the drops of
+// HR@1 from the clean to the noisy pass equal numpy / scipy computed here (mean and t interval, paired t,
+// exact McNemar of noisy against clean hits, Holm). Noisy files shorter than their clean ones are refused,
+// naming both files.
+TEST(StudyReport, DrawsTheFiguresAndTheNoiseDrops) {
+  SBTREC_REQUIRE_PYTHON();
+  test::TempDir dir;
+  const auto r = test::run_python(dir, R"PY(
+import json, math, os, subprocess, sys
+import numpy as np
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+d, script = sys.argv[1], sys.argv[2]
+rng = np.random.default_rng(11)
+variants, seeds = ["sbtrec", "levels_1", "levels_4"], [1, 2]
+levels = {"sbtrec": 3, "levels_1": 1, "levels_4": 4}
+noise = {"kind": "random", "count": 2, "position": "end"}
+study = {"name": "figs", "reference": "sbtrec", "variants": variants, "seeds": seeds,
+         "passes": [{"name": "test_generation", "split": "test", "evaluator": "generation",
+                     "predictions": "predictions_test_generation.jsonl"},
+                    {"name": "test_generation_noise", "split": "test", "evaluator": "generation",
+                     "predictions": "predictions_test_generation_noise.jsonl", "noise": noise}]}
+os.makedirs(d, exist_ok=True)
+json.dump(study, open(os.path.join(d, "study.json"), "w"))
+skill = {"sbtrec": 0.6, "levels_1": 0.3, "levels_4": 0.45}
+for v in variants:
+    for k in seeds:
+        run = os.path.join(d, v, f"seed{k}")
+        os.makedirs(run)
+        paradigm = "two_stage" if v == "levels_4" else "single_stage"
+        with open(os.path.join(run, "config.yaml"), "w") as f:  # seed and output_dir differ, but are not plotted
+            f.write(f"seed: {k + 10 * variants.index(v)}\noutput_dir: \"{run}\"\ndata:\n  root: \"/d\"\n"
+                    f"quantizer:\n  levels: {levels[v]}\n  codes: 128\n  codebooks: \"\"\n"
+                    f"train:\n  paradigm: {paradigm}\n  lr: {0.001 if v == 'sbtrec' else 0.002}\n"
+                    + ("" if v == "levels_4" else f"  warmup: {levels[v]}\n"))
+        with open(os.path.join(run, "metrics.jsonl"), "w") as f:
+            for step in (10, 20, 30, 40):
+                f.write(json.dumps({"split": "train", "step": step, "epoch": 1, "loss": 2.0 / step + rng.random()}) + "\n")
+                f.write(json.dumps({"split": "val_curve", "step": step, "hr@1": rng.random(), "hr@5": 1.0,
+                                    "valid_ratio": 1, "n": 20}) + "\n")
+                if step % 20 == 0:
+                    f.write(json.dumps({"split": "val", "step": step, "epoch": 1, "hr@1": rng.random(),
+                                        "valid_ratio": rng.random(), "n": 20}) + "\n")
+        clean, noisy = [], []
+        for c in range(60):
+            valid = bool(rng.random() < 0.9)
+            hit = bool(valid and rng.random() < skill[v])
+            clean.append({"target": c, "hit": hit, "valid": valid})
+            # noise mostly destroys hits, sometimes makes one
+            noisy.append({"target": c, "hit": bool(hit and rng.random() < 0.6 or not hit and rng.random() < 0.1),
+                          "valid": valid})
+        for name, rows in (("predictions_test_generation.jsonl", clean),
+                           ("predictions_test_generation_noise.jsonl", noisy)):
+            with open(os.path.join(run, name), "w") as f:
+                f.writelines(json.dumps(r) + "\n" for r in rows)
+out = subprocess.run([sys.executable, script, d], capture_output=True, text=True)
+assert out.returncode == 0, out.stderr
+res = json.load(open(os.path.join(d, "results.json")))
+figs = res["figures"]
+for f in figs:
+    with open(os.path.join(d, f), "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n", f
+for p in ("test_generation", "test_generation_noise"):
+    for f in (f"figures/fig2_{p}.png", f"figures/composite_vs_quantizer.levels_{p}.png"):
+        assert f in figs, (f, figs)
+for f in ("figures/validation_composite.png", "figures/learning_curves.png"):
+    assert f in figs, (f, figs)
+# the numeric keys that differ between the variants: quantizer.levels and train.lr (seed and output_dir
+# are skipped, train.paradigm is a string, quantizer.codes the same everywhere, train.warmup in 2 variants)
+assert sorted(f for f in figs if "composite_vs_" in f) == sorted(
+    [f"figures/composite_vs_{k}_{p}.png" for k in ("quantizer.levels", "train.lr")
+     for p in ("test_generation", "test_generation_noise")]), figs
+md = open(os.path.join(d, "results.md")).read()
+assert "## Noise: test_generation_noise" in md and "](figures/fig2_test_generation.png)" in md, md
+def cases(v, k, f):
+    return [json.loads(l)["hit"] for l in open(os.path.join(d, v, f"seed{k}", f))]
+def close(a, b):
+    a = math.nan if a is None else a
+    assert (math.isnan(a) and math.isnan(b)) or abs(a - b) <= 1e-12 * max(1, abs(b)), (a, b)
+r = res["passes"]["test_generation_noise"]
+assert r["clean_pass"] == "test_generation", r.get("clean_pass")
+assert "vs_clean" not in res["passes"]["test_generation"]["variants"]["sbtrec"]
+pvals = {"paired_t": [], "mcnemar": []}
+for v in variants:
+    vc = r["variants"][v]["vs_clean"]
+    hc = [np.mean(cases(v, k, "predictions_test_generation.jsonl")) for k in seeds]
+    hn = [np.mean(cases(v, k, "predictions_test_generation_noise.jsonl")) for k in seeds]
+    close(vc["hr@1_clean"]["mean"], float(np.mean(hc)))
+    close(vc["hr@1_noisy"]["mean"], float(np.mean(hn)))
+    drop = np.subtract(hc, hn)
+    close(vc["drop"]["mean"], float(drop.mean()))
+    for a, b in zip(vc["drop"]["values"], drop): close(a, b)
+    lo, hi = stats.t.interval(0.95, len(drop) - 1, loc=drop.mean(), scale=stats.sem(drop))
+    close(vc["drop"]["ci95"][0], lo); close(vc["drop"]["ci95"][1], hi)
+    close(vc["paired_t"]["p"], stats.ttest_rel(hc, hn).pvalue)
+    a = [h for k in seeds for h in cases(v, k, "predictions_test_generation_noise.jsonl")]
+    b = [h for k in seeds for h in cases(v, k, "predictions_test_generation.jsonl")]
+    wins = sum(x and not y for x, y in zip(a, b)); losses = sum(y and not x for x, y in zip(a, b))
+    assert (vc["mcnemar"]["cases"], vc["mcnemar"]["wins"], vc["mcnemar"]["losses"]) == (len(a), wins, losses), vc
+    close(vc["mcnemar"]["p"], stats.binomtest(wins, wins + losses).pvalue)
+    pvals["paired_t"].append(vc["paired_t"]["p"]); pvals["mcnemar"].append(vc["mcnemar"]["p"])
+for key, ps in pvals.items():
+    for v, q in zip(variants, multipletests(ps, method="holm")[1]):
+        close(r["variants"][v]["vs_clean"][key]["p_holm"], q)
+rows = [l.split(",") for l in open(os.path.join(d, "results.csv")).read().splitlines()]
+drops = {row[1]: float(row[4]) for row in rows if row[0] == "test_generation_noise" and row[2] == "hr@1_drop"}
+for v in variants:
+    close(drops[v], r["variants"][v]["vs_clean"]["drop"]["mean"])
+# noisy files shorter than their clean ones (in every variant, so they agree with each other) are refused,
+# naming both files of the first variant
+for v in variants:
+    short = os.path.join(d, v, "seed2", "predictions_test_generation_noise.jsonl")
+    lines = open(short).readlines()
+    open(short, "w").writelines(lines[:-1])
+bad = subprocess.run([sys.executable, script, d], capture_output=True, text=True)
+run = os.path.join(d, "sbtrec", "seed2")
+assert bad.returncode != 0 and os.path.join(run, "predictions_test_generation_noise.jsonl") in bad.stderr and \
+    os.path.join(run, "predictions_test_generation.jsonl") in bad.stderr, bad.stderr
+print("ok")
+)PY",
+                                  (dir / "study") + " " + test::source("scripts/study_report.py"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("ok"), std::string::npos) << r.output;
+}

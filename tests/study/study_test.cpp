@@ -178,6 +178,36 @@ TEST(Study, HdsdIsPreparedOncePerDistinctFit) {
             "");
 }
 
+// A pass with eval.noise: named by its noise, its own predictions file, the noise in study.json; bad
+// noise refused as eval.noise would refuse it.
+TEST(Study, NoisyPassesAreNamedByTheirNoise) {
+  test::TempDir dir;
+  const std::string body = std::string(kStudy) +
+                           "  - {split: test, evaluator: likelihood, noise: {kind: off_genre, count: 2, position: random}}\n"
+                           "  - {split: test, evaluator: likelihood, noise: {kind: random}}\n";
+  const auto s = study::load_study(write_study(dir, body));
+  ASSERT_EQ(s.passes.size(), 4u);
+  EXPECT_EQ(s.passes[2].name(), "test_likelihood_noise_off_genre_2_random");
+  EXPECT_EQ(s.passes[2].predictions(), "predictions_test_likelihood_noise_off_genre_2_random.jsonl");
+  EXPECT_EQ(s.passes[2].noise, (std::vector<std::string>{"kind=off_genre", "count=2", "position=random"}));
+  EXPECT_EQ(s.passes[3].name(), "test_likelihood_noise_random_1_end");
+  const auto j = study::study_json(s);
+  EXPECT_EQ(j["passes"][2]["noise"], (nlohmann::json{{"kind", "off_genre"}, {"count", 2}, {"position", "random"}}));
+  EXPECT_FALSE(j["passes"][0].contains("noise"));
+  auto has = [](const std::string& msg, const std::string& part) { return msg.find(part) != std::string::npos; };
+  std::string m = refusal(dir, std::string(kStudy) + "  - {split: test, evaluator: likelihood, noise: {kind: loud}}\n");
+  EXPECT_TRUE(has(m, "passes[].noise: ")) << m;
+  EXPECT_TRUE(has(m, "loud")) << m;
+  m = refusal(dir, std::string(kStudy) + "  - {split: test, evaluator: likelihood, noise: {kind: off}}\n");
+  EXPECT_TRUE(has(m, "passes[].noise.kind: off: leave noise out")) << m;
+  m = refusal(dir, std::string(kStudy) + "  - {split: test, evaluator: likelihood, noise: {count: 2}}\n");
+  EXPECT_TRUE(has(m, "passes[].noise.kind: missing")) << m;
+  m = refusal(dir, std::string(kStudy) + "  - {split: test, evaluator: likelihood, noise: {kind: random, level: 2}}\n");
+  EXPECT_TRUE(has(m, "passes[].noise.level: unknown key")) << m;
+  m = refusal(dir, std::string(kStudy) + "  - {split: test, evaluator: likelihood, noise: {kind: random, count: 0}}\n");
+  EXPECT_TRUE(has(m, "count")) << m;
+}
+
 // The study's job lanes: never more than `parallel` jobs at once, never two in one slot, every job run
 // once; after a failure nothing new starts, the running jobs finish.
 TEST(Study, JobsRunInLanesAndAFailureStopsNewOnes) {

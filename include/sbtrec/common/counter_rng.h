@@ -56,6 +56,9 @@ enum class Purpose : uint64_t {
   kCandidatesTrain = 0,
   kCandidatesVal = 1,
   kCandidatesTest = 2,
+  // data/noise.h: the items injected into evaluation histories (eval.noise), under eval.noise.seed.
+  kNoiseVal = 0xd001,
+  kNoiseTest = 0xd002,
   // train/: under the run's seed.
   kEpochOrder = 0x5b01,       // the SBT-Rec trainer's sample order of an epoch
   kEpochCandidates = 0x5b02,  // the seed of an epoch's training candidate sets
@@ -70,7 +73,8 @@ enum class Purpose : uint64_t {
 inline constexpr Purpose kAllPurposes[] = {
     Purpose::kCandidatesTrain, Purpose::kCandidatesVal,    Purpose::kCandidatesTest, Purpose::kEpochOrder,
     Purpose::kEpochCandidates, Purpose::kStepDropout,      Purpose::kCurriculum,     Purpose::kShuffle,
-    Purpose::kRankDraws,       Purpose::kTrainingTemplates, Purpose::kEvaluationTemplates};
+    Purpose::kRankDraws,       Purpose::kTrainingTemplates, Purpose::kEvaluationTemplates, Purpose::kNoiseVal,
+    Purpose::kNoiseTest};
 
 // The key of the stream that serves `counter` (an epoch, a step, a sample index) for `purpose` under
 // `seed`: every seeded draw of the project is keyed this way, so each is a pure function of (seed,

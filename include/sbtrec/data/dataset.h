@@ -29,6 +29,14 @@ struct Dataset {
   int64_t num_items = 0;
   std::vector<std::string> titles;   // per internal id, normalised, UTF-8
   std::vector<int64_t> raw_item_ids; // internal id -> id in the source files
+  // Item genres where the source has them (MovieLens: u.item's flags; sbtrec format: genres.tsv), else
+  // both empty. Not part of signature(): no model reads them (eval.noise and the analyses do).
+  std::vector<std::string> genre_names;
+  std::vector<std::vector<int>> item_genres;  // per internal id: indices into genre_names
+  // eval.noise (noise.h) applied to the val / test histories: what ("" = clean) and the clean data's
+  // signature, which signature() keeps returning (a checkpoint trained on the clean data evaluates on
+  // its noisy histories).
+  std::string noise, clean_signature;
   std::vector<Sample> train, val, test;
   int64_t num_users = 0, num_interactions = 0;  // after the rating filter, before windowing
 

@@ -27,6 +27,12 @@ struct Metrics {
   static Metrics from_json(const nlohmann::json& j);
 };
 
+// The part of a prediction record (predictions*.jsonl) that describes the case, whoever scored it:
+// user, candidates and their titles, target and its title, history and its titles (item ids as in the
+// dataset's own files), case index, split, the noise applied (eval.noise, when any) and `source`.
+nlohmann::json case_record(const data::Dataset& ds, data::Split split, int64_t index, const data::CandidateSet& cs,
+                           const std::string& source);
+
 // Accumulates per-case outcomes; finalize() divides by the number of cases. Candidate metrics
 // (HR@1, ValidRatio) and full-ranking metrics (HR@10, NDCG@10) are present only when cases of
 // that kind were added.

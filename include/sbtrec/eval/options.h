@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "sbtrec/common/config_io.h"
+#include "sbtrec/data/noise.h"
 #include "sbtrec/eval/registry.h"
 
 namespace sbtrec {
@@ -20,6 +21,7 @@ struct EvalOptions {
   int64_t max_cases = 0;                  // SBT-Rec: > 0 evaluates only the first this many cases of a split
   int64_t max_val_cases = 0;              // SBT-Rec: > 0 caps validation alone (0 = max_cases)
   bool token_reliance = false;            // SBT-Rec likelihood mode: re-score with the tokens moved (3x the cost)
+  data::NoiseOptions noise;               // sbtrec-eval, sbtrec-data export: items injected into the histories
 };
 
 inline void visit_fields(EvalOptions& o, config::Visitor& v) {
@@ -39,6 +41,9 @@ inline void visit_fields(EvalOptions& o, config::Visitor& v) {
   v.field("token_reliance", o.token_reliance,
           "SBT-Rec, likelihood mode: also score each case with the candidates' tokens rotated by one candidate and with "
           "every token replaced by their mean, and report how far the target's rank moves (3x the evaluation cost)");
+  v.section("noise", o.noise,
+            "sbtrec-eval and sbtrec-data export: items injected into each evaluated history after the candidates are "
+            "drawn (RQ5; data/noise.h); sbtrec-train refuses it");
 }
 
 }  // namespace sbtrec

@@ -14,6 +14,8 @@
 //   passes:                      # evaluations of every trained run
 //     - {split: test, evaluator: likelihood}
 //     - {split: test, evaluator: generation}
+//     - {split: test, evaluator: generation, noise: {kind: off_genre, count: 1, position: end}}
+//                                # eval.noise (data/noise.h): the same cases with noisy histories
 //   prepare:                     # optional: done once per study, in DIR/prepared/, and given to every run
 //     data: {root: ../../../shared/data/ml-100k}   # or {synth: {titles: random}} (sbtrec-data synth), or
 //                                # {llara: DIR} (scripts/import_llara_data.py): data.root of every run
@@ -47,8 +49,12 @@ struct Variant {
 struct Pass {
   std::string split;      // val | test
   std::string evaluator;  // a registered evaluator (eval/registry.h)
-  std::string name() const { return split + "_" + evaluator; }
-  std::string predictions() const { return "predictions_" + split + "_" + evaluator + ".jsonl"; }
+  // eval.noise of this pass (data/noise.h): "kind=...", "count=...", "position=...", "seed=..." as
+  // given; empty = clean histories.
+  std::vector<std::string> noise;
+  // split_evaluator, then _noise_<kind>_<count>_<position>[_seed<k>] for a noisy pass.
+  std::string name() const;
+  std::string predictions() const { return "predictions_" + name() + ".jsonl"; }
 };
 
 // What `prepare:` asks for; kinds are empty when not asked.
