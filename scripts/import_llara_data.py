@@ -147,6 +147,39 @@ def assign_users(split: str, rows, next_uid: int) -> tuple[list[int], int]:
     return uids, next_uid + len(rows)
 
 
+def read_tag_genres(hetrec: str, titles: list[str], per_item: int) -> tuple[dict[int, list[str]], int]:
+    """Genres of LastFM items from HetRec 2011's tags: an artist's `per_item` most applied tags (by how
+    many (user, tag) assignments it got; ties to the lower tag id), the artist found by its name in
+    artists.dat (exact, else case-insensitive). Returns {item id: [tag, ...]} and the items matched."""
+    def rows(name, encoding):
+        path = os.path.join(hetrec, name)
+        if not os.path.isfile(path):
+            raise DataError(f"{path}: missing; --tags takes HetRec 2011's hetrec2011-lastfm-2k directory")
+        with open(path, encoding=encoding, newline="") as f:
+            lines = f.read().replace("\r\n", "\n").split("\n")
+        return [line.split("\t") for line in lines[1:] if line]
+    artists = {}
+    for r in rows("artists.dat", "utf-8"):
+        artists.setdefault(r[1], int(r[0]))
+    folded = {name.casefold(): i for name, i in artists.items()}
+    tag_names = {int(r[0]): r[1].replace("|", "/") for r in rows("tags.dat", "latin-1")}
+    counts: dict[int, dict[int, int]] = {}
+    for r in rows("user_taggedartists.dat", "ascii"):
+        a, t = int(r[1]), int(r[2])
+        counts.setdefault(a, {})
+        counts[a][t] = counts[a].get(t, 0) + 1
+    genres, matched = {}, 0
+    for item, title in enumerate(titles):
+        a = artists.get(title, folded.get(title.casefold()))
+        if a is None:
+            continue
+        matched += 1
+        top = sorted(counts.get(a, {}).items(), key=lambda kv: (-kv[1], kv[0]))[:per_item]
+        if top:
+            genres[item] = [tag_names[t] for t, _ in top if t in tag_names]
+    return genres, matched
+
+
 def format_rows(uids: Iterable[int], rows) -> str:
     return "".join(f"{u}\t{' '.join(map(str, h))}\t{t}\n" for u, (h, t) in zip(uids, rows))
 
@@ -157,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--src", required=True, help="dir with LLaRA's *.df files and id2name.txt")
     ap.add_argument("--out", required=True, help="output sbtrec dataset dir (created if missing)")
     ap.add_argument("--name", help="dataset name (default: basename of --src)")
+    ap.add_argument("--tags", help="LastFM: HetRec 2011's hetrec2011-lastfm-2k dir; writes genres.tsv, each artist's "
+                    "most applied tags as its genres (eval.noise.kind off_genre, genre purity)")
+    ap.add_argument("--tags-per-item", type=int, default=3, help="tags kept per artist (default 3)")
     args = ap.parse_args(argv)
 
     src = os.path.abspath(args.src)
@@ -173,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         for split, path in present:
             rows, warn = load_split(path, n_items, split)
             loaded.append((split, path, rows, warn))
+        genres, matched = read_tag_genres(args.tags, titles, args.tags_per_item) if args.tags else ({}, 0)
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -203,6 +240,11 @@ def main(argv: list[str] | None = None) -> int:
         if warn["empty_history_len1_quirk"]:
             print(f"  note: {warn['empty_history_len1_quirk']} rows with empty history store "
                   f"len_seq=1 (known LLaRA quirk)")
+    if args.tags:
+        atomic_write_text(os.path.join(args.out, "genres.tsv"),
+                          "".join(f"{i}\t{'|'.join(g)}\n" for i, g in sorted(genres.items())))
+        print(f"genres.tsv: {len(genres)} of {n_items} items have tags ({matched} artists found in "
+              f"{os.path.join(args.tags, 'artists.dat')})")
     meta = {"format": "sbtrec-dataset", "version": 1, "name": name, "num_items": n_items,
             "source": src, "splits": splits_meta}
     atomic_write_text(os.path.join(args.out, "dataset.json"), json.dumps(meta, indent=2) + "\n")

@@ -105,7 +105,9 @@ std::vector<std::string> prepare(const study::Study& s, const std::string& out, 
     });
   if (p.data_kind == "llara")
     prepare_step("data: LLaRA's splits imported", root, dry_run, [&](const std::string& tmp) {
-      return std::vector<std::string>{python(), script("import_llara_data.py"), "--src", p.data_path, "--out", tmp};
+      std::vector<std::string> cmd = {python(), script("import_llara_data.py"), "--src", p.data_path, "--out", tmp};
+      if (!p.data_tags.empty()) cmd.insert(cmd.end(), {"--tags", p.data_tags});
+      return cmd;
     });
   if (p.encoder_kind == "import")
     prepare_step("encoder: LLaRA's checkpoint imported", encoder, dry_run, [&](const std::string& tmp) {

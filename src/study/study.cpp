@@ -80,9 +80,15 @@ Prepare read_prepare(const Reader& r, const YAML::Node& n) {
   r.only_keys(n, "prepare", {"data", "encoder"});
   Prepare p;
   if (const auto d = n["data"]) {
-    r.only_keys(d, "prepare.data", {"root", "synth", "llara"});
-    if (d.size() != 1) r.fail(d, "prepare.data", "must name one of root, synth, llara");
-    p.data_kind = d.begin()->first.as<std::string>();
+    r.only_keys(d, "prepare.data", {"root", "synth", "llara", "tags"});
+    int kinds = 0;
+    for (const char* k : {"root", "synth", "llara"})
+      if (d[k]) ++kinds, p.data_kind = k;
+    if (kinds != 1) r.fail(d, "prepare.data", "must name one of root, synth, llara");
+    if (d["tags"]) {
+      if (p.data_kind != "llara") r.fail(d["tags"], "prepare.data.tags", "only with llara: (LastFM's HetRec tags as genres)");
+      p.data_tags = r.path(d["tags"], "prepare.data.tags");
+    }
     if (p.data_kind == "synth") {
       const auto a = d["synth"];
       if (!a.IsMap()) r.fail(a, "prepare.data.synth", "must be a mapping of sbtrec-data synth's options, e.g. {titles: random}");

@@ -152,6 +152,22 @@ TEST(Noise, GenresOfMovieLensAndOfTheSbtrecFormat) {
   EXPECT_EQ(ds.item_genres, (std::vector<std::vector<int>>{{0, 1}, {}, {1}}));
   EXPECT_EQ(data::dominant_genres(ds, {0, 2}), (std::vector<int>{1, 0}));
 
+  // LastFM: LLaRA's splits imported with HetRec's tags as genres.
+  if (std::filesystem::exists(test::shared("data/llara/lastfm/id2name.txt")) &&
+      std::filesystem::exists(test::shared("data/hetrec2011-lastfm-2k/tags.dat"))) {
+    const auto r = test::run(std::string(SBTREC_PYTHON) + " " + test::source("scripts/import_llara_data.py") + " --src " +
+                             test::shared("data/llara/lastfm") + " --out " + (dir / "lastfm") + " --tags " +
+                             test::shared("data/hetrec2011-lastfm-2k"));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    DataOptions l;
+    l.format = DataFormat::kSbtrec;
+    l.root = dir / "lastfm";
+    const auto lastfm = data::load_dataset(l);
+    EXPECT_EQ(lastfm.titles[3], "Fleetwood Mac");
+    std::vector<std::string> g;
+    for (int x : lastfm.item_genres[3]) g.push_back(lastfm.genre_names[(size_t)x]);
+    EXPECT_EQ(g, (std::vector<std::string>{"classic rock", "70s", "rock"}));
+  }
   if (!std::filesystem::exists(test::shared("data/ml-100k/u.item"))) GTEST_SKIP() << "missing " << test::shared("data/ml-100k");
   DataOptions m;
   m.root = test::shared("data/ml-100k");

@@ -148,6 +148,8 @@ TEST(Study, PrepareGivesEveryRunItsDataAndEncoder) {
   EXPECT_TRUE(has(m, "prepare.encoder.set: only with train:")) << m;
   m = refusal(dir, std::string(kStudy) + "prepare:\n  data: {synth: {out: x}}\n");
   EXPECT_TRUE(has(m, "prepare.data.synth.out: the study chooses the output")) << m;
+  m = refusal(dir, std::string(kStudy) + "prepare:\n  data: {root: ../../data, tags: ../../data}\n");
+  EXPECT_TRUE(has(m, "prepare.data.tags: only with llara:")) << m;
   m = refusal(dir, std::string(kStudy) + "prepare:\n  hdsd: {}\n");
   EXPECT_TRUE(has(m, "prepare.hdsd: unknown key")) << m;
 }

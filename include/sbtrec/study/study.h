@@ -18,7 +18,8 @@
 //                                # eval.noise (data/noise.h): the same cases with noisy histories
 //   prepare:                     # optional: done once per study, in DIR/prepared/, and given to every run
 //     data: {root: ../../../shared/data/ml-100k}   # or {synth: {titles: random}} (sbtrec-data synth), or
-//                                # {llara: DIR} (scripts/import_llara_data.py): data.root of every run
+//                                # {llara: DIR, tags: HETREC_DIR} (scripts/import_llara_data.py, tags as
+//                                # genres): data.root of every run
 //     encoder: {import: ../../../shared/models/llara-rec-models/movielens.pt}   # LLaRA's SASRec
 //                                # (scripts/import_llara_checkpoint.py), or {train: CONFIG, set: {...}}
 //                                # (sbtrec-train), or {checkpoint: DIR}: encoder.checkpoint of every run
@@ -61,6 +62,7 @@ struct Pass {
 struct Prepare {
   std::string data_kind;                  // root | synth | llara
   std::string data_path;                  // root, llara: the source directory (absolute)
+  std::string data_tags;                  // llara: HetRec 2011's LastFM directory (genres.tsv from its tags)
   std::vector<std::string> synth_args;    // synth: sbtrec-data synth's options, e.g. --titles random
   std::string encoder_kind;               // checkpoint | import | train
   std::string encoder_path;               // the directory, the LLaRA .pt file or the encoder config (absolute)
