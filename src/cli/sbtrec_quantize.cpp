@@ -39,6 +39,21 @@ void print_shared_titles(const nlohmann::json& items) {
   }
 }
 
+// Genre purity per level against its shuffled baseline (quantizer/genre_purity.h).
+void print_purity(const nlohmann::json& p) {
+  auto line = [](const std::string& what, const nlohmann::json& x) {
+    std::cout << fmt::format("    {:<22} {:.3f} (shuffled {:.3f} +- {:.3f}; {} members, {} codes)\n", what,
+                             x["purity"].get<double>(), x["shuffled"].get<double>(), x["shuffled_sd"].get<double>(),
+                             x["members"].get<int64_t>(), x["codes"].get<int64_t>());
+  };
+  std::cout << "  genre purity (share of a code's members carrying its most common genre):\n";
+  for (const char* kind : {"items", "user"}) {
+    if (!p.contains(kind)) continue;
+    for (const auto& l : p[kind]["levels"]) line(std::string(kind) + " level " + std::to_string(l["level"].get<int>()), l);
+    if (p[kind].contains("tuple")) line(std::string(kind) + " full tuple", p[kind]["tuple"]);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -79,6 +94,8 @@ int main(int argc, char** argv) {
       print_shared_titles(fit.stats["items"]);
     }
     if (fit.stats.contains("user")) print_kind("user (training histories)", fit.stats["user"]);
+    if (fit.stats.contains("genre_purity")) print_purity(fit.stats["genre_purity"]);
+    else std::cout << "  genre purity: unmeasured (" << ds.name << " has no item genres)\n";
     std::cout << "wrote " << out << "/{codebooks.safetensors, codes.safetensors, stats.json, config.yaml}\n";
     return 0;
   });

@@ -11,6 +11,7 @@
 #include "sbtrec/common/fs.h"
 #include "sbtrec/common/safetensors.h"
 #include "sbtrec/data/batch.h"
+#include "sbtrec/quantizer/genre_purity.h"
 
 namespace sbtrec::quantizer {
 namespace {
@@ -128,6 +129,8 @@ HdsdFit fit_hdsd(const QuantizerOptions& options, uint64_t seed, encoder::Encode
     fit.stats["user"]["samples"] = "train";
     fit.train_user_codes = q.encode(users);  // [S, L]
   }
+  const auto purity = genre_purity_stats(ds, fit.item_codes, fit.train_user_codes, seed);
+  if (!purity.is_null()) fit.stats["genre_purity"] = purity;
   return fit;
 }
 

@@ -70,6 +70,19 @@ TEST(QuantizeE2E, MovieLensWithLLaRASASRec) {
   EXPECT_EQ(stats["user"]["quantizer"]["vectors"], 66127);
   for (const auto& g : stats["items"]["shared_tuples"]) EXPECT_EQ(g["items"].size(), g["titles"].size());
   EXPECT_NE(test::read_text(dir / "q/config.yaml").find("kmeans_iterations: 5"), std::string::npos);
+  // Genre purity (MovieLens's u.item genres): per level and for the full tuple of the item codes, per
+  // level of the user codes, each beside its shuffled baseline.
+  const auto& gp = stats["genre_purity"];
+  ASSERT_EQ(gp["items"]["levels"].size(), 3u) << gp.dump();
+  ASSERT_EQ(gp["user"]["levels"].size(), 3u);
+  EXPECT_EQ(gp["items"]["tuple"]["members"], 1682);
+  for (const char* kind : {"items", "user"})
+    for (const auto& l : gp[kind]["levels"]) {
+      EXPECT_GT(l["purity"].get<double>(), 0) << kind;
+      EXPECT_LE(l["purity"].get<double>(), 1) << kind;
+      EXPECT_GT(l["shuffled"].get<double>(), 0) << kind;
+    }
+  EXPECT_NE(r.output.find("genre purity"), std::string::npos) << r.output;
 
   // A used --out is refused (files untouched) unless --overwrite; --set reaches the quantizer.
   r = test::run(quantize_cmd() + " --encoder " + (dir / "ckpt") + " --out " + (dir / "q"));

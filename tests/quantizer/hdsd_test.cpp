@@ -6,6 +6,7 @@
 #include "sbtrec/common/error.h"
 #include "sbtrec/common/safetensors.h"
 #include "sbtrec/data/batch.h"
+#include "sbtrec/quantizer/genre_purity.h"
 #include "sbtrec/quantizer/hdsd.h"
 #include "sbtrec/config/config.h"
 
@@ -190,4 +191,29 @@ TEST(Hdsd, ConfigSectionReadsAndChecksTheQuantizerKeys) {
           << e.what();
     }
   }
+}
+
+// Genre purity (quantizer/genre_purity.h): codes that follow the genres are pure (1) and far above
+// their shuffled baseline; codes drawn at random sit at it; members without genres are left out; the
+// baseline repeats for a seed.
+TEST(GenrePurity, PureCodesBeatTheirShuffledBaseline) {
+  std::vector<int64_t> codes;
+  std::vector<std::vector<int>> genres;
+  for (int i = 0; i < 600; ++i) {
+    codes.push_back(i % 6);
+    genres.push_back({i % 6, 6 + i % 2});  // genre i % 6 follows the code; 6 / 7 do not
+  }
+  genres.push_back({});  // no genres: left out
+  codes.push_back(5);
+  const auto p = quantizer::genre_purity(codes, genres, 20, 3);
+  EXPECT_DOUBLE_EQ(p.purity, 1.0);
+  EXPECT_EQ(p.members, 600);
+  EXPECT_EQ(p.groups, 6);
+  EXPECT_LT(p.shuffled_mean, 0.65);  // genre 6 or 7 covers about half of any code
+  EXPECT_GT(p.shuffled_mean, 0.45);
+  EXPECT_GT(p.shuffled_sd, 0.0);
+  const auto again = quantizer::genre_purity(codes, genres, 20, 3);
+  EXPECT_EQ(again.shuffled_mean, p.shuffled_mean);
+  // Hand-computed: codes {0: genres a, a, b}, {1: b} -> (2 + 1) / 4.
+  EXPECT_DOUBLE_EQ(quantizer::genre_purity({0, 0, 0, 1}, {{0}, {0}, {1}, {1}}, 0, 1).purity, 0.75);
 }

@@ -59,6 +59,8 @@ enum class Purpose : uint64_t {
   // data/noise.h: the items injected into evaluation histories (eval.noise), under eval.noise.seed.
   kNoiseVal = 0xd001,
   kNoiseTest = 0xd002,
+  // quantizer/genre_purity.h: the shuffled baseline of genre purity, under the k-means seed.
+  kPurityShuffle = 0xd101,
   // train/: under the run's seed.
   kEpochOrder = 0x5b01,       // the SBT-Rec trainer's sample order of an epoch
   kEpochCandidates = 0x5b02,  // the seed of an epoch's training candidate sets
@@ -74,7 +76,7 @@ inline constexpr Purpose kAllPurposes[] = {
     Purpose::kCandidatesTrain, Purpose::kCandidatesVal,    Purpose::kCandidatesTest, Purpose::kEpochOrder,
     Purpose::kEpochCandidates, Purpose::kStepDropout,      Purpose::kCurriculum,     Purpose::kShuffle,
     Purpose::kRankDraws,       Purpose::kTrainingTemplates, Purpose::kEvaluationTemplates, Purpose::kNoiseVal,
-    Purpose::kNoiseTest};
+    Purpose::kNoiseTest, Purpose::kPurityShuffle};
 
 // The key of the stream that serves `counter` (an epoch, a step, a sample index) for `purpose` under
 // `seed`: every seeded draw of the project is keyed this way, so each is a pure function of (seed,
