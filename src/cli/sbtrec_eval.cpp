@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "cli_common.h"
+#include "sbtrec/common/safetensors.h"
 #include "sbtrec/data/candidates.h"
 #include "sbtrec/data/dataset.h"
 #include "sbtrec/common/fs.h"
@@ -66,6 +67,10 @@ int main(int argc, char** argv) {
                  "SBT-Rec: instead of evaluating, write to this JSON file where the answer's first token attends, per "
                  "layer: the target's candidate slot, the other candidates' slots, the user and history slots");
   app.add_option("--attention-cases", attention_cases, "cases analysed with --attention")->check(CLI::PositiveNumber);
+  std::string tokens;
+  app.add_option("--tokens", tokens,
+                 "SBT-Rec: instead of evaluating, write to this safetensors file every item's aligned behavioural token "
+                 "and its title's mean input embedding (and the split's user tokens), for scripts/modality_gap.py");
   SBTREC_PARSE(app, argc, argv);
   return cli::guarded_main([&]() {
     Config cfg;
@@ -83,6 +88,14 @@ int main(int argc, char** argv) {
       const std::string dir = resolve_checkpoint_dir(checkpoint, "sbtrec.safetensors");
       auto session = train::build_sbtrec(cfg, ds, /*fit_codebooks=*/false);
       train::load_sbtrec_checkpoint(dir, session, other_inputs);
+      if (!tokens.empty()) {
+        const auto t = eval::behaviour_tokens(session, s);
+        safetensors::save(tokens, t, {{"format", "sbtrec-behaviour-tokens"}, {"checkpoint", dir}, {"split", split},
+                                      {"aligner", config::choice_name(aligner::aligner_types(), cfg.aligner.type)}});
+        std::cout << "wrote " << tokens << ": item_tokens, title_embeddings" << (t.count("user_tokens") ? ", user_tokens" : "")
+                  << " (" << t.at("item_tokens").size(0) << " x " << t.at("item_tokens").size(1) << ")\n";
+        return 0;
+      }
       if (!attention.empty()) {
         const auto a = eval::attention_on_slots(session, s, cands, attention_cases);
         atomic_write_string(attention, a.dump(2) + "\n");

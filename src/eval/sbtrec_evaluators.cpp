@@ -310,6 +310,28 @@ SbtRecEval evaluate_sbtrec(train::SbtRecSession& s, data::Split split, const std
   return out;
 }
 
+std::map<std::string, torch::Tensor> behaviour_tokens(train::SbtRecSession& s, data::Split split) {
+  torch::NoGradGuard no_grad;
+  s.model->eval();
+  const auto device = s.model->item_vectors.device();
+  const int64_t N = s.ds->num_items;
+  std::vector<torch::Tensor> tokens, titles;
+  const auto& table = s.model->llm->model->embed_tokens->weight;  // [V, E]
+  for (int64_t b = 0; b < N; b += 256) {
+    const auto items = torch::arange(b, std::min(N, b + 256), torch::TensorOptions().dtype(torch::kInt64).device(device));
+    tokens.push_back(s.model->item_embeddings(items).to(torch::kFloat32).cpu());  // [b, E]
+  }
+  for (int64_t i = 0; i < N; ++i) {
+    const auto ids = s.tokenizer->encode(s.ds->titles[(size_t)i], /*add_special_tokens=*/false);
+    if (ids.empty()) throw EvalError("item " + std::to_string(i) + ": its title has no tokens");
+    titles.push_back(table.index_select(0, torch::tensor(ids, torch::kInt64).to(table.device())).to(torch::kFloat32).mean(0).cpu());
+  }
+  std::map<std::string, torch::Tensor> out = {{"item_tokens", torch::cat(tokens)}, {"title_embeddings", torch::stack(titles)}};
+  const auto& users = s.user_vectors[(size_t)data::split_code(split)];
+  if (s.user_token && users.defined()) out["user_tokens"] = s.model->user_embeddings(users.to(device)).to(torch::kFloat32).cpu();
+  return out;
+}
+
 nlohmann::json attention_on_slots(train::SbtRecSession& s, data::Split split, const std::vector<data::CandidateSet>& candidates,
                                   int64_t max_cases) {
   if (!s.cfg.prompt.hybrid) throw ConfigError("attention on slots: prompt.hybrid is false, the prompts have no slots");

@@ -175,6 +175,21 @@ TEST(SbtRecE2E, TrainEvaluateAndRescoreOnMovieLens) {
     EXPECT_EQ(p["named"][0], p["candidates"][best]);
     for (double x : sc) EXPECT_LT(x, 0.0);  // log-likelihoods
   }
+
+  // --tokens (scripts/modality_gap.py's input): every item's aligned token, each title's mean input
+  // embedding and the split's user tokens, [N, E] / [S, E] float32, and no evaluation.
+  r = test::run(test::bin("sbtrec-eval") + " --config " + run + "/config.yaml --checkpoint " + run + " --tokens " +
+                (dir / "tokens.safetensors"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto tok = safetensors::load(dir / "tokens.safetensors");
+  ASSERT_TRUE(tok.count("item_tokens") && tok.count("title_embeddings") && tok.count("user_tokens"));
+  EXPECT_EQ(tok["item_tokens"].size(0), 1682);
+  EXPECT_EQ(tok["item_tokens"].sizes(), tok["title_embeddings"].sizes());
+  EXPECT_EQ(tok["user_tokens"].size(0), 95);
+  EXPECT_EQ(tok["item_tokens"].scalar_type(), torch::kFloat32);
+  EXPECT_TRUE(torch::isfinite(tok["item_tokens"]).all().item<bool>());
+  EXPECT_FALSE(std::filesystem::exists(run + "/predictions_test_generation.jsonl") &&
+               r.output.find("HR@1") != std::string::npos);
 }
 
 TEST(SbtRecE2E, ResumeAfterStopEqualsUninterruptedRunBitForBit) {

@@ -299,3 +299,55 @@ print("ok")
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("ok"), std::string::npos) << r.output;
 }
+
+// scripts/modality_gap.py (Fig. 3 and the gap numbers): on tokens that sit on their titles the sets mix
+// and each token finds its own title; on tokens shifted off them the sets separate; every number equals
+// a brute-force numpy recomputation, and the figure is a PNG.
+TEST(ModalityGap, NumbersEqualBruteForceAndSeparatedSetsDoNotMix) {
+  SBTREC_REQUIRE_PYTHON();
+  test::TempDir dir;
+  const auto r = test::run_python(dir, R"PY(
+import json, os, subprocess, sys
+import numpy as np
+from safetensors.numpy import save_file
+d, script = sys.argv[1], sys.argv[2]
+rng = np.random.default_rng(3)
+titles = rng.normal(size=(300, 16)).astype(np.float32)
+near = titles + 0.05 * rng.normal(size=titles.shape).astype(np.float32)
+far = rng.normal(size=titles.shape).astype(np.float32) * 0.2 + 3.0
+os.makedirs(d, exist_ok=True)
+save_file({"item_tokens": near, "title_embeddings": titles}, os.path.join(d, "mlp.safetensors"))
+save_file({"item_tokens": far, "title_embeddings": titles}, os.path.join(d, "linear.safetensors"))
+out = subprocess.run([sys.executable, script, "--run", "mlp=" + os.path.join(d, "mlp.safetensors"),
+                      "--run", "linear=" + os.path.join(d, "linear.safetensors"), "--out", os.path.join(d, "o"),
+                      "--items", "200", "--k", "5"], capture_output=True, text=True)
+assert out.returncode == 0, out.stderr
+res = json.load(open(os.path.join(d, "o", "modality_gap.json")))
+sel = np.sort(np.random.default_rng(0).choice(300, size=200, replace=False))
+def unit(x):
+    x = x.astype(np.float64)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+for name, tok in (("mlp", near), ("linear", far)):
+    x, y = unit(tok[sel]), unit(titles[sel])
+    both = np.concatenate([x, y])
+    dist = 1 - both @ both.T
+    np.fill_diagonal(dist, np.inf)
+    nbr = np.argsort(dist, axis=1)[:, :5]
+    side = np.repeat([0, 1], 200)
+    cross = (side[nbr] != side[:, None]).mean()
+    r = res["runs"][name]
+    assert abs(r["knn_mixing"] - cross / (200 / 399)) < 1e-12, (name, r, cross)
+    assert abs(r["centroid_gap"] - np.linalg.norm(x.mean(0) - y.mean(0))) < 1e-9
+    assert abs(r["own_title_cosine"] - np.mean(np.sum(x * y, 1))) < 1e-9
+    assert r["own_title_hr@1"] == np.mean((x @ y.T).argmax(1) == np.arange(200))
+assert res["runs"]["mlp"]["knn_mixing"] > 0.5 and res["runs"]["mlp"]["own_title_hr@1"] > 0.95, res
+assert res["runs"]["linear"]["knn_mixing"] < 0.05 and res["runs"]["linear"]["centroid_gap"] > 0.5, res
+assert open(os.path.join(d, "o", "fig3_tsne.png"), "rb").read(4) == b"\x89PNG"
+bad = subprocess.run([sys.executable, script, "--run", "x=" + os.path.join(d, "nowhere.safetensors"), "--out", d],
+                     capture_output=True, text=True)
+assert bad.returncode != 0 and "nowhere.safetensors does not exist" in bad.stderr, bad.stderr
+print("ok")
+)PY", "'" + (dir / "w") + "' " + test::source("scripts/modality_gap.py"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("ok"), std::string::npos) << r.output;
+}

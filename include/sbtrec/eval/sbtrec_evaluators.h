@@ -89,6 +89,12 @@ std::vector<double> score_candidates(train::SbtRecSession& s, const prompt::Prom
 nlohmann::json attention_on_slots(train::SbtRecSession& s, data::Split split, const std::vector<data::CandidateSet>& candidates,
                                   int64_t max_cases);
 
+// The two sets whose gap the modality-gap analysis measures (scripts/modality_gap.py, issue 23 Fig. 3):
+// "item_tokens" [N, E] the aligned behavioural token of every item (MBSR of its codes through the
+// aligner, as a prompt slot reads it), "title_embeddings" [N, E] the mean of the LLM's input embeddings
+// of its title's tokens, and with a user token "user_tokens" [S, E] those of the split's cases; float32.
+std::map<std::string, torch::Tensor> behaviour_tokens(train::SbtRecSession& s, data::Split split);
+
 // predictions.jsonl: one object per case with user, candidates, candidate_titles, target,
 // target_title, output, named, valid, hit (and scores in likelihood mode), split, mode and source (the
 // program that wrote it); written atomically. Item ids (candidates, target, named, history) are the
