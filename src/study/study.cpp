@@ -238,11 +238,14 @@ std::vector<PlannedRun> plan_runs(const Study& study, const std::string& out, co
   std::vector<PlannedRun> runs;
   for (const auto& v : study.variants) {
     if (!only.empty() && v.name != only) continue;
+    const bool encoder_run = load_config(v.base, v.sets).recipe == "encoder";
     for (const auto k : study.seeds) {
       PlannedRun r{v.name, k, (fs::absolute(out) / v.name / ("seed" + std::to_string(k))).lexically_normal().string(),
                    v.base, {}};
       if (const auto root = prepared_data_root(study, out); !root.empty()) r.sets.push_back("data.root=" + root);
-      if (const auto enc = prepared_encoder(study, out); !enc.empty()) r.sets.push_back("encoder.checkpoint=" + enc);
+      // The prepared encoder is what an SBT-Rec run reads; an encoder run (a baseline row) trains its own.
+      if (const auto enc = prepared_encoder(study, out); !enc.empty() && !encoder_run)
+        r.sets.push_back("encoder.checkpoint=" + enc);
       r.sets.insert(r.sets.end(), v.sets.begin(), v.sets.end());
       r.sets.push_back("seed=" + std::to_string(k));
       r.sets.push_back("output_dir=" + r.dir);

@@ -129,6 +129,16 @@ TEST(Study, PrepareGivesEveryRunItsDataAndEncoder) {
   EXPECT_EQ(runs[0].sets[0], "data.root=" + data);
   EXPECT_EQ(runs[0].sets[1], "encoder.checkpoint=" + out + "/prepared/encoder");
   EXPECT_EQ(runs[0].sets[2], "train.max_steps=5");
+  // An encoder variant (a baseline row) gets the data but trains its own encoder.
+  test::write_text(dir / "enc.yaml", "recipe: encoder\n");
+  std::string with_encoder = std::string(kStudy) + "prepare:\n  data: {root: ../../data}\n  encoder: {import: ../../llara.pt}\n";
+  with_encoder.replace(with_encoder.find("  - name: sbtrec\n"), 17, "  - name: sbtrec\n  - {name: sasrec, base: ../../enc.yaml}\n");
+  const auto e = study::plan_runs(study::load_study(write_study(dir, with_encoder)), out);
+  ASSERT_EQ(e.size(), 6u);
+  EXPECT_EQ(e[2].variant, "sasrec");
+  EXPECT_EQ(e[2].sets[0], "data.root=" + data);
+  for (const auto& kv : e[2].sets) EXPECT_EQ(kv.rfind("encoder.checkpoint=", 0), std::string::npos) << kv;
+  EXPECT_EQ(e[0].sets[1], "encoder.checkpoint=" + out + "/prepared/encoder");
 
   const auto t = study::load_study(write_study(dir, std::string(kStudy) +
                                                         "prepare:\n"
