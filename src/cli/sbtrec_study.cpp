@@ -1,10 +1,12 @@
 // sbtrec-study: a study's variants x seeds as ordinary runs (study/study.h), then its report.
 //   sbtrec-study run STUDY.yaml --out DIR [--only VARIANT] [--dry-run]
 //   sbtrec-study report DIR
+//   sbtrec-study cases DIR [--seed K] [--max N]
 // `run` trains each variant x seed with sbtrec-train into DIR/<variant>/seed<k>/ and evaluates it with
 // sbtrec-eval for each pass. Finished runs and passes are skipped; an interrupted run (state/ saved,
 // e.g. after --stop-after or a kill) continues exactly with sbtrec-train --resume. `report` runs
-// scripts/study_report.py (scipy) on DIR: results.md, results.csv, results.json.
+// scripts/study_report.py (scipy) on DIR: results.md, results.csv, results.json, figures/; `cases` runs
+// scripts/study_cases.py: cases.md, cases.json (the paper's Table 2 from the runs' outputs).
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -258,6 +260,12 @@ int run_study(const std::string& file, const std::string& out, const std::string
 
 int report(const std::string& dir) { return spawn({python(), script("study_report.py"), dir}); }
 
+int cases(const std::string& dir, int seed, int max) {
+  std::vector<std::string> cmd = {python(), script("study_cases.py"), dir, "--max", std::to_string(max)};
+  if (seed >= 0) cmd.insert(cmd.end(), {"--seed", std::to_string(seed)});
+  return spawn(cmd);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -276,6 +284,15 @@ int main(int argc, char** argv) {
                   "are N)")->check(CLI::PositiveNumber);
   auto* rep = app.add_subcommand("report", "Write DIR/results.md, results.csv and results.json (scipy)");
   rep->add_option("dir", dir, "The study directory")->required();
+  int seed = -1, max_cases = 10;
+  auto* cas = app.add_subcommand("cases", "Write DIR/cases.md and cases.json: the test cases where the variants "
+                                 "disagree, clean and noisy, with history titles, genres, outputs and the target");
+  cas->add_option("dir", dir, "The study directory")->required();
+  cas->add_option("--seed", seed, "The seed whose runs are shown (default: the study's first)");
+  cas->add_option("--max", max_cases, "Cases shown per pass")->check(CLI::PositiveNumber);
   SBTREC_PARSE(app, argc, argv);
-  return cli::guarded_main([&]() { return run->parsed() ? run_study(file, out, only, dry_run, jobs) : report(dir); });
+  return cli::guarded_main([&]() {
+    if (run->parsed()) return run_study(file, out, only, dry_run, jobs);
+    return cas->parsed() ? cases(dir, seed, max_cases) : report(dir);
+  });
 }

@@ -95,6 +95,9 @@ TEST(StudyE2E, RunsVariantsBySeedsResumesSkipsAndReports) {
   const auto& t = res["passes"]["test_likelihood"]["variants"]["text_only"];
   EXPECT_EQ(t["seeds"], (nlohmann::json{1, 2}));
   EXPECT_EQ(t["vs_reference"]["mcnemar_hr@1"]["cases"], 6);
+  r = test::run(test::bin("sbtrec-study") + " cases " + out + " --max 2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(std::filesystem::exists(out + "/cases.md") && std::filesystem::exists(out + "/cases.json"));
   const auto& noisy = res["passes"]["test_likelihood_noise_random_2_end"];
   EXPECT_EQ(noisy["clean_pass"], "test_likelihood");
   EXPECT_EQ(noisy["variants"]["sbtrec"]["vs_clean"]["mcnemar"]["cases"], 6);

@@ -351,3 +351,64 @@ print("ok")
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("ok"), std::string::npos) << r.output;
 }
+
+// scripts/study_cases.py (`sbtrec-study cases DIR`, the paper's Table 2): only the cases where the
+// variants disagree, the reference-right ones first, history titles with the dataset's genres (u.item's
+// flags), the items a noisy pass injected marked, each variant's output, the target.
+TEST(StudyCases, ListsDisagreementsWithGenresAndInjectedItems) {
+  SBTREC_REQUIRE_PYTHON();
+  test::TempDir dir;
+  const auto r = test::run_python(dir, R"PY(
+import json, os, subprocess, sys
+d, script = sys.argv[1], sys.argv[2]
+data = os.path.join(d, "data")
+os.makedirs(data)
+flags = lambda gs: "|".join("1" if k in gs else "0" for k in range(19))
+with open(os.path.join(data, "u.item"), "w", encoding="latin-1") as f:
+    for i in range(1, 9):
+        f.write(f"{i}|Movie {i} (1999)|01-Jan-1999||http://x|{flags({15} if i < 5 else {3, 4})}\n")
+study = {"name": "t", "reference": "sbtrec", "variants": ["sbtrec", "llara"], "seeds": [1],
+         "passes": [{"name": "test_generation", "split": "test", "evaluator": "generation",
+                     "predictions": "predictions_test_generation.jsonl"},
+                    {"name": "test_generation_noise_off_genre_1_end", "split": "test", "evaluator": "generation",
+                     "predictions": "predictions_test_generation_noise_off_genre_1_end.jsonl",
+                     "noise": {"kind": "off_genre", "count": 1, "position": "end"}}]}
+json.dump(study, open(os.path.join(d, "study.json"), "w"))
+def rec(c, hist, hit, out):
+    return {"case": c, "history": hist, "history_titles": [f"Movie {h} (1999)" for h in hist], "target": 3,
+            "target_title": "Movie 3 (1999)", "hit": hit, "valid": True, "output": out}
+hits = {"sbtrec": [True, True, False, True], "llara": [True, False, True, False]}
+noisy_hits = {"sbtrec": [True, True, True, True], "llara": [False, False, True, False]}
+for v in study["variants"]:
+    run = os.path.join(d, v, "seed1")
+    os.makedirs(run)
+    open(os.path.join(run, "config.yaml"), "w").write(f"data:\n  format: grouplens\n  root: {data}\n")
+    with open(os.path.join(run, study["passes"][0]["predictions"]), "w") as f:
+        for c in range(4):
+            f.write(json.dumps(rec(c, [1, 2], hits[v][c], v + " says " + str(c))) + "\n")
+    with open(os.path.join(run, study["passes"][1]["predictions"]), "w") as f:
+        for c in range(4):
+            f.write(json.dumps(rec(c, [2, 7], noisy_hits[v][c], v + " noisy " + str(c))) + "\n")
+out = subprocess.run([sys.executable, script, d], capture_output=True, text=True)
+assert out.returncode == 0, out.stderr
+res = json.load(open(os.path.join(d, "cases.json")))
+clean = res["passes"]["test_generation"]
+assert clean["disagreements"] == 3 and clean["cases"] == 4, clean
+assert [c["case"] for c in clean["shown"]] == [1, 3, 2], clean["shown"]  # reference right first
+first = clean["shown"][0]
+assert first["history"][0]["genres"] == ["Sci-Fi"] and not first["history"][0]["injected"], first
+assert first["outputs"]["llara"] == {"output": "llara says 1", "hit": False}
+assert first["target"]["title"] == "Movie 3 (1999)"
+noisy = res["passes"]["test_generation_noise_off_genre_1_end"]
+assert noisy["disagreements"] == 3, noisy
+h = noisy["shown"][0]["history"]
+assert [x["injected"] for x in h] == [False, True] and h[1]["genres"] == ["Animation", "Children's"], h
+md = open(os.path.join(d, "cases.md")).read()
+assert "+Movie 7 (1999) [Animation, Children's]" in md and "✗ llara says 1" in md, md
+bad = subprocess.run([sys.executable, script, d, "--seed", "9"], capture_output=True, text=True)
+assert bad.returncode == 1 and "the study's seeds are [1]" in bad.stderr
+print("ok")
+)PY", "'" + (dir / "w") + "' " + test::source("scripts/study_cases.py"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("ok"), std::string::npos) << r.output;
+}
