@@ -1,5 +1,5 @@
 // sbtrec-study: a study's variants x seeds as ordinary runs (study/study.h), then its report.
-//   sbtrec-study run STUDY.yaml --out DIR [--only VARIANT] [--dry-run]
+//   sbtrec-study run STUDY.yaml --out DIR [--only VARIANT] [--seed K] [--jobs N] [--dry-run]
 //   sbtrec-study report DIR
 //   sbtrec-study cases DIR [--seed K] [--max N]
 // `run` trains each variant x seed with sbtrec-train into DIR/<variant>/seed<k>/ and evaluates it with
@@ -164,17 +164,24 @@ std::vector<double> finished_seconds(const std::vector<study::PlannedRun>& runs)
   return out;
 }
 
-int run_study(const std::string& file, const std::string& out, const std::string& only, bool dry_run, int jobs) {
+int run_study(const std::string& file, const std::string& out, const std::string& only, int64_t seed, bool dry_run,
+              int jobs) {
   const auto s = study::load_study(file);
-  const auto runs = study::plan_runs(s, out, only);
+  auto runs = study::plan_runs(s, out, only);
+  if (seed >= 0) {  // --seed K: that seed's runs only (e.g. one seed of every variant first)
+    if (std::find(s.seeds.begin(), s.seeds.end(), (std::uint64_t)seed) == s.seeds.end())
+      throw ConfigError("--seed " + std::to_string(seed) + ": " + s.file + " has no such seed");
+    runs.erase(std::remove_if(runs.begin(), runs.end(), [&](const study::PlannedRun& r) { return r.seed != (std::uint64_t)seed; }),
+               runs.end());
+  }
   const auto took = finished_seconds(runs);
   double mean = 0;
   for (double t : took) mean += t / took.size();
   size_t todo = 0;
   for (const auto& r : runs) todo += study::run_status(r, s) != study::RunStatus::kDone;
+  const size_t seeds = seed >= 0 ? 1 : s.seeds.size();
   std::printf("study %s: %zu variants x %zu seeds = %zu runs (%zu to do), %zu passes each; reference %s\n",
-              s.name.c_str(), runs.size() / s.seeds.size(), s.seeds.size(), runs.size(), todo, s.passes.size(),
-              s.reference.c_str());
+              s.name.c_str(), runs.size() / seeds, seeds, runs.size(), todo, s.passes.size(), s.reference.c_str());
   const double lanes = (double)std::max<size_t>(1, std::min<size_t>((size_t)jobs, todo));
   std::printf("estimate: %s\n", took.empty() ? "none yet (no finished run to time)"
                                              : (format_duration(mean * todo / lanes) + " (" + std::to_string(todo) +
@@ -279,6 +286,8 @@ int main(int argc, char** argv) {
   run->add_option("study", file, "The study file")->required();
   run->add_option("--out", out, "The study directory")->required();
   run->add_option("--only", only, "Run this variant only");
+  int64_t run_seed = -1;
+  run->add_option("--seed", run_seed, "Run this seed's runs only (one of the study's seeds)");
   run->add_flag("--dry-run", dry_run, "List the runs, their state and an estimate of the time, and exit");
   run->add_option("--jobs", jobs, "Runs at once: each gets 1/N of this process's cores (and its own GPU where there "
                   "are N)")->check(CLI::PositiveNumber);
@@ -292,7 +301,7 @@ int main(int argc, char** argv) {
   cas->add_option("--max", max_cases, "Cases shown per pass")->check(CLI::PositiveNumber);
   SBTREC_PARSE(app, argc, argv);
   return cli::guarded_main([&]() {
-    if (run->parsed()) return run_study(file, out, only, dry_run, jobs);
+    if (run->parsed()) return run_study(file, out, only, run_seed, dry_run, jobs);
     return cas->parsed() ? cases(dir, seed, max_cases) : report(dir);
   });
 }

@@ -55,6 +55,13 @@ TEST(StudyE2E, RunsVariantsBySeedsResumesSkipsAndReports) {
   EXPECT_TRUE(std::regex_search(r.output, std::regex("interrupted +text_only/seed2"))) << r.output;
   EXPECT_TRUE(std::regex_search(r.output, std::regex("new +sbtrec/seed1"))) << r.output;
   EXPECT_FALSE(std::filesystem::exists(out + "/sbtrec")) << "a dry run writes nothing";
+  r = test::run(test::bin("sbtrec-study") + " run " + study + " --out " + out + " --dry-run --seed 2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("2 variants x 1 seeds = 2 runs (2 to do)"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("/seed1"), std::string::npos) << r.output;
+  r = test::run(test::bin("sbtrec-study") + " run " + study + " --out " + out + " --dry-run --seed 5");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("--seed 5: "), std::string::npos) << r.output;
 
   r = test::run(test::bin("sbtrec-study") + " run " + study + " --out " + out + " --jobs 2");  // two at once
   ASSERT_EQ(r.exit_code, 0) << r.output;
