@@ -23,6 +23,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from paired_stats import jsonl  # noqa: E402
+from study_report import common_cases  # noqa: E402
 from sbtrec_io import atomic_write_text  # noqa: E402
 
 ML_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
@@ -87,6 +88,7 @@ def table(study_dir, study, seed, max_cases):
                 records[v] = jsonl(path)
         if len(records) < 2:
             continue
+        records = common_cases(records)  # cases pair by their index where the records carry it
         n = min(len(r) for r in records.values())
         clean = None
         if "noise" in p:
@@ -95,6 +97,10 @@ def table(study_dir, study, seed, max_cases):
                     path = os.path.join(study_dir, ref if ref in records else next(iter(records)), f"seed{seed}",
                                         q["predictions"])
                     clean = jsonl(path) if os.path.exists(path) else None
+                    if clean is not None and all("case" in r for r in clean):
+                        by_case = {r["case"]: r for r in clean}
+                        first = next(iter(records.values()))
+                        clean = [by_case.get(r.get("case"), {"history": []}) for r in first]
                     break
         cases = []
         for i in range(n):

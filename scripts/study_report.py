@@ -37,6 +37,9 @@ The study directory holds study.json and one ordinary run directory per variant 
   VARIANT/seedK/FILE  the pass's per-case predictions (JSON lines: "hit" or "rank", optional "valid",
                       "target"), as sbtrec-train / sbtrec-eval write them.
   VARIANT/seedK/metrics.jsonl, config.yaml  training's records and the run's resolved config (figures).
+Where the records carry their case index ("case"), every run of a pass is restricted to the cases all
+of them hold (an encoder baseline ranks every test case, LLM runs may evaluate the first
+eval.max_cases), so figures and tests compare the same cases.
 A run without a pass's file is left out of that pass (listed under "missing"); runs without
 metrics.jsonl or config.yaml are left out of the figures that need them.
 
@@ -113,16 +116,28 @@ def holm(results, key):
             results[v][key]["p_holm"] = float(p)
 
 
+def common_cases(records):
+    """Restricts each run's records to the cases every run of the pass holds, in case order, when the
+    records carry their case index ("case"): an encoder baseline ranks every test case while LLM runs
+    may evaluate the first eval.max_cases; cases pair by index. Records without "case" stay as they are."""
+    if not records or not all("case" in r for recs in records.values() for r in recs):
+        return records
+    common = set.intersection(*({r["case"] for r in recs} for recs in records.values()))
+    return {key: sorted((r for r in recs if r["case"] in common), key=lambda r: r["case"])
+            for key, recs in records.items()}
+
+
 def load_runs(study_dir, study, p):
     """The per-case values of the pass's runs by (variant, seed), and the runs without its file."""
-    runs, missing = {}, []
+    records, missing = {}, []
     for v in study["variants"]:
         for k in study["seeds"]:
             path = os.path.join(study_dir, v, f"seed{k}", p["predictions"])
             if os.path.exists(path):
-                runs[(v, k)] = case_values(jsonl(path))
+                records[(v, k)] = jsonl(path)
             else:
                 missing.append(f"{v}/seed{k}")
+    runs = {key: case_values(recs) for key, recs in common_cases(records).items()}
     return runs, missing
 
 

@@ -5,8 +5,8 @@
 
 #include <algorithm>
 #include <condition_variable>
-#include <map>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -17,6 +17,7 @@
 #include "sbtrec/data/noise.h"
 #include "sbtrec/eval/registry.h"
 #include "sbtrec/quantizer/hdsd.h"
+#include "sbtrec/train/recipes.h"
 
 namespace sbtrec::study {
 namespace fs = std::filesystem;
@@ -166,6 +167,7 @@ Study load_study(const std::string& path) {
       if (y.name == x.name) r.fail(v["name"], "variants[].name", "'" + x.name + "' twice");
     x.base = v["base"] ? r.path(v["base"], "variants[" + x.name + "].base") : base;
     x.sets = common;
+    x.study_sets = common.size();
     for (const auto& kv : r.sets(v["set"], "variants[" + x.name + "].set")) x.sets.push_back(kv);
     s.variants.push_back(x);
   }
@@ -236,9 +238,26 @@ std::vector<PlannedRun> plan_runs(const Study& study, const std::string& out, co
                                     [&](const Variant& v) { return v.name == only; }))
     throw ConfigError("--only " + only + ": " + study.file + " has no such variant");
   std::vector<PlannedRun> runs;
+  std::set<std::string> read_by_some;  // the study's keys some variant's recipe reads
+  for (const auto& v : study.variants) {
+    const std::vector<std::string> own(v.sets.begin() + (ptrdiff_t)v.study_sets, v.sets.end());
+    const std::string recipe = load_config(v.base, own).recipe;
+    for (size_t i = 0; i < v.study_sets; ++i)
+      if (train::recipe_reads(recipe, v.sets[i].substr(0, v.sets[i].find('=')))) read_by_some.insert(v.sets[i]);
+  }
+  for (size_t i = 0; !study.variants.empty() && i < study.variants[0].study_sets; ++i)
+    if (!read_by_some.count(study.variants[0].sets[i]))
+      throw ConfigError(study.file + ": set: " + study.variants[0].sets[i].substr(0, study.variants[0].sets[i].find('=')) +
+                        " is read by none of the variants' recipes");
   for (const auto& v : study.variants) {
     if (!only.empty() && v.name != only) continue;
-    const bool encoder_run = load_config(v.base, v.sets).recipe == "encoder";
+    std::vector<std::string> sets;  // the study's keys this variant's recipe reads, then its own
+    const std::vector<std::string> own(v.sets.begin() + (ptrdiff_t)v.study_sets, v.sets.end());
+    const std::string recipe = load_config(v.base, own).recipe;
+    for (size_t i = 0; i < v.sets.size(); ++i)
+      if (i >= v.study_sets || train::recipe_reads(recipe, v.sets[i].substr(0, v.sets[i].find('='))))
+        sets.push_back(v.sets[i]);
+    const bool encoder_run = recipe == "encoder";
     for (const auto k : study.seeds) {
       PlannedRun r{v.name, k, (fs::absolute(out) / v.name / ("seed" + std::to_string(k))).lexically_normal().string(),
                    v.base, {}};
@@ -246,7 +265,7 @@ std::vector<PlannedRun> plan_runs(const Study& study, const std::string& out, co
       // The prepared encoder is what an SBT-Rec run reads; an encoder run (a baseline row) trains its own.
       if (const auto enc = prepared_encoder(study, out); !enc.empty() && !encoder_run)
         r.sets.push_back("encoder.checkpoint=" + enc);
-      r.sets.insert(r.sets.end(), v.sets.begin(), v.sets.end());
+      r.sets.insert(r.sets.end(), sets.begin(), sets.end());
       r.sets.push_back("seed=" + std::to_string(k));
       r.sets.push_back("output_dir=" + r.dir);
       runs.push_back(r);

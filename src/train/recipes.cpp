@@ -68,6 +68,8 @@ const RecipeSpec& recipe_spec(const std::string& name) {
   return it->second;
 }
 
+bool recipe_reads(const std::string& recipe, const std::string& key) { return reads(recipe_spec(recipe), key); }
+
 void check_keys_read(const Config& cfg) {
   const auto& spec = recipe_spec(cfg.recipe);
   for (const auto& key : non_default_keys(cfg)) {

@@ -34,6 +34,8 @@ TEST(StudyE2E, RunsVariantsBySeedsResumesSkipsAndReports) {
                           "variants:\n"
                           "  - name: sbtrec\n"
                           "  - {name: text_only, base: " + test::source("configs/movielens/ablations/sbtrec_smollm_text_only.yaml") + "}\n"
+                          // A baseline row: SASRec trained per seed; the study's LLM keys are not its.
+                          "  - {name: sasrec, base: " + test::source("configs/movielens/sasrec.yaml") + ", set: {train.epochs: 2}}\n"
                           "passes:\n"
                           "  - {split: test, evaluator: likelihood}\n"
                           "  - {split: test, evaluator: likelihood, noise: {kind: random, count: 2}}\n");
@@ -47,7 +49,7 @@ TEST(StudyE2E, RunsVariantsBySeedsResumesSkipsAndReports) {
 
   r = test::run(test::bin("sbtrec-study") + " run " + study + " --out " + out + " --dry-run");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("2 variants x 2 seeds = 4 runs (4 to do), 2 passes each; reference sbtrec"), std::string::npos)
+  EXPECT_NE(r.output.find("3 variants x 2 seeds = 6 runs (6 to do), 2 passes each; reference sbtrec"), std::string::npos)
       << r.output;
   // HDSD fitted once per seed for the runs still to start (text_only/seed2 has its codebooks already).
   EXPECT_TRUE(std::regex_search(r.output, std::regex("prepare HDSD fit: sbtrec/seed1 and 1 more +to do"))) << r.output;
@@ -57,7 +59,7 @@ TEST(StudyE2E, RunsVariantsBySeedsResumesSkipsAndReports) {
   EXPECT_FALSE(std::filesystem::exists(out + "/sbtrec")) << "a dry run writes nothing";
   r = test::run(test::bin("sbtrec-study") + " run " + study + " --out " + out + " --dry-run --seed 2");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("2 variants x 1 seeds = 2 runs (2 to do)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("3 variants x 1 seeds = 3 runs (3 to do)"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("/seed1"), std::string::npos) << r.output;
   r = test::run(test::bin("sbtrec-study") + " run " + study + " --out " + out + " --dry-run --seed 5");
   EXPECT_EQ(r.exit_code, 1);
@@ -65,7 +67,7 @@ TEST(StudyE2E, RunsVariantsBySeedsResumesSkipsAndReports) {
 
   r = test::run(test::bin("sbtrec-study") + " run " + study + " --out " + out + " --jobs 2");  // two at once
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("run 4 of 4: text_only/seed2 (interrupted)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("run 5 of 6: text_only/seed2 (interrupted)"), std::string::npos) << r.output;
   for (const char* v : {"sbtrec", "text_only"})
     for (const char* k : {"seed1", "seed2"}) {
       const std::string d = out + "/" + v + "/" + k;
@@ -78,6 +80,17 @@ TEST(StudyE2E, RunsVariantsBySeedsResumesSkipsAndReports) {
       EXPECT_EQ(test::read_text(d + "/predictions_test_likelihood.jsonl"), test::read_text(d + "/predictions.jsonl")) << d;
       EXPECT_EQ(nlohmann::json::parse(test::read_text(d + "/results.json"))["steps"], 2) << d;
     }
+  // The baseline row: its own SASRec per seed, its passes its ranking of every test case (the report
+  // pairs the cases all runs hold).
+  for (const char* k : {"seed1", "seed2"}) {
+    const std::string d = out + "/sasrec/" + k;
+    EXPECT_TRUE(std::filesystem::exists(d + "/checkpoint/model.safetensors")) << d;
+    const auto ranks = test::read_jsonl(d + "/predictions_test_likelihood.jsonl");
+    ASSERT_GE(ranks.size(), 3u) << d;
+    EXPECT_EQ(ranks[0]["mode"], "ranking");
+    EXPECT_EQ(ranks[0]["hit"], ranks[0]["rank"] == 0);
+    EXPECT_EQ(test::read_text(d + "/config.yaml").find("max_steps: 2\n"), std::string::npos) << "the LLM's keys are not its";
+  }
   // The prepared fits: one per seed, named in the runs' configs.
   size_t fits = 0;
   for (const auto& e : std::filesystem::directory_iterator(out + "/prepared"))
@@ -102,6 +115,8 @@ TEST(StudyE2E, RunsVariantsBySeedsResumesSkipsAndReports) {
   const auto& t = res["passes"]["test_likelihood"]["variants"]["text_only"];
   EXPECT_EQ(t["seeds"], (nlohmann::json{1, 2}));
   EXPECT_EQ(t["vs_reference"]["mcnemar_hr@1"]["cases"], 6);
+  EXPECT_EQ(res["passes"]["test_likelihood"]["variants"]["sasrec"]["vs_reference"]["mcnemar_hr@1"]["cases"], 6)
+      << "the encoder's extra cases are left out";
   r = test::run(test::bin("sbtrec-study") + " cases " + out + " --max 2");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(std::filesystem::exists(out + "/cases.md") && std::filesystem::exists(out + "/cases.json"));

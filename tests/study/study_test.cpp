@@ -139,6 +139,22 @@ TEST(Study, PrepareGivesEveryRunItsDataAndEncoder) {
   EXPECT_EQ(e[2].sets[0], "data.root=" + data);
   for (const auto& kv : e[2].sets) EXPECT_EQ(kv.rfind("encoder.checkpoint=", 0), std::string::npos) << kv;
   EXPECT_EQ(e[0].sets[1], "encoder.checkpoint=" + out + "/prepared/encoder");
+  // A study key goes to the variants whose recipe reads it; one that none reads is refused.
+  std::string mixed = with_encoder;
+  mixed.replace(mixed.find("train.max_steps: 5"), 18, "train.max_steps: 5, train.loss: ce");
+  const auto mr = study::plan_runs(study::load_study(write_study(dir, mixed)), out);
+  EXPECT_NE(std::find(mr[2].sets.begin(), mr[2].sets.end(), "train.loss=ce"), mr[2].sets.end()) << "sasrec reads it";
+  EXPECT_EQ(std::find(mr[2].sets.begin(), mr[2].sets.end(), "train.max_steps=5"), mr[2].sets.end()) << "not the LLM's";
+  EXPECT_EQ(std::find(mr[0].sets.begin(), mr[0].sets.end(), "train.loss=ce"), mr[0].sets.end()) << "not sft's";
+  std::string none = kStudy;
+  none.replace(none.find("train.max_steps: 5"), 18, "train.loss: ce");
+  try {
+    study::plan_runs(study::load_study(write_study(dir, none)), out);
+    ADD_FAILURE() << "accepted a key no variant reads";
+  } catch (const ConfigError& x) {
+    EXPECT_NE(std::string(x.what()).find("set: train.loss is read by none of the variants' recipes"), std::string::npos)
+        << x.what();
+  }
 
   const auto t = study::load_study(write_study(dir, std::string(kStudy) +
                                                         "prepare:\n"

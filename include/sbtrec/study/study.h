@@ -4,7 +4,8 @@
 // The study file (YAML; relative paths resolve against it):
 //   name: rq2_ablations          # optional: the file's stem
 //   base: ../../configs/movielens/sbtrec_smollm.yaml   # the config every variant starts from
-//   set: {train.max_steps: 120}  # optional: keys set for every variant (as --set)
+//   set: {train.max_steps: 120}  # optional: keys set for every variant whose recipe reads them (as --set;
+//                                # an encoder baseline skips the LLM's keys), refused if none reads one
 //   seeds: [1, 2, 3]
 //   reference: sbtrec            # the variant the others are tested against
 //   variants:
@@ -45,6 +46,7 @@ struct Variant {
   std::string name;
   std::string base;               // absolute path of its base config
   std::vector<std::string> sets;  // "key=value", the study's then the variant's
+  size_t study_sets = 0;          // the first this many of `sets` are the study's
 };
 
 struct Pass {
@@ -98,7 +100,8 @@ std::string prepared_data_root(const Study& study, const std::string& out);
 std::string prepared_encoder(const Study& study, const std::string& out);
 
 // The runs of `out`, variant by variant, seed by seed (their sets start with the prepared data.root and
-// encoder.checkpoint); `only` (when not empty) keeps one variant and must name one.
+// encoder.checkpoint, then the study's keys the variant's recipe reads, then its own); `only` (when not
+// empty) keeps one variant and must name one. A study key that no variant's recipe reads is refused.
 std::vector<PlannedRun> plan_runs(const Study& study, const std::string& out, const std::string& only = "");
 
 // kDone: trained (results.json) and every pass's predictions written; kTrained: trained, passes

@@ -38,6 +38,9 @@ bool register_recipe(const std::string& name, RecipeSpec spec);
 // The recipe of `name`; a ConfigError naming the key `recipe` and listing the registered ones otherwise.
 const RecipeSpec& recipe_spec(const std::string& name);
 
+// Whether `recipe` reads the config key `key` (dotted, e.g. "train.max_steps").
+bool recipe_reads(const std::string& recipe, const std::string& key);
+
 // Throws ConfigError for the first key that `cfg` sets to a non-default value and its recipe does not
 // read: "train.max_steps is not read by the encoder recipe ...".
 void check_keys_read(const Config& cfg);
