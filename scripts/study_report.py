@@ -150,8 +150,8 @@ def report_pass(study_dir, study, p, loaded=None):
         seeds = [k for k in study["seeds"] if (v, k) in runs]
         entry = {"seeds": seeds, "n": [metrics[(v, k)]["n"] for k in seeds],
                  "metrics": {m: summary([metrics[(v, k)][m] for k in seeds]) for m in METRICS}}
-        if v != ref:
-            both = [k for k in seeds if (ref, k) in runs]
+        both = [k for k in seeds if (ref, k) in runs] if v != ref else []
+        if both:  # tests only where the variant and the reference share a seed
             for k in both:
                 if len(runs[(v, k)][0]) != len(runs[(ref, k)][0]):
                     raise SystemExit(f"error: {v}/seed{k} and {ref}/seed{k} have different cases in {p['predictions']}")
@@ -496,7 +496,8 @@ def markdown(study, res):
             lines.append(
                 f"| {v} | {len(e['seeds'])} | {fmt(h['mean'])} ± {fmt(h['sd'])} [{fmt(h['ci95'][0])}, {fmt(h['ci95'][1])}] | "
                 f"{fmt(vr['mean'])} | {', '.join(fmt(x) for x in h['values'])} | {fmt_p(vs.get('paired_t_hr@1'))} | "
-                + (f"{mc['wins']}/{mc['losses']}, {fmt_p(mc)}" if mc else "reference") + " | "
+                + (f"{mc['wins']}/{mc['losses']}, {fmt_p(mc)}" if mc else "reference" if v == study["reference"] else "n/a")
+                + " | "
                 + fmt_p(vs.get("wilcoxon_rank")) + " |")
         lines.append("")
         if "clean_pass" in r:
