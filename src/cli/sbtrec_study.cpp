@@ -7,10 +7,6 @@
 // e.g. after --stop-after or a kill) continues exactly with sbtrec-train --resume. `report` runs
 // scripts/study_report.py (scipy) on DIR: results.md, results.csv, results.json, figures/; `cases` runs
 // scripts/study_cases.py: cases.md, cases.json (the paper's Table 2 from the runs' outputs).
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -21,6 +17,7 @@
 
 #include "cli_common.h"
 #include "sbtrec/common/fs.h"
+#include "sbtrec/common/process.h"
 #include "sbtrec/common/progress.h"
 #include "sbtrec/study/study.h"
 
@@ -30,36 +27,12 @@ namespace fs = std::filesystem;
 namespace {
 
 // The directory of this program: sbtrec-train and sbtrec-eval are its siblings.
-std::string program_dir() {
-  char exe[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0) throw IoError("cannot find this program's path (/proc/self/exe)");
-  exe[n] = '\0';
-  return fs::path(exe).parent_path().string();
-}
+std::string program_dir() { return fs::path(self_path()).parent_path().string(); }
 
-// Runs a program with its arguments (no shell) and this process's environment plus `env`
-// ("KEY=value", replacing a variable of the same name), its output going to ours; returns its exit
-// status. posix_spawn: safe from the study's job threads.
+// Runs a program (no shell) with this process's environment plus `env`, its output going to ours;
+// returns its exit status.
 int spawn(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
-  std::vector<char*> argv, envp;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  for (char** e = environ; *e; ++e) {
-    const std::string kv = *e;
-    const auto key = kv.substr(0, kv.find('=') + 1);
-    if (std::none_of(env.begin(), env.end(), [&](const std::string& x) { return x.rfind(key, 0) == 0; }))
-      envp.push_back(*e);
-  }
-  for (const auto& kv : env) envp.push_back(const_cast<char*>(kv.c_str()));
-  envp.push_back(nullptr);
-  std::fflush(stdout);
-  pid_t pid = 0;
-  if (::posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), envp.data()) != 0)
-    throw IoError("cannot start " + args[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  return wait_process(start_process(args, env));
 }
 
 std::string command_line(const std::vector<std::string>& args) {

@@ -18,8 +18,7 @@
 
 #include "sbtrec/common/core_share.h"
 #include "sbtrec/common/error.h"
-
-extern char** environ;
+#include "sbtrec/common/process.h"
 
 namespace sbtrec::dist {
 
@@ -37,12 +36,6 @@ std::string describe(int status) {
   if (WIFSIGNALED(status)) return std::string("was killed by signal ") + std::to_string(WTERMSIG(status)) + " (" +
                                   strsignal(WTERMSIG(status)) + ")";
   return "stopped";
-}
-
-int exit_code(int status) {
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return 1;
 }
 
 }  // namespace
@@ -66,10 +59,7 @@ int free_local_port() {
 
 int launch_local(int nproc, const std::vector<std::string>& args) {
   if (nproc < 1) throw ConfigError("--nproc must be at least 1");
-  char exe[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0) throw IoError("--nproc: cannot find this program's path (/proc/self/exe)");
-  exe[n] = '\0';
+  const std::string exe = self_path();
   const int port = free_local_port();
   // The ranks share this process's cores (its share of the machine, common/core_share.h); while they
   // run, this process only waits, so it gives its threads back to the ledger.
@@ -86,36 +76,19 @@ int launch_local(int nproc, const std::vector<std::string>& args) {
   ::sigaction(SIGINT, &sa, &old_int);
   g_children.assign((size_t)nproc, -1);
   for (int r = 0; r < nproc; ++r) {
-    std::vector<std::string> envs;
-    for (char** e = environ; *e; ++e) {
-      const std::string kv = *e;
-      const auto key = kv.substr(0, kv.find('='));
-      if (key == "RANK" || key == "WORLD_SIZE" || key == "LOCAL_RANK" || key == "LOCAL_WORLD_SIZE" ||
-          key == "MASTER_ADDR" || key == "MASTER_PORT")
-        continue;
-      envs.push_back(kv);
-    }
-    for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{
-             {"RANK", std::to_string(r)}, {"WORLD_SIZE", std::to_string(nproc)}, {"LOCAL_RANK", std::to_string(r)},
-             {"LOCAL_WORLD_SIZE", std::to_string(nproc)}, {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", std::to_string(port)}})
-      envs.push_back(k + "=" + v);
-    if (!std::getenv("OMP_NUM_THREADS")) envs.push_back("OMP_NUM_THREADS=" + threads);
-    std::vector<char*> argv{exe}, envp;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    for (auto& e : envs) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    const pid_t pid = ::fork();
-    if (pid < 0) {
+    // This process's environment with the rank's variables (any inherited ones replaced).
+    std::vector<std::string> env = {"RANK=" + std::to_string(r),        "WORLD_SIZE=" + std::to_string(nproc),
+                                    "LOCAL_RANK=" + std::to_string(r),  "LOCAL_WORLD_SIZE=" + std::to_string(nproc),
+                                    "MASTER_ADDR=127.0.0.1",            "MASTER_PORT=" + std::to_string(port)};
+    if (!std::getenv("OMP_NUM_THREADS")) env.push_back("OMP_NUM_THREADS=" + threads);
+    std::vector<std::string> argv = {exe};
+    argv.insert(argv.end(), args.begin(), args.end());
+    try {
+      g_children[(size_t)r] = start_process(argv, env);
+    } catch (const IoError& e) {
       forward_signal(SIGTERM);
-      throw IoError(std::string("--nproc: fork failed: ") + std::strerror(errno));
+      throw IoError(std::string("--nproc: ") + e.what());
     }
-    if (pid == 0) {
-      ::execve(exe, argv.data(), envp.data());
-      std::fprintf(stderr, "error: --nproc: cannot start %s: %s\n", exe, std::strerror(errno));
-      ::_exit(127);
-    }
-    g_children[(size_t)r] = pid;
   }
 
   int code = 0, running = nproc, failed_rank = -1;
@@ -141,7 +114,7 @@ int launch_local(int nproc, const std::vector<std::string>& args) {
     --running;
     const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (!ok && code == 0) {
-      code = exit_code(status);
+      code = exit_code_of(status);
       failed_rank = r;
       spdlog::error("--nproc: rank {} {}", r, describe(status));
       if (running > 0) deadline = std::chrono::steady_clock::now() + kGrace;
