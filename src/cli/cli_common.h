@@ -2,6 +2,7 @@
 // setup, and the error boundary that turns exceptions into one clear message and exit code 1.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <spdlog/cfg/env.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -53,6 +54,7 @@ inline void setup_process() {
   auto logger = spdlog::stderr_color_mt("sbtrec");
   spdlog::set_default_logger(logger);
   spdlog::set_pattern("[%H:%M:%S] %^%l%$ %v");
+  spdlog::cfg::load_env_levels();  // SPDLOG_LEVEL=debug shows the debug lines (e.g. evaluation batches)
   const auto share = sbtrec::claim_cores();
   torch::set_num_threads(share.threads);
   // Said when the share was cut by others (not when OMP_NUM_THREADS chose: stdout and stderr of a

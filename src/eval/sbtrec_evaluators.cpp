@@ -3,9 +3,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <numeric>
 
 #include "sbtrec/common/error.h"
 #include "sbtrec/common/fs.h"
@@ -98,6 +100,23 @@ std::vector<std::string> titles_of(const train::SbtRecSession& s, const data::Ca
   return t;
 }
 
+// The number of leading tokens that every prompt of a left-padded batch shares and that hold no
+// behavioural slot (their embeddings are the token embeddings, the same in every row).
+int64_t shared_prefix_length(const prompt::PromptBatch& b) {
+  const auto ids = b.input_ids.contiguous();  // [B, P]
+  const int64_t B = ids.size(0), P = ids.size(1);
+  auto ia = ids.accessor<int64_t, 2>();
+  int64_t q = *std::min_element(b.prompt_lengths.begin(), b.prompt_lengths.end());
+  auto sb = b.slot_batch.accessor<int64_t, 1>();
+  auto sp = b.slot_position.accessor<int64_t, 1>();
+  for (int64_t k = 0; k < b.slot_batch.size(0); ++k)  // before each row's first slot
+    q = std::min(q, sp[k] - (P - b.prompt_lengths[(size_t)sb[k]]));
+  for (int64_t j = 0; j < q; ++j)
+    for (int64_t r = 1; r < B; ++r)
+      if (ia[r][P - b.prompt_lengths[(size_t)r] + j] != ia[0][P - b.prompt_lengths[0] + j]) return j;
+  return std::max<int64_t>(q, 0);
+}
+
 // "generation": the batch's prompts decoded (left-padded, KV cache), each output matched to its
 // candidates' titles (LLaRA's protocol: valid when it names exactly one candidate).
 void score_by_generation(train::SbtRecSession& s, data::Split split, const train::SbtRecSession::Cases& cases,
@@ -107,7 +126,31 @@ void score_by_generation(train::SbtRecSession& s, data::Split split, const train
   const auto& rows = cases.rows;
   auto b = s.batch(split, rows, cases.candidates, cases.templates, s.cfg.prompt.hybrid, false, true);
   auto embeds = s.model->inputs_embeds(b, s.users(split, rows));                                       // [B, P, E]
-  auto gen = llm::generate_from_embeds(lm, embeds, b.attention_mask.to(device), s.generation).cpu();  // [B, N]
+  torch::Tensor gen;
+  const int64_t Q = s.cfg.eval.shared_prefix ? shared_prefix_length(b) : 0;
+  spdlog::debug("generation batch: {} prompts, {} positions padded to {}, shared prefix {}", rows.size(),
+                b.attention_mask.sum().item<int64_t>(), b.input_ids.numel(), Q);
+  if (Q > 0) {
+    // The batch's common start (no slot in it) from the evaluation's cache, then each row's own tokens.
+    const auto ids = b.input_ids;                                             // [B, P]
+    const int64_t P = ids.size(1), z0 = P - b.prompt_lengths[0];
+    const std::vector<int64_t> key(ids[0].data_ptr<int64_t>() + z0, ids[0].data_ptr<int64_t>() + z0 + Q);
+    auto it = s.prefix_cache.find(key);
+    if (it == s.prefix_cache.end())
+      it = s.prefix_cache.emplace(key, llm::prefill_prefix(lm, embeds.narrow(0, 0, 1).narrow(1, z0, Q))).first;
+    // Row r keeps its padding and drops its first Q real tokens: position j reads j (padding) or j + Q.
+    auto idx = torch::empty({(int64_t)rows.size(), P - Q}, torch::kInt64);  // [B, P - Q]
+    auto ia = idx.accessor<int64_t, 2>();
+    for (size_t r = 0; r < rows.size(); ++r) {
+      const int64_t z = P - b.prompt_lengths[r];
+      for (int64_t j = 0; j < P - Q; ++j) ia[(int64_t)r][j] = j < z ? j : j + Q;
+    }
+    auto rest = embeds.gather(1, idx.to(device).unsqueeze(-1).expand({-1, -1, embeds.size(2)}));  // [B, P - Q, E]
+    auto mask = b.attention_mask.gather(1, idx);                                                   // [B, P - Q]
+    gen = llm::generate_from_embeds(lm, rest, mask.to(device), s.generation, &it->second).cpu();    // [B, N]
+  } else {
+    gen = llm::generate_from_embeds(lm, embeds, b.attention_mask.to(device), s.generation).cpu();  // [B, N]
+  }
   for (size_t r = 0; r < rows.size(); ++r) {
     std::vector<int64_t> ids;
     for (int64_t t = 0; t < gen.size(1); ++t) {
@@ -290,19 +333,38 @@ SbtRecEval evaluate_sbtrec(train::SbtRecSession& s, data::Split split, const std
   Progress progress(fmt::format("eval {} ({})", data::split_name(split), out.mode), mine, B, s.cfg.train.log_every);
   int64_t hits = 0;  // this rank's hits among its first `counted` cases (the progress line's HR@1)
   size_t counted = 0;
+  // The cases in batches of one template and similar prompt length (eval.sort_by_length, batched
+  // evaluators: less padding, and a longer start the prompts share for eval.shared_prefix), longest
+  // first; each case keeps its own prompt, and the results are put back in case order below.
+  std::vector<int64_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  if (B > 1 && s.cfg.eval.sort_by_length) {
+    const auto c = s.eval_cases(split, order, candidates);
+    std::vector<int64_t> length(n);
+    for (int64_t i = 0; i < n; ++i)
+      length[(size_t)i] = s.batch(split, {i}, {c.candidates[(size_t)i]}, {c.templates[(size_t)i]}, s.cfg.prompt.hybrid,
+                                  false, true).prompt_lengths[0];
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+      const size_t ta = c.templates[(size_t)a], tb = c.templates[(size_t)b];
+      return ta != tb ? ta < tb : length[(size_t)a] > length[(size_t)b];
+    });
+  }
+  s.prefix_cache.clear();  // prefixes run with this evaluation's weights only
   for (int64_t start = 0, k = 0, done = 0; start < n; start += B, ++k) {
     if (k % W != R) continue;
-    ev.score(s, split, s.eval_cases(split, start, std::min(n, start + B), candidates), out.cases);
+    const std::vector<int64_t> rows(order.begin() + start, order.begin() + std::min(n, start + B));
+    ev.score(s, split, s.eval_cases(split, rows, candidates), out.cases);
     for (; counted < out.cases.size(); ++counted) hits += out.cases[counted].hit;
     progress.update(++done, counted ? (double)hits / (double)counted : 0.0, "hr@1");
   }
   progress.finish();
+  s.prefix_cache.clear();
   if (W > 1) {
     const auto parts = group->all_gather_bytes(encode_cases(out.cases), std::string("evaluation of ") + data::split_name(split));
     out.cases.clear();
     for (const auto& p : parts) decode_cases(p, out.cases);
-    std::sort(out.cases.begin(), out.cases.end(), [](const CaseResult& a, const CaseResult& b) { return a.index < b.index; });
   }
+  std::sort(out.cases.begin(), out.cases.end(), [](const CaseResult& a, const CaseResult& b) { return a.index < b.index; });
   MetricsAccumulator acc;  // in case order, whatever rank evaluated a case
   for (const auto& c : out.cases) ev.count(acc, c);
   out.metrics = acc.finalize();

@@ -14,9 +14,17 @@ constexpr float kNeg = -1.0e9f;
 
 struct Prompt {
   torch::Tensor ids, embeds;  // one of them
-  torch::Tensor mask;         // [B, P], or undefined when no row is padded (the model's fast paths)
+  // [B, Q + P] with a prefix, else [B, P]; undefined when no row is padded (the model's fast paths)
+  torch::Tensor mask;
+  const PromptPrefix* prefix = nullptr;  // the rows' shared first Q positions, already run
   int64_t batch() const { return (ids.defined() ? ids : embeds).size(0); }
   int64_t length() const { return (ids.defined() ? ids : embeds).size(1); }
+  int64_t prefix_length() const { return prefix ? prefix->length : 0; }
+  // The cache the prompt's forward starts from: empty, or the prefix's for every row.
+  KVCache start_cache(int64_t layers, int64_t new_tokens) const {
+    const int64_t capacity = prefix_length() + length() + new_tokens;
+    return prefix ? prefix->cache.expanded(batch(), capacity) : KVCache(layers, capacity);
+  }
 };
 
 torch::Tensor finishing_tokens(const GenerationOptions& o, const torch::Device& dev) {
@@ -59,7 +67,7 @@ torch::Tensor prefill(LlamaForCausalLMImpl& model, const Prompt& p, KVCache& cac
 
 torch::Tensor greedy(LlamaForCausalLMImpl& model, Prompt p, const GenerationOptions& o, const torch::Tensor& banned) {
   const int64_t B = p.batch();
-  KVCache cache(model.config.num_hidden_layers, p.length() + o.max_new_tokens);
+  KVCache cache = p.start_cache(model.config.num_hidden_layers, o.max_new_tokens);
   auto logits = prefill(model, p, cache);                                     // [B, V]
   const auto stop = finishing_tokens(o, logits.device());
   auto unfinished = torch::ones({B}, torch::TensorOptions().dtype(torch::kBool).device(logits.device()));
@@ -89,7 +97,7 @@ torch::Tensor gather_beams(const torch::Tensor& t, const torch::Tensor& idx) {
 
 torch::Tensor beam_search(LlamaForCausalLMImpl& model, Prompt p, const GenerationOptions& o, const torch::Tensor& banned) {
   const int64_t B = p.batch(), K = o.num_beams, N = o.max_new_tokens;
-  KVCache cache(model.config.num_hidden_layers, p.length() + N);
+  KVCache cache = p.start_cache(model.config.num_hidden_layers, N);
   auto logits = prefill(model, p, cache);  // [B, V]
   const auto dev = logits.device();
   const int64_t V = logits.size(-1);
@@ -181,6 +189,12 @@ torch::Tensor run(LlamaForCausalLMImpl& model, Prompt p, const GenerationOptions
     if (p.mask.dim() != 2 || p.mask.size(0) != ref.size(0) || p.mask.size(1) != ref.size(1))
       throw ConfigError("generate: attention_mask must be [B, P] = [" + std::to_string(ref.size(0)) + ", " +
                         std::to_string(ref.size(1)) + "] like the prompt, got " + c10::str(p.mask.sizes()));
+  }
+  if (p.prefix) {  // the prefix's positions are real for every row
+    const auto ones = torch::ones({ref.size(0), p.prefix->length}, torch::TensorOptions().dtype(torch::kInt64));
+    p.mask = torch::cat({ones, p.mask.defined() ? p.mask.to(torch::kInt64).cpu() : torch::ones({ref.size(0), ref.size(1)}, ones.options())}, 1);
+  }
+  if (p.mask.defined()) {
     // Checked once per call, not per step: without padding no mask is passed on, so every forward
     // takes the unmasked kernels and none reads a mask back from the device.
     if (p.mask.eq(0).any().item<bool>()) p.mask = p.mask.to(torch::kInt64).to(ref.device());
@@ -204,8 +218,25 @@ torch::Tensor generate(LlamaForCausalLMImpl& model, const torch::Tensor& input_i
 }
 
 torch::Tensor generate_from_embeds(LlamaForCausalLMImpl& model, const torch::Tensor& inputs_embeds,
-                                   const torch::Tensor& attention_mask, const GenerationOptions& options) {
-  return run(model, Prompt{{}, inputs_embeds, attention_mask}, options);  // [B, N]
+                                   const torch::Tensor& attention_mask, const GenerationOptions& options,
+                                   const PromptPrefix* prefix) {
+  return run(model, Prompt{{}, inputs_embeds, attention_mask, prefix}, options);  // [B, N]
+}
+
+PromptPrefix prefill_prefix(LlamaForCausalLMImpl& model, const torch::Tensor& prefix_embeds) {
+  TORCH_CHECK(prefix_embeds.dim() == 3 && prefix_embeds.size(0) == 1, "prefill_prefix: embeddings must be [1, Q, D], got ",
+              prefix_embeds.sizes());
+  torch::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  PromptPrefix p{KVCache(model.config.num_hidden_layers, prefix_embeds.size(1)), prefix_embeds.size(1)};
+  ForwardInputs in;
+  in.inputs_embeds = prefix_embeds;
+  in.cache = &p.cache;
+  in.logits_to_keep = 1;
+  model.forward(in);
+  if (was_training) model.train();
+  return p;
 }
 
 }  // namespace sbtrec::llm

@@ -28,4 +28,21 @@ void KVCache::reorder(const torch::Tensor& index) {
       if (t.defined()) t = t.index_select(0, index.to(t.device()));
 }
 
+KVCache KVCache::expanded(int64_t batch, int64_t capacity) const {
+  KVCache out((int64_t)k_.size(), capacity);
+  out.length_ = length_;
+  auto grow = [&](const torch::Tensor& one) {  // [1, Hkv, cap, E] -> [batch, Hkv, capacity, E]
+    TORCH_CHECK(one.size(0) == 1, "KVCache::expanded: the cache holds ", one.size(0), " rows, not 1");
+    auto t = torch::empty({batch, one.size(1), std::max(capacity, length_), one.size(3)}, one.options());
+    t.narrow(2, 0, length_).copy_(one.narrow(2, 0, length_).expand({batch, -1, -1, -1}));
+    return t;
+  };
+  for (size_t l = 0; l < k_.size(); ++l) {
+    if (!k_[l].defined()) continue;
+    out.k_[l] = grow(k_[l]);
+    out.v_[l] = grow(v_[l]);
+  }
+  return out;
+}
+
 }  // namespace sbtrec::llm

@@ -135,8 +135,15 @@ prompt::PromptBatch SbtRecSession::batch(data::Split split, const std::vector<in
 
 SbtRecSession::Cases SbtRecSession::eval_cases(data::Split split, int64_t begin, int64_t end,
                                                const std::vector<data::CandidateSet>& candidates) const {
+  std::vector<int64_t> rows;
+  for (int64_t i = begin; i < end; ++i) rows.push_back(i);
+  return eval_cases(split, rows, candidates);
+}
+
+SbtRecSession::Cases SbtRecSession::eval_cases(data::Split split, const std::vector<int64_t>& rows,
+                                               const std::vector<data::CandidateSet>& candidates) const {
   Cases c;
-  for (int64_t i = begin; i < end; ++i) {
+  for (const int64_t i : rows) {  // each case's template is its own, whichever batch it is in
     c.rows.push_back(i);
     c.candidates.push_back(&candidates[(size_t)i]);
     c.templates.push_back(prompt::evaluation_template(cfg.seed, split, i, builder->num_templates()));

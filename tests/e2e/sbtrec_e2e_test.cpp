@@ -130,6 +130,14 @@ TEST(SbtRecE2E, TrainEvaluateAndRescoreOnMovieLens) {
     evp[i]["source"] = "sbtrec-train";
     EXPECT_EQ(evp[i], preds[i]) << i;
   }
+  // Batches sorted by prompt length and the shared prompt prefix run once (the defaults) decode what
+  // dataset-order batches of whole prompts decode, case by case.
+  r = test::run(test::bin("sbtrec-eval") + " --config " + run + "/config.yaml --checkpoint " + run +
+                " --set eval.sort_by_length=false --set eval.shared_prefix=false --predictions " + (dir / "plain.jsonl"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto plain = read_jsonl(dir / "plain.jsonl");
+  ASSERT_EQ(plain.size(), evp.size());
+  for (size_t i = 0; i < plain.size(); ++i) EXPECT_EQ(plain[i]["output"], evp[i]["output"]) << i;
   // It never replaces a file it did not write: training's predictions are refused as a target.
   r = test::run(test::bin("sbtrec-eval") + " --config " + run + "/config.yaml --checkpoint " + run +
                 " --predictions " + run + "/predictions.jsonl");

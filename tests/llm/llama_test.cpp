@@ -414,6 +414,39 @@ TEST(Generation, BatchedLeftPaddingEqualsSingleRows) {
   }
 }
 
+// A shared prompt prefix run once (prefill_prefix) and continued by each row's own tokens, with the
+// rows' padding between the two, generates what the whole left-padded prompts generate, greedy and beam;
+// the prefix's cache is left as it was, so the next batch reuses it.
+TEST(Generation, SharedPrefixEqualsWholePrompts) {
+  auto m = tiny(14);
+  GenerationOptions o;
+  o.max_new_tokens = 6;
+  const auto prefix = ids({1, 21, 22, 23});
+  auto whole = torch::cat({ids({1, 21, 22, 23, 5, 6, 7, 8}), ids({0, 0, 1, 21, 22, 23, 9, 10})}, 0);  // [2, 8]
+  auto whole_mask = torch::tensor({1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1}, torch::kInt64).view({2, 8});
+  auto rest = torch::cat({ids({5, 6, 7, 8}), ids({0, 0, 9, 10})}, 0);  // [2, 4]
+  auto rest_mask = torch::tensor({1, 1, 1, 1, 0, 0, 1, 1}, torch::kInt64).view({2, 4});
+  torch::Tensor embeds_whole, embeds_rest, embeds_prefix;
+  {
+    torch::NoGradGuard ng;
+    embeds_whole = m->model->embed_tokens(whole);
+    embeds_rest = m->model->embed_tokens(rest);
+    embeds_prefix = m->model->embed_tokens(prefix);
+  }
+  const auto shared = prefill_prefix(*m, embeds_prefix);
+  EXPECT_EQ(shared.length, 4);
+  for (int64_t beams : {1, 3}) {
+    o.num_beams = beams;
+    const auto expected = generate_from_embeds(*m, embeds_whole, whole_mask, o);
+    const auto got = generate_from_embeds(*m, embeds_rest, rest_mask, o, &shared);
+    EXPECT_TRUE(torch::equal(got, expected)) << beams << "\n" << got << "\n" << expected;
+    // Without padding among the rows' own tokens, too.
+    const auto one = generate_from_embeds(*m, embeds_rest.narrow(0, 0, 1), {}, o, &shared);
+    EXPECT_TRUE(torch::equal(one, generate_from_embeds(*m, embeds_whole.narrow(0, 0, 1), {}, o))) << beams;
+  }
+  EXPECT_EQ(shared.cache.length(), 4) << "the prefix's cache is reused, not extended";
+}
+
 // A model made to prefer an added token at every step (every embedding shares a large first
 // component, which only that token's lm_head row reads) emits it without suppression and never with
 // it, in greedy and beam search; out-of-vocabulary suppressed ids are errors.

@@ -21,6 +21,8 @@ struct EvalOptions {
   int64_t max_cases = 0;                  // SBT-Rec: > 0 evaluates only the first this many cases of a split
   int64_t max_val_cases = 0;              // SBT-Rec: > 0 caps validation alone (0 = max_cases)
   bool token_reliance = false;            // SBT-Rec likelihood mode: re-score with the tokens moved (3x the cost)
+  bool sort_by_length = true;             // SBT-Rec generation: batch cases of similar prompt length (less padding)
+  bool shared_prefix = true;              // SBT-Rec generation: run the prompts' common start once per evaluation
   data::NoiseOptions noise;               // sbtrec-eval, sbtrec-data export: items injected into the histories
 };
 
@@ -41,6 +43,12 @@ inline void visit_fields(EvalOptions& o, config::Visitor& v) {
   v.field("token_reliance", o.token_reliance,
           "SBT-Rec, likelihood mode: also score each case with the candidates' tokens rotated by one candidate and with "
           "every token replaced by their mean, and report how far the target's rank moves (3x the evaluation cost)");
+  v.field("sort_by_length", o.sort_by_length,
+          "SBT-Rec generation: batch the cases in order of prompt length (less padding; each case's prompt, template "
+          "and candidates stay its own, the results come back in case order)");
+  v.field("shared_prefix", o.shared_prefix,
+          "SBT-Rec generation: run the start that a batch's prompts share (chat template, instruction) once per "
+          "evaluation and continue each prompt from its key/value cache");
   v.section("noise", o.noise,
             "sbtrec-eval and sbtrec-data export: items injected into each evaluated history after the candidates are "
             "drawn (RQ5; data/noise.h); sbtrec-train refuses it");

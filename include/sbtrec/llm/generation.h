@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "sbtrec/common/config_io.h"
+#include "sbtrec/llm/kv_cache.h"
 #include "sbtrec/llm/llama.h"
 
 namespace sbtrec::llm {
@@ -47,8 +48,21 @@ inline void visit_fields(GenerationOptions& o, config::Visitor& v) {
 torch::Tensor generate(LlamaForCausalLMImpl& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                        const GenerationOptions& options);
 
+// A prompt prefix that every row of a batch shares (a chat template and instruction), run once: its
+// key/value cache with one row. Rows continue it as if each prompt were prefix + its own tokens.
+struct PromptPrefix {
+  KVCache cache{0};
+  int64_t length = 0;
+};
+// Runs `prefix_embeds` [1, Q, D] through the model (no grad) into a PromptPrefix.
+PromptPrefix prefill_prefix(LlamaForCausalLMImpl& model, const torch::Tensor& prefix_embeds);
+
 // inputs_embeds [B, P, D] (left-padded), attention_mask [B, P] or undefined. Returns new ids [B, N].
+// With `prefix`, each row's prompt is prefix + its row of inputs_embeds (the rows' padding sits
+// between the two and is masked; positions count real tokens, as without a prefix): the same tokens as
+// generating from the whole prompts, without recomputing the prefix per row and batch.
 torch::Tensor generate_from_embeds(LlamaForCausalLMImpl& model, const torch::Tensor& inputs_embeds,
-                                   const torch::Tensor& attention_mask, const GenerationOptions& options);
+                                   const torch::Tensor& attention_mask, const GenerationOptions& options,
+                                   const PromptPrefix* prefix = nullptr);
 
 }  // namespace sbtrec::llm

@@ -20,6 +20,9 @@ class KVCache {
   void advance(int64_t t) { length_ += t; }
   // Beam search: row i of the cache becomes row index[i].
   void reorder(const torch::Tensor& index);
+  // A cache of `batch` rows, each holding this one-row cache's positions (a prompt prefix the rows
+  // share), with room for `capacity` positions; this cache is left as it is.
+  KVCache expanded(int64_t batch, int64_t capacity) const;
 
  private:
   std::vector<torch::Tensor> k_, v_;

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <array>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -52,6 +53,10 @@ struct SbtRecSession {
     std::vector<size_t> templates;
   };
   Cases eval_cases(data::Split split, int64_t begin, int64_t end, const std::vector<data::CandidateSet>& candidates) const;
+  Cases eval_cases(data::Split split, const std::vector<int64_t>& rows, const std::vector<data::CandidateSet>& candidates) const;
+  // Prompt prefixes run once during one evaluation (eval.shared_prefix), by their token ids; emptied
+  // at the start and end of each evaluation (the weights change between evaluations).
+  std::map<std::vector<int64_t>, llm::PromptPrefix> prefix_cache;
   // The user vectors of `rows` of `split` [B, Z], or undefined without a user token.
   torch::Tensor users(data::Split split, const std::vector<int64_t>& rows) const;
 };
