@@ -6,7 +6,7 @@
 # best of each. Last line: `speedup: X.XX` (cases/s, higher is better). The reference generates in
 # dataset order from whole prompts, as the Python originals do; sbtrec batches by template and prompt
 # length and runs each batch's shared prompt start once (eval.sort_by_length, eval.shared_prefix;
-# runs/-free A/B: add --set eval.sort_by_length=false --set eval.shared_prefix=false to the C++ side).
+# for an A/B, add --set eval.sort_by_length=false --set eval.shared_prefix=false to the C++ side).
 # GEMM is sbtrec's llm.gemm_dtype (same: float32 throughout; bf16: the prompt's matrix products in
 # bfloat16); REF the reference's precision (bench/reference/sbtrec_generate.py --precision), by
 # default its counterpart of GEMM (fp32, or autocast-bf16 for bf16).
