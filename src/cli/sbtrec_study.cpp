@@ -50,19 +50,20 @@ std::string python() {
 std::string script(const std::string& name) { return std::string(SBTREC_STUDY_SCRIPTS) + "/" + name; }
 
 // One step of the preparation: `make(tmp)` writes into `dir`.tmp, which becomes `dir` when it succeeds
-// (nothing half-made is ever taken for done); skipped when `dir` exists.
+// (nothing half-made is ever taken for done); skipped when `dir` exists. A training run (`in_place`)
+// writes into `dir` itself and is done when its results.json exists; an unfinished one starts over.
 void prepare_step(const std::string& what, const std::string& dir, bool dry_run,
-                  const std::function<std::vector<std::string>(const std::string& tmp)>& make) {
-  const bool ready = path_exists(dir);
+                  const std::function<std::vector<std::string>(const std::string& target)>& make, bool in_place = false) {
+  const bool ready = path_exists(in_place ? dir + "/results.json" : dir);
   std::printf("  prepare %-44s %s  %s\n", what.c_str(), ready ? "ready" : "to do", dir.c_str());
   if (ready || dry_run) return;
-  const std::string tmp = dir + ".tmp";
-  fs::remove_all(tmp);
-  fs::create_directories(fs::path(tmp).parent_path());
-  const auto cmd = make(tmp);
+  const std::string target = in_place ? dir : dir + ".tmp";
+  if (!in_place) fs::remove_all(target);
+  fs::create_directories(fs::path(target).parent_path());
+  const auto cmd = make(target);
   spdlog::info("[study] preparing {}: {}", what, command_line(cmd));
   if (spawn(cmd) != 0) throw Error("preparing " + what + " failed: " + command_line(cmd));
-  fs::rename(tmp, dir);
+  if (!in_place) fs::rename(target, dir);
 }
 
 // DIR/prepared/ (study.h): the data, the encoder, then the HDSD fits of the runs still to train;
@@ -89,19 +90,14 @@ std::vector<std::string> prepare(const study::Study& s, const std::string& out, 
       return std::vector<std::string>{python(), script("import_llara_checkpoint.py"), "--checkpoint", p.encoder_path,
                                       "--out", tmp};
     });
-  if (p.encoder_kind == "train") {
-    // A training run is done when its results.json exists; an unfinished one starts over.
-    const bool ready = path_exists(encoder + "/results.json");
-    std::printf("  prepare %-44s %s  %s\n", "encoder: sbtrec-train", ready ? "ready" : "to do", encoder.c_str());
-    if (!ready && !dry_run) {
+  if (p.encoder_kind == "train")
+    prepare_step("encoder: sbtrec-train", encoder, dry_run, [&](const std::string& target) {
       std::vector<std::string> cmd = {bin + "/sbtrec-train", "--config", p.encoder_path, "--overwrite"};
       if (!root.empty()) cmd.insert(cmd.end(), {"--set", "data.root=" + root});
       for (const auto& kv : p.encoder_sets) cmd.insert(cmd.end(), {"--set", kv});
-      cmd.insert(cmd.end(), {"--set", "output_dir=" + encoder});
-      spdlog::info("[study] preparing the encoder: {}", command_line(cmd));
-      if (spawn(cmd) != 0) throw Error("preparing the encoder failed: " + command_line(cmd));
-    }
-  }
+      cmd.insert(cmd.end(), {"--set", "output_dir=" + target});
+      return cmd;
+    }, /*in_place=*/true);
   // One fit per distinct directory, however many runs share it.
   std::vector<std::string> codebooks(runs.size());
   std::map<std::string, std::vector<size_t>> users;  // fit directory -> runs
@@ -144,14 +140,17 @@ int run_study(const std::string& file, const std::string& out, const std::string
   if (seed >= 0) {  // --seed K: that seed's runs only (e.g. one seed of every variant first)
     if (std::find(s.seeds.begin(), s.seeds.end(), (std::uint64_t)seed) == s.seeds.end())
       throw ConfigError("--seed " + std::to_string(seed) + ": " + s.file + " has no such seed");
-    runs.erase(std::remove_if(runs.begin(), runs.end(), [&](const study::PlannedRun& r) { return r.seed != (std::uint64_t)seed; }),
+    runs.erase(std::remove_if(runs.begin(), runs.end(),
+                              [&](const study::PlannedRun& r) { return r.seed != (std::uint64_t)seed; }),
                runs.end());
   }
   const auto took = finished_seconds(runs);
   double mean = 0;
   for (double t : took) mean += t / took.size();
-  size_t todo = 0;
-  for (const auto& r : runs) todo += study::run_status(r, s) != study::RunStatus::kDone;
+  std::vector<study::RunStatus> status;  // each run's state, read once
+  for (const auto& r : runs) status.push_back(study::run_status(r, s));
+  const size_t todo =
+      (size_t)std::count_if(status.begin(), status.end(), [](study::RunStatus x) { return x != study::RunStatus::kDone; });
   const size_t seeds = seed >= 0 ? 1 : s.seeds.size();
   std::printf("study %s: %zu variants x %zu seeds = %zu runs (%zu to do), %zu passes each; reference %s\n",
               s.name.c_str(), runs.size() / seeds, seeds, runs.size(), todo, s.passes.size(), s.reference.c_str());
@@ -161,8 +160,6 @@ int run_study(const std::string& file, const std::string& out, const std::string
                                                 " runs at the " + format_duration(mean) + " of finished ones, " +
                                                 std::to_string(jobs) + " at once)")
                                                    .c_str());
-  std::vector<study::RunStatus> status;
-  for (const auto& r : runs) status.push_back(study::run_status(r, s));
   const std::string bin = program_dir();
   // Each job gets its share of this process's cores (unless OMP_NUM_THREADS says), and its own GPU
   // where there are as many as jobs.
@@ -172,9 +169,9 @@ int run_study(const std::string& file, const std::string& out, const std::string
   if (!dry_run) fs::create_directories(out);
   const auto codebooks = prepare(s, out, runs, status, bin, dry_run);
   if (dry_run) {
-    for (const auto& r : runs)
-      std::printf("  %-12s %s/seed%llu  %s\n", study::to_string(study::run_status(r, s)), r.variant.c_str(),
-                  (unsigned long long)r.seed, r.dir.c_str());
+    for (size_t i = 0; i < runs.size(); ++i)
+      std::printf("  %-12s %s/seed%llu  %s\n", study::to_string(status[i]), runs[i].variant.c_str(),
+                  (unsigned long long)runs[i].seed, runs[i].dir.c_str());
     return 0;
   }
   atomic_write_string(out + "/study.json", study::study_json(s).dump(2) + "\n");
@@ -189,19 +186,19 @@ int run_study(const std::string& file, const std::string& out, const std::string
   std::atomic<size_t> finished{0};
   const auto failed = study::run_jobs(pending.size(), jobs, [&](size_t j, int slot) {
     const auto& r = runs[pending[j]];
-    const auto status = study::run_status(r, s);
+    const auto state = status[pending[j]];
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const size_t f = finished.load();  // runs finish at f / elapsed, however many run at once
     const std::string eta = f ? format_duration(elapsed / (double)f * (double)(pending.size() - f)) : "unknown";
     spdlog::info("[study {}] run {} of {}: {}/seed{} ({}); ETA {}", s.name, runs.size() - pending.size() + j + 1, runs.size(), r.variant,
-                 r.seed, study::to_string(status), eta);
+                 r.seed, study::to_string(state), eta);
     std::vector<std::string> env;
     if (!std::getenv("OMP_NUM_THREADS")) env.push_back("OMP_NUM_THREADS=" + std::to_string(threads));
     if (gpus >= jobs && jobs > 1) env.push_back("CUDA_VISIBLE_DEVICES=" + std::to_string(slot));
     std::vector<std::string> cmd;
-    if (status == study::RunStatus::kInterrupted) {
+    if (state == study::RunStatus::kInterrupted) {
       cmd = {bin + "/sbtrec-train", "--config", r.dir + "/config.yaml", "--resume", r.dir};
-    } else if (status == study::RunStatus::kNew) {
+    } else if (state == study::RunStatus::kNew) {
       cmd = {bin + "/sbtrec-train", "--config", r.base, "--overwrite"};
       for (const auto& kv : r.sets) cmd.insert(cmd.end(), {"--set", kv});
       if (!codebooks[pending[j]].empty()) cmd.insert(cmd.end(), {"--set", "quantizer.codebooks=" + codebooks[pending[j]]});

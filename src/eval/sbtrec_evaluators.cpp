@@ -128,8 +128,9 @@ void score_by_generation(train::SbtRecSession& s, data::Split split, const train
   auto embeds = s.model->inputs_embeds(b, s.users(split, rows));                                       // [B, P, E]
   torch::Tensor gen;
   const int64_t Q = s.cfg.eval.shared_prefix ? shared_prefix_length(b) : 0;
-  spdlog::debug("generation batch: {} prompts, {} positions padded to {}, shared prefix {}", rows.size(),
-                b.attention_mask.sum().item<int64_t>(), b.input_ids.numel(), Q);
+  if (spdlog::should_log(spdlog::level::debug))  // SPDLOG_LEVEL=debug (bench/sbtrec_eval_parts.sh)
+    spdlog::debug("generation batch: {} prompts, {} positions padded to {}, shared prefix {}", rows.size(),
+                  b.attention_mask.sum().item<int64_t>(), b.input_ids.numel(), Q);
   if (Q > 0) {
     // The batch's common start (no slot in it) from the evaluation's cache, then each row's own tokens.
     const auto ids = b.input_ids;                                             // [B, P]
@@ -374,6 +375,7 @@ SbtRecEval evaluate_sbtrec(train::SbtRecSession& s, data::Split split, const std
 
 std::map<std::string, torch::Tensor> behaviour_tokens(train::SbtRecSession& s, data::Split split) {
   torch::NoGradGuard no_grad;
+  const bool was_training = s.model->is_training();
   s.model->eval();
   const auto device = s.model->item_vectors.device();
   const int64_t N = s.ds->num_items;
@@ -391,6 +393,7 @@ std::map<std::string, torch::Tensor> behaviour_tokens(train::SbtRecSession& s, d
   std::map<std::string, torch::Tensor> out = {{"item_tokens", torch::cat(tokens)}, {"title_embeddings", torch::stack(titles)}};
   const auto& users = s.user_vectors[(size_t)data::split_code(split)];
   if (s.user_token && users.defined()) out["user_tokens"] = s.model->user_embeddings(users.to(device)).to(torch::kFloat32).cpu();
+  if (was_training) s.model->train();
   return out;
 }
 

@@ -237,26 +237,24 @@ std::vector<PlannedRun> plan_runs(const Study& study, const std::string& out, co
   if (!only.empty() && std::none_of(study.variants.begin(), study.variants.end(),
                                     [&](const Variant& v) { return v.name == only; }))
     throw ConfigError("--only " + only + ": " + study.file + " has no such variant");
+  // Each variant's recipe (its base and own keys name it), and which of the study's keys it reads.
+  auto key_of = [](const std::string& kv) { return kv.substr(0, kv.find('=')); };
+  std::vector<std::string> recipes;
+  for (const auto& v : study.variants)
+    recipes.push_back(load_config(v.base, {v.sets.begin() + (ptrdiff_t)v.study_sets, v.sets.end()}).recipe);
+  const auto& first = study.variants.front();  // every variant starts with the same study keys
+  for (size_t i = 0; i < first.study_sets; ++i)
+    if (std::none_of(recipes.begin(), recipes.end(),
+                     [&](const std::string& r) { return train::recipe_reads(r, key_of(first.sets[i])); }))
+      throw ConfigError(study.file + ": set: " + key_of(first.sets[i]) + " is read by none of the variants' recipes");
   std::vector<PlannedRun> runs;
-  std::set<std::string> read_by_some;  // the study's keys some variant's recipe reads
-  for (const auto& v : study.variants) {
-    const std::vector<std::string> own(v.sets.begin() + (ptrdiff_t)v.study_sets, v.sets.end());
-    const std::string recipe = load_config(v.base, own).recipe;
-    for (size_t i = 0; i < v.study_sets; ++i)
-      if (train::recipe_reads(recipe, v.sets[i].substr(0, v.sets[i].find('=')))) read_by_some.insert(v.sets[i]);
-  }
-  for (size_t i = 0; !study.variants.empty() && i < study.variants[0].study_sets; ++i)
-    if (!read_by_some.count(study.variants[0].sets[i]))
-      throw ConfigError(study.file + ": set: " + study.variants[0].sets[i].substr(0, study.variants[0].sets[i].find('=')) +
-                        " is read by none of the variants' recipes");
-  for (const auto& v : study.variants) {
+  for (size_t vi = 0; vi < study.variants.size(); ++vi) {
+    const auto& v = study.variants[vi];
+    const auto& recipe = recipes[vi];
     if (!only.empty() && v.name != only) continue;
     std::vector<std::string> sets;  // the study's keys this variant's recipe reads, then its own
-    const std::vector<std::string> own(v.sets.begin() + (ptrdiff_t)v.study_sets, v.sets.end());
-    const std::string recipe = load_config(v.base, own).recipe;
     for (size_t i = 0; i < v.sets.size(); ++i)
-      if (i >= v.study_sets || train::recipe_reads(recipe, v.sets[i].substr(0, v.sets[i].find('='))))
-        sets.push_back(v.sets[i]);
+      if (i >= v.study_sets || train::recipe_reads(recipe, key_of(v.sets[i]))) sets.push_back(v.sets[i]);
     const bool encoder_run = recipe == "encoder";
     for (const auto k : study.seeds) {
       PlannedRun r{v.name, k, (fs::absolute(out) / v.name / ("seed" + std::to_string(k))).lexically_normal().string(),
