@@ -68,6 +68,10 @@ inline CommandResult run(const std::string& command) {
   return r;
 }
 
+// stdout alone: the program's logs (stderr) are dropped, so what it prints on stdout is all there is,
+// whatever it had to say (e.g. the cores other sbtrec processes hold).
+inline CommandResult run_stdout(const std::string& command) { return run("(" + command + " 2>/dev/null)"); }
+
 // A fixture directory made by `command` (which gets " --out DIR" appended) once per build tree and
 // per `inputs` (the text that determines it, e.g. the generating script): ctest runs every TEST in
 // its own process, so fixtures that take a Python reference run or a training run are kept in

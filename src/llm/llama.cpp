@@ -244,8 +244,10 @@ torch::Tensor LlamaForCausalLMImpl::loss(const ForwardInputs& in, const torch::T
   auto h = model(in);  // [B, T, D]
   TORCH_CHECK(labels.dim() == 2 && labels.size(0) == h.size(0) && labels.size(1) == h.size(1),
               "labels must be [B, T] = [", h.size(0), ", ", h.size(1), "], got ", labels.sizes());
-  return nn::linear_cross_entropy(h.reshape({-1, h.size(2)}), lm_head->weight,
-                                  shift_labels(labels).to(h.device()), options);  // scalar
+  auto o = options;
+  o.onednn = lm_head->onednn_gemm;
+  return nn::linear_cross_entropy(h.reshape({-1, h.size(2)}), lm_head->weight, shift_labels(labels).to(h.device()),
+                                  o);  // scalar
 }
 
 void LlamaForCausalLMImpl::add_tokens(int64_t n) {
@@ -271,6 +273,11 @@ void LlamaForCausalLMImpl::set_gemm_dtype(std::optional<torch::ScalarType> dtype
   for (auto& lin : lora_layers(/*only_with_adapter=*/false)) lin->gemm_dtype = dtype;
   for (auto& layer : *model->layers) layer->as<LlamaDecoderLayer>()->self_attn->gemm_dtype = dtype;
   lm_head->gemm_dtype = dtype;
+}
+
+void LlamaForCausalLMImpl::set_onednn_gemm(bool on) {
+  for (auto& lin : lora_layers(/*only_with_adapter=*/false)) lin->onednn_gemm = on;
+  lm_head->onednn_gemm = on;
 }
 
 std::vector<LoraLinear> LlamaForCausalLMImpl::lora_layers(bool only_with_adapter) {

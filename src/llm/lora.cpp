@@ -5,6 +5,7 @@
 
 #include "sbtrec/nn/dropout.h"
 #include "sbtrec/nn/few_row_linear.h"
+#include "sbtrec/nn/onednn_linear.h"
 
 namespace sbtrec::llm {
 
@@ -56,17 +57,26 @@ namespace {
 // gradient is formed the same way. Same values as PEFT's lora_B(lora_A(dropout(x))) * scaling up to
 // float rounding, with fewer passes over [N, O] and [N, I] tensors than its separate ops and nodes.
 struct LoraFn : torch::autograd::Function<LoraFn> {
-  // x [N, I], weight [O, I], a [R, I], b [O, R], mask [N, I] or empty (no dropout).
+  // x [N, I], weight [O, I], a [R, I], b [O, R], mask [N, I] or empty (no dropout); onednn: the base
+  // products through oneDNN where it applies (LoraLinearImpl::onednn_gemm).
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, torch::Tensor x,
                                                 torch::Tensor weight, torch::Tensor a, torch::Tensor b,
-                                                torch::Tensor mask, double scaling) {
+                                                torch::Tensor mask, double scaling, bool onednn) {
     auto h = mask.numel() ? x * mask : x;         // [N, I]
     auto u = torch::mm(h, a.t()).mul_(scaling);   // [N, R]
-    // The rank-R product first and the base GEMM accumulated onto it (beta = 1 is free inside a
-    // compute-bound GEMM; the other order re-reads and re-writes all of y in a memory-bound one).
-    auto y = torch::mm(u, b.t()).addmm_(x, weight.t());  // [N, O]
+    torch::Tensor y;                              // [N, O]
+    if (onednn && nn::onednn_linear_applies(x, weight)) {
+      // oneDNN's base GEMM (~2x MKL's here, nn/onednn_linear.h), then the rank-R product added into it
+      // (measured faster than oneDNN's fused sum).
+      y = nn::onednn_linear(x, weight).addmm_(u, b.t());
+    } else {
+      // The rank-R product first and the base GEMM accumulated onto it (beta = 1 is free inside a
+      // compute-bound GEMM; the other order re-reads and re-writes all of y in a memory-bound one).
+      y = torch::mm(u, b.t()).addmm_(x, weight.t());
+    }
     ctx->save_for_backward({h, u, weight, a, b, mask});
     ctx->saved_data["scaling"] = scaling;
+    ctx->saved_data["onednn"] = onednn;
     return {y};
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -79,13 +89,19 @@ struct LoraFn : torch::autograd::Function<LoraFn> {
     auto gu = torch::mm(g, b.t().contiguous().t()).mul_(ctx->saved_data["scaling"].toDouble());  // [N, R]
     torch::Tensor gx;
     if (ctx->needs_input_grad(0)) {
-      gx = torch::mm(gu, a);                                                     // [N, I]
-      if (mask.numel()) gx.mul_(mask);
-      gx.addmm_(g, weight);
+      if (ctx->saved_data["onednn"].toBool() && nn::onednn_linear_applies(g, weight.t())) {
+        gx = nn::onednn_linear(g, weight.t());                                   // [N, I]: g W
+        if (mask.numel()) gx.addcmul_(torch::mm(gu, a), mask);
+        else gx.addmm_(gu, a);
+      } else {
+        gx = torch::mm(gu, a);                                                   // [N, I]
+        if (mask.numel()) gx.mul_(mask);
+        gx.addmm_(g, weight);
+      }
     }
     auto ga = ctx->needs_input_grad(2) ? torch::mm(gu.t(), h) : torch::Tensor();  // [R, I]
     auto gb = ctx->needs_input_grad(3) ? torch::mm(u.t(), g).t().contiguous() : torch::Tensor();  // [O, R]
-    return {gx, torch::Tensor(), ga, gb, torch::Tensor(), torch::Tensor()};
+    return {gx, torch::Tensor(), ga, gb, torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -105,10 +121,16 @@ torch::Tensor LoraLinearImpl::base_forward(const torch::Tensor& x) const {
   // Decoding (a few rows, no gradient) streams W through the few-row kernel instead of the GEMM,
   // from the checkpoint's quantized blocks where they still mirror W.
   if (!nn::few_row_linear_applies(x, weight)) {
+    const auto product = [this](const torch::Tensor& a, const torch::Tensor& w) {
+      return nn::linear_product(a, w, onednn_gemm);  // [N..., O]
+    };
     if (gemm_dtype && *gemm_dtype != weight.scalar_type() && x.scalar_type() == weight.scalar_type() &&
         !torch::GradMode::is_enabled())
-      return torch::linear(x.to(*gemm_dtype), gemm_weight()).to(weight.scalar_type());  // [N..., O]
-    return torch::linear(x, weight);  // [N..., O]
+      return product(x.to(*gemm_dtype), gemm_weight()).to(weight.scalar_type());  // [N..., O]
+    // Training through a frozen weight without an adapter: oneDNN forward and backward.
+    if (onednn_gemm && torch::GradMode::is_enabled() && x.requires_grad() && !weight.requires_grad())
+      return nn::frozen_linear(x, weight);  // [N..., O]
+    return product(x, weight);  // [N..., O]
   }
   if (!packed || !packed->mirrors(weight)) return nn::few_row_linear(x, weight);
   const int64_t rows = packed->out_features, extra = weight.size(0) - rows;
@@ -132,7 +154,7 @@ torch::Tensor LoraLinearImpl::forward(const torch::Tensor& x) {
                          : torch::empty({0}, x2.options());
     auto sizes = x.sizes().vec();
     sizes.back() = weight.size(0);
-    return LoraFn::apply(x2, weight, lora_A->weight, lora_B->weight, mask, scaling)[0].view(sizes);  // [N..., O]
+    return LoraFn::apply(x2, weight, lora_A->weight, lora_B->weight, mask, scaling, onednn_gemm)[0].view(sizes);  // [N..., O]
   }
   auto y = base_forward(x);                                              // [N..., O]
   if (!backprop && !training && y.scalar_type() == adapter_dtype && x.scalar_type() == adapter_dtype &&

@@ -1,6 +1,8 @@
 // Chunked linear + cross entropy (see linear_cross_entropy.h).
 #include "sbtrec/nn/linear_cross_entropy.h"
 
+#include "sbtrec/nn/onednn_linear.h"
+
 namespace sbtrec::nn {
 namespace {
 
@@ -13,7 +15,7 @@ struct Result {
 // Every row of `labels` counts. d loss / d logits = (softmax - onehot) / N is formed per chunk and
 // multiplied out at once, so no [N, V] tensor ever exists.
 Result chunked(const torch::Tensor& hidden, const torch::Tensor& weight, const torch::Tensor& labels, int64_t chunk,
-               bool want_hidden, bool want_weight) {
+               bool want_hidden, bool want_weight, bool onednn) {
   const int64_t N = hidden.size(0);
   const double inv_n = 1.0 / (double)N;  // N = 0 gives the NaN of an empty mean below
   auto row_loss = torch::empty({N}, hidden.options().dtype(torch::kFloat32));  // [N]
@@ -24,7 +26,7 @@ Result chunked(const torch::Tensor& hidden, const torch::Tensor& weight, const t
     const int64_t c = std::min(chunk, N - s);
     auto h = hidden.narrow(0, s, c);                             // [C, D]
     auto y = labels.narrow(0, s, c).unsqueeze(1);                // [C, 1]
-    auto logits = torch::mm(h, weight.t()).to(torch::kFloat32);  // [C, V]
+    auto logits = (onednn ? linear_product(h, weight, true) : torch::mm(h, weight.t())).to(torch::kFloat32);  // [C, V]
     // One softmax kernel gives both the loss (-log p_y) and the gradient (p - onehot); it is faster
     // than log_softmax followed by exp. Where p_y underflows (a loss above ~69 nats) the loss is
     // taken exactly from logsumexp - logit_y instead.
@@ -41,7 +43,11 @@ Result chunked(const torch::Tensor& hidden, const torch::Tensor& weight, const t
     g.scatter_add_(1, y, torch::full({c, 1}, -1.0, g.options()));  // softmax - onehot
     if (want_hidden) {
       auto out = r.grad_hidden.narrow(0, s, c);                  // [C, D]
-      at::addmm_out(out, out, g.to(weight.scalar_type()), weight, /*beta=*/0, /*alpha=*/inv_n);
+      auto gw = g.to(weight.scalar_type());                      // [C, V]
+      if (onednn && onednn_linear_applies(gw, weight.t()))
+        out.copy_(onednn_linear(gw, weight.t())).mul_(inv_n);   // g W / N
+      else
+        at::addmm_out(out, out, gw, weight, /*beta=*/0, /*alpha=*/inv_n);
     }
     if (want_weight) r.grad_weight.addmm_(g.t(), h.to(torch::kFloat32), /*beta=*/1, /*alpha=*/inv_n);
   }
@@ -51,8 +57,8 @@ Result chunked(const torch::Tensor& hidden, const torch::Tensor& weight, const t
 
 struct LinearCrossEntropyFn : torch::autograd::Function<LinearCrossEntropyFn> {
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, torch::Tensor hidden,
-                                                torch::Tensor weight, torch::Tensor labels, int64_t chunk) {
-    auto r = chunked(hidden, weight, labels, chunk, hidden.requires_grad(), weight.requires_grad());
+                                                torch::Tensor weight, torch::Tensor labels, int64_t chunk, bool onednn) {
+    auto r = chunked(hidden, weight, labels, chunk, hidden.requires_grad(), weight.requires_grad(), onednn);
     ctx->save_for_backward({r.grad_hidden.defined() ? r.grad_hidden : torch::Tensor(),
                             r.grad_weight.defined() ? r.grad_weight.to(weight.scalar_type()) : torch::Tensor()});
     return {r.loss};
@@ -62,7 +68,7 @@ struct LinearCrossEntropyFn : torch::autograd::Function<LinearCrossEntropyFn> {
     auto saved = ctx->get_saved_variables();
     const auto& g = grad[0];  // scalar
     auto scale = [&](const torch::Tensor& t) { return t.defined() ? t * g.to(t.scalar_type()) : torch::Tensor(); };
-    return {scale(saved[0]), scale(saved[1]), torch::Tensor(), torch::Tensor()};
+    return {scale(saved[0]), scale(saved[1]), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -89,8 +95,8 @@ torch::Tensor linear_cross_entropy(const torch::Tensor& hidden, const torch::Ten
   }
   auto h = all ? hidden : hidden.index_select(0, rows);  // [N', D]
   const bool grad = torch::GradMode::is_enabled() && (h.requires_grad() || weight.requires_grad());
-  if (!grad) return chunked(h.detach(), weight.detach(), y, options.chunk_rows, false, false).loss;
-  return LinearCrossEntropyFn::apply(h, weight, y, options.chunk_rows)[0];
+  if (!grad) return chunked(h.detach(), weight.detach(), y, options.chunk_rows, false, false, options.onednn).loss;
+  return LinearCrossEntropyFn::apply(h, weight, y, options.chunk_rows, options.onednn)[0];
 }
 
 }  // namespace sbtrec::nn

@@ -99,6 +99,7 @@ SbtRecSession build_sbtrec(const Config& cfg, const data::Dataset& ds, bool fit_
   lm->add_lora(cfg.lora);
   lm->set_gradient_checkpointing(cfg.llm.activation_checkpointing);
   lm->set_gemm_dtype(llm::scalar_type(cfg.llm.gemm_dtype));
+  lm->set_onednn_gemm(cfg.llm.cpu_gemm == llm::CpuGemm::kOneDnn);
   s.model = SbtRecModel(lm, items, hdsd, s.user_token ? Z : 0, cfg.aligner);
   s.model->to(device);
   if (cfg.prompt.shuffle_items)

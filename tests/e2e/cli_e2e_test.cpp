@@ -97,17 +97,17 @@ TEST(CLI, TrainThenEvalJsonOnSyntheticData) {
   for (const char* f : {"config.yaml", "metrics.jsonl", "results.json", "checkpoint/model.safetensors", "checkpoint/config.yaml"})
     EXPECT_TRUE(std::filesystem::exists(dir / (std::string("run/") + f))) << f;
   EXPECT_NE(test::read_text(dir / "run/config.yaml").find("epochs: 3"), std::string::npos);
-  r = test::run(test::bin("sbtrec-eval") + common + " --checkpoint " + (dir / "run/checkpoint") + " --json 2>/dev/null");
+  r = test::run_stdout(test::bin("sbtrec-eval") + common + " --checkpoint " + (dir / "run/checkpoint") + " --json");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto j = nlohmann::json::parse(last_line(r.output));
   for (const char* key : {"hr@1", "valid_ratio", "n", "ndcg@10", "hr@10"}) EXPECT_TRUE(j.contains(key)) << key;
   EXPECT_EQ(j["n"].get<int>(), 12);  // 120 users: int(0.9*120) = 108 -> 12 test users
   EXPECT_EQ(j["num_candidates"].get<int>(), 20);  // configs/movielens use the llara preset (19 + target)
   // Same candidates, same checkpoint: a second evaluation prints the identical line.
-  auto again = test::run(test::bin("sbtrec-eval") + common + " --checkpoint " + (dir / "run/checkpoint") + " --json 2>/dev/null");
+  auto again = test::run_stdout(test::bin("sbtrec-eval") + common + " --checkpoint " + (dir / "run/checkpoint") + " --json");
   EXPECT_EQ(last_line(again.output), last_line(r.output));
   // The run directory itself is accepted as --checkpoint.
-  auto via_run = test::run(test::bin("sbtrec-eval") + common + " --checkpoint " + (dir / "run") + " --json 2>/dev/null");
+  auto via_run = test::run_stdout(test::bin("sbtrec-eval") + common + " --checkpoint " + (dir / "run") + " --json");
   ASSERT_EQ(via_run.exit_code, 0) << via_run.output;
   auto jr = nlohmann::json::parse(last_line(via_run.output));
   EXPECT_EQ(jr["hr@1"], j["hr@1"]);
@@ -128,7 +128,7 @@ TEST(CLI, UsedOutputDirIsRefusedUnlessOverwriteWhichStartsAFreshLog) {
   const std::string cmd = test::bin("sbtrec-train") + " --config " + test::source("configs/movielens/sasrec.yaml") +
                           " --set data.root=" + (dir / "syn") + " --set output_dir=" + (dir / "run") +
                           " --set train.epochs=2 --json";
-  r = test::run(cmd + " 2>/dev/null");
+  r = test::run_stdout(cmd);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto results = nlohmann::json::parse(last_line(r.output));
   EXPECT_EQ(results["output_dir"], dir / "run");
@@ -323,9 +323,9 @@ TEST(CLI, TwoRunsInOneProcessEqualSeparateProcesses) {
   const std::vector<std::string> models = {"sasrec", "gru4rec"};
   std::map<std::string, nlohmann::json> separate, together;
   for (const auto& m : models) {
-    r = test::run(test::bin("sbtrec-train") + " --config " + test::source("configs/movielens/" + m + ".yaml") +
+    r = test::run_stdout(test::bin("sbtrec-train") + " --config " + test::source("configs/movielens/" + m + ".yaml") +
                   " --set data.root=" + (dir / "syn") + " --set train.epochs=3 --set output_dir=" + (dir / ("cli_" + m)) +
-                  " --json 2>/dev/null");
+                  " --json");
     ASSERT_EQ(r.exit_code, 0) << r.output;
     separate[m] = nlohmann::json::parse(last_line(r.output));
   }

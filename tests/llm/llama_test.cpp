@@ -186,8 +186,15 @@ TEST(Lora, InferenceAdapterAndBf16GemmsMatchTheirDefinitions) {
   lin->merge();
   auto merged_bf16 = torch::linear(x.to(torch::kBFloat16), lin->weight.to(torch::kBFloat16)).to(torch::kFloat32);
   EXPECT_LT(maxdiff(lin(x), merged_bf16), 1e-5);
-  // Few rows (decoding) and gradients keep float32.
+  // llm.cpu_gemm: aten multiplies through torch::linear itself (bit for bit), onednn (the default) up to rounding.
   lin->unmerge();
+  lin->gemm_dtype = std::nullopt;
+  lin->onednn_gemm = false;
+  EXPECT_TRUE(torch::equal(lin->base_forward(x), torch::linear(x, lin->weight)));
+  lin->onednn_gemm = true;
+  EXPECT_LT(maxdiff(lin->base_forward(x), torch::linear(x, lin->weight)), 1e-5);
+  lin->gemm_dtype = torch::kBFloat16;
+  // Few rows (decoding) and gradients keep float32.
   auto x1 = torch::randn({1, 64});
   EXPECT_LT(maxdiff(lin(x1), torch::linear(x1, lin->weight) + torch::matmul(torch::matmul(x1, A.t()), B.t()) * lin->scaling), 1e-5);
 }
@@ -251,6 +258,45 @@ TEST(Lora, GradientCheckpointingGivesTheSameGradients) {
   EXPECT_NEAR(losses[0], losses[1], 1e-6);
   ASSERT_EQ(grads[0].size(), grads[1].size());
   for (size_t i = 0; i < grads[0].size(); ++i) EXPECT_LT(maxdiff(grads[0][i], grads[1][i]), 1e-5) << i;
+}
+
+TEST(Lora, OneDnnProductsGiveAtensLossAndGradients) {
+  // llm.cpu_gemm onednn vs aten in training: LoRA's node (with dropout), frozen projections without an
+  // adapter (nn::frozen_linear), the chunked output-layer loss and the logits path; the gradients of
+  // the adapters and of the input embeddings agree up to float rounding.
+  LoraOptions o = rank4_lora(0.1);
+  o.target_modules = {"q_proj", "v_proj", "down_proj"};  // k, o, gate, up frozen without an adapter
+  auto ids = torch::randint(0, 128, {2, 9}, torch::kInt64);
+  std::vector<torch::Tensor> grads[2];
+  double losses[2][2];
+  for (int onednn = 0; onednn < 2; ++onednn) {
+    auto m = tiny(8);
+    torch::manual_seed(13);
+    m->add_lora(o);
+    for (auto& l : m->lora_layers()) l->lora_B->weight.data().normal_(0, 0.1);
+    m->train();
+    m->set_onednn_gemm(onednn == 1);
+    for (int path = 0; path < 2; ++path) {
+      m->zero_grad();
+      ForwardInputs in;
+      in.inputs_embeds = m->model->embed_tokens->weight.index_select(0, ids.view(-1)).view({2, 9, -1}).detach().requires_grad_(true);
+      torch::manual_seed(14);  // the same dropout masks for both settings
+      auto loss = path == 0 ? m->loss(in, ids) : LlamaForCausalLMImpl::causal_lm_loss(m->forward(in), ids);
+      loss.backward();
+      losses[onednn][path] = loss.item<double>();
+      grads[onednn].push_back(in.inputs_embeds.grad().clone());
+      for (auto& l : m->lora_layers()) {
+        grads[onednn].push_back(l->lora_A->weight.grad().clone());
+        grads[onednn].push_back(l->lora_B->weight.grad().clone());
+      }
+    }
+  }
+  for (int path = 0; path < 2; ++path) EXPECT_NEAR(losses[0][path], losses[1][path], 1e-5) << path;
+  ASSERT_EQ(grads[0].size(), grads[1].size());
+  for (size_t i = 0; i < grads[0].size(); ++i) {
+    EXPECT_GT(grads[0][i].abs().max().item<double>(), 0) << i;
+    EXPECT_LT(maxdiff(grads[0][i], grads[1][i]), 1e-5) << i;
+  }
 }
 
 TEST(Llama, AddedTokensAppendRowsAndKeepOldLogits) {

@@ -37,7 +37,7 @@ TEST(Stories260K, GreedyFromBosMatchesTransformersFor200Tokens) {
   std::vector<int64_t> ids(got.data_ptr<int64_t>() + 1, got.data_ptr<int64_t>() + got.numel());
   const std::string text = tok.decode(ids);
   EXPECT_EQ(text.rfind("Once upon a time", 0), 0u) << text;
-  auto cli = test::run(test::bin("sbtrec-lm") + " generate --model " + (dir / "hf") + " --prompt \"\" --max-new-tokens 40 2>/dev/null");
+  auto cli = test::run_stdout(test::bin("sbtrec-lm") + " generate --model " + (dir / "hf") + " --prompt \"\" --max-new-tokens 40");
   ASSERT_EQ(cli.exit_code, 0) << cli.output;
   EXPECT_EQ(cli.output.rfind("Once upon a time", 0), 0u) << cli.output;
 }

@@ -8,6 +8,7 @@
 #include "sbtrec/common/gguf.h"
 #include "sbtrec/nn/decode_attention.h"
 #include "sbtrec/nn/few_row_linear.h"
+#include "sbtrec/nn/onednn_linear.h"
 #include "sbtrec/nn/rms_norm.h"
 #include "sbtrec/nn/rotary.h"
 
@@ -107,6 +108,54 @@ std::pair<torch::Tensor, torch::Tensor> random_blocks(gguf::TensorType type, int
 }
 
 }  // namespace
+
+TEST(FusedKernels, OneDnnLinearEqualsLinearAndAppliesOnlyWithoutGradient) {
+  if (!nn::onednn_linear_available()) GTEST_SKIP() << "this LibTorch has no oneDNN (mkldnn::_linear_pointwise)";
+  torch::manual_seed(3);
+  auto w = torch::randn({48, 64});         // [O, I]
+  auto x = torch::randn({3, 37, 64});      // [B, T, I]: past the few-row kernel
+  torch::Tensor got;
+  {
+    torch::NoGradGuard ng;
+    ASSERT_TRUE(nn::onednn_linear_applies(x, w));
+    got = nn::onednn_linear(x, w);
+  }
+  auto want = torch::linear(x, w);  // [3, 37, 48]
+  ASSERT_EQ(got.sizes(), want.sizes());
+  EXPECT_LT((got - want).abs().max().item<float>(), 1e-4);
+  // bf16 in, bf16 out: the products of torch::linear on the same bf16 tensors.
+  auto xb = x.to(torch::kBFloat16), wb = w.to(torch::kBFloat16);
+  auto gb = nn::onednn_linear(xb, wb);
+  EXPECT_EQ(gb.scalar_type(), torch::kBFloat16);
+  EXPECT_LT((gb.to(torch::kFloat32) - torch::linear(xb, wb).to(torch::kFloat32)).abs().max().item<float>(), 0.1);
+  // Non-contiguous input, one row, no rows.
+  auto xt = torch::randn({64, 5}).t();
+  EXPECT_LT((nn::onednn_linear(xt, w) - torch::linear(xt, w)).abs().max().item<float>(), 1e-4);
+  EXPECT_EQ(nn::onednn_linear(torch::zeros({0, 64}), w).sizes(), (std::vector<int64_t>{0, 48}));
+  // Refused: a weight that wants gradients (with GradMode on), mixed dtypes, a width mismatch.
+  auto wg = w.clone().requires_grad_(true);
+  EXPECT_FALSE(nn::onednn_linear_applies(x, wg));
+  EXPECT_THROW(nn::onednn_linear(x, wg), c10::Error);
+  EXPECT_FALSE(nn::onednn_linear_applies(xb, w));
+  EXPECT_FALSE(nn::onednn_linear_applies(torch::randn({4, 63}), w));
+}
+
+TEST(FusedKernels, FrozenLinearGivesLinearsInputGradient) {
+  if (!nn::onednn_linear_available()) GTEST_SKIP() << "this LibTorch has no oneDNN (mkldnn::_linear_pointwise)";
+  torch::manual_seed(4);
+  auto w = torch::randn({40, 24});                       // [O, I] frozen
+  auto x = torch::randn({2, 11, 24}, torch::requires_grad());  // [B, T, I]
+  auto g = torch::randn({2, 11, 40});                    // upstream gradient
+  auto y = nn::frozen_linear(x, w);
+  y.backward(g);
+  auto got = x.grad().clone();
+  x.mutable_grad().reset();
+  auto y_ref = torch::linear(x, w);
+  y_ref.backward(g);
+  EXPECT_LT((y - y_ref).abs().max().item<float>(), 1e-4);
+  EXPECT_LT((got - x.grad()).abs().max().item<float>(), 1e-4);
+  EXPECT_THROW(nn::frozen_linear(x, w.clone().requires_grad_(true)), c10::Error);
+}
 
 TEST(FusedKernels, PackedFewRowLinearEqualsLinearOnTheDequantizedWeight) {
   torch::NoGradGuard ng;

@@ -119,6 +119,9 @@ struct LlamaForCausalLMImpl : torch::nn::Module {
   // dtype of every linear layer's no-gradient GEMMs of many rows (LoraLinearImpl::gemm_dtype) and of
   // the prompt's attention (LlamaAttentionImpl::gemm_dtype); nullopt = the weights' own.
   void set_gemm_dtype(std::optional<torch::ScalarType> dtype);
+  // Whether the products with the frozen weights (every projection and lm_head, also in training and in
+  // loss()) go through oneDNN's matmul on the CPU (LoraLinearImpl::onednn_gemm; on by default).
+  void set_onednn_gemm(bool on);
   // Adds LoRA adapters to the target projections of every layer and freezes everything else.
   // Adapters already present are removed first (their parameters are new objects afterwards).
   void add_lora(const LoraOptions& options);

@@ -79,6 +79,10 @@ class LoraLinearImpl : public torch::nn::Module {
   // nullopt = weight's own; another (bf16) multiplies x and a cached copy of `weight` in it and returns
   // weight's dtype (llm.gemm_dtype). The copy follows `weight` (re-made after a merge or a replacement).
   std::optional<torch::ScalarType> gemm_dtype;
+  // The products with `weight` on the CPU through oneDNN's matmul (nn/onednn_linear.h; llm.cpu_gemm:
+  // onednn, the default): those without gradient of many rows, and in training the forward and input
+  // gradient (LoRA's node, or nn::frozen_linear without an adapter); false = torch::linear / torch::mm.
+  bool onednn_gemm = true;
 
  private:
   // weight in *gemm_dtype, made on first use; stale once weight's data or version changes.

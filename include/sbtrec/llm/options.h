@@ -29,6 +29,12 @@ inline const config::Choices<GemmDtype>& gemm_dtypes() {
 inline std::optional<torch::ScalarType> scalar_type(GemmDtype d) {
   return d == GemmDtype::kBFloat16 ? std::optional<torch::ScalarType>(torch::kBFloat16) : std::nullopt;
 }
+// llm.cpu_gemm: which library multiplies the CPU matrix products of many rows without gradient.
+enum class CpuGemm { kOneDnn, kAten };
+inline const config::Choices<CpuGemm>& cpu_gemms() {
+  static const config::Choices<CpuGemm> c = {{"onednn", CpuGemm::kOneDnn}, {"aten", CpuGemm::kAten}};
+  return c;
+}
 // nullopt for auto: load_llama then picks fp32 on the CPU and the checkpoint's torch_dtype elsewhere.
 std::optional<torch::ScalarType> scalar_type(LlmDtype d);
 
@@ -36,6 +42,7 @@ struct LlmOptions {
   std::string model;                     // HF model directory, .gguf file or "default" ("" = none: no LLM)
   LlmDtype dtype = LlmDtype::kAuto;      // floating weights' dtype
   GemmDtype gemm_dtype = GemmDtype::kSame;  // dtype of inference GEMMs of many rows (prefill)
+  CpuGemm cpu_gemm = CpuGemm::kOneDnn;      // library of those GEMMs on the CPU
   std::string device = "cpu";            // cpu | cuda | cuda:N
   bool activation_checkpointing = false; // recompute each layer in backward instead of keeping activations
   ChatFormat chat_format = ChatFormat::kAuto;  // how prompts are wrapped (chat_format.h)
@@ -62,6 +69,13 @@ inline void visit_fields(LlmOptions& o, config::Visitor& v) {
           "weights' dtype, at bf16's rounding; pays off on CPUs with "
           "AMX-BF16 or AVX512_BF16. Training's products are unchanged",
           gemm_dtypes());
+  v.field("cpu_gemm", o.cpu_gemm,
+          "library of the CPU's matrix products with the frozen weights (prompt prefill, likelihood scoring, and "
+          "training's forward and input-gradient products through frozen projections and the output layer): "
+          "onednn = oneDNN's matmul (mkldnn::_linear_pointwise; ~2x MKL's float32 sgemm on AMD EPYC, equal up to "
+          "rounding order; falls back to aten where LibTorch lacks oneDNN); aten = torch::linear / torch::mm (MKL "
+          "on x86). Decoding's few-row products and LoRA's rank-r products are the same either way",
+          cpu_gemms());
   v.field("device", o.device, "where the model runs", device_check());
   v.field("activation_checkpointing", o.activation_checkpointing,
           "recompute each decoder layer in backward (less memory, ~1.3x compute)");

@@ -11,6 +11,7 @@ namespace sbtrec::nn {
 struct LinearCrossEntropyOptions {
   int64_t chunk_rows = 256;    // rows per [C, V] logits chunk (256 x 32000 floats = 32 MB)
   int64_t ignore_index = -100;  // rows with this label add nothing and count for nothing
+  bool onednn = false;          // the logits and d hidden through oneDNN's matmul on the CPU (onednn_linear.h)
 };
 
 // Mean over rows with label != ignore_index of -log softmax(hidden W^T)[label], equal to
