@@ -23,8 +23,14 @@ void print_kind(const char* kind, const nlohmann::json& j) {
   for (const auto& lv : q["levels"])
     std::cout << fmt::format("  level {}: codes used {:.3f}, perplexity {:.1f}, relative error {:.4f}\n", l++,
                              lv["usage"].get<double>(), lv["perplexity"].get<double>(), lv["relative_error"].get<double>());
-  std::cout << fmt::format("  relative error {:.4f}; {} distinct code tuples, {} collisions\n", q["relative_error"].get<double>(),
-                           q["distinct_tuples"].get<int64_t>(), q["collisions"].get<int64_t>());
+  std::cout << fmt::format("  relative error {:.4f}; {} distinct code tuples, {} collisions (rate {:.3f}), largest shared "
+                           "tuple {}\n",
+                           q["relative_error"].get<double>(), q["distinct_tuples"].get<int64_t>(), q["collisions"].get<int64_t>(),
+                           q["collision_rate"].get<double>(), q["largest_shared_tuple"].get<int64_t>());
+  if (j.contains("index"))
+    std::cout << fmt::format("  collisions index: an extra code of {} rows (scale {:.4f}); {} collisions left\n",
+                             j["index"]["codes"].get<int64_t>(), j["index"]["rms"].get<double>(),
+                             j["index"]["collisions"].get<int64_t>());
 }
 
 void print_shared_titles(const nlohmann::json& items) {
@@ -87,8 +93,11 @@ int main(int argc, char** argv) {
     auto fit = quantizer::fit_hdsd(cfg.quantizer, seed, *enc, ds, eo.max_len, cfg.eval.batch_size);
     fit.stats["encoder"] = dir;
     quantizer::save_hdsd(out, fit, config_to_yaml(cfg, out));
-    std::cout << fmt::format("HDSD on {}: {} levels x {} codes, inputs {}, seed {}\n", ds.name, cfg.quantizer.levels,
-                             cfg.quantizer.codes, config::choice_name(quantizer::quantizer_inputs(), cfg.quantizer.inputs), seed);
+    std::cout << fmt::format("HDSD on {}: {} levels x {} codes, inputs {}, normalize {}, collisions {}, seed {}\n", ds.name,
+                             cfg.quantizer.levels, cfg.quantizer.codes,
+                             config::choice_name(quantizer::quantizer_inputs(), cfg.quantizer.inputs),
+                             cfg.quantizer.normalize ? "true" : "false",
+                             config::choice_name(quantizer::collisions_choices(), cfg.quantizer.collisions), seed);
     if (fit.stats.contains("items")) {
       print_kind("items", fit.stats["items"]);
       print_shared_titles(fit.stats["items"]);

@@ -20,6 +20,7 @@ constexpr const char* kFormat = "sbtrec-codebooks";
 constexpr const char* kVersion = "1";
 constexpr const char* kItemKey = "codebooks";
 constexpr const char* kUserKey = "user_codebooks";
+constexpr const char* kIndexKey = "index_codebook";  // quantizer.collisions: index (items)
 
 // The user kind's k-means++ stream is keyed apart from the items' ("user" in ASCII), so the two kinds
 // never share draws though one seed is configured.
@@ -86,7 +87,9 @@ InputStats input_stats(const torch::Tensor& x) {
 
 HdsdImpl::HdsdImpl(const QuantizerOptions& options, int64_t item_dim, int64_t user_dim) {
   if (quantizes_items(options.inputs)) items = register_module("items", ResidualQuantizer(options, item_dim));
-  if (quantizes_user(options.inputs)) user = register_module("user", ResidualQuantizer(options, user_dim));
+  auto user_options = options;
+  user_options.collisions = Collisions::kKeep;  // one token per history: nothing to tell apart
+  if (quantizes_user(options.inputs)) user = register_module("user", ResidualQuantizer(user_options, user_dim));
 }
 
 uint64_t kmeans_seed(const QuantizerOptions& options, uint64_t run_seed) {
@@ -103,8 +106,13 @@ HdsdFit fit_hdsd(const QuantizerOptions& options, uint64_t seed, encoder::Encode
   if (quantizes_user(options.inputs))
     users = train_users.defined() ? train_users : user_vectors(encoder, ds.train, max_len, batch_size);  // [S, Z]
   HdsdFit fit;
+  torch::Tensor purity_codes;  // the L levels' codes of the items (without the extra code)
   fit.hdsd = Hdsd(options, items.defined() ? items.size(1) : 1, users.defined() ? users.size(1) : 1);
-  fit.stats = {{"dataset", ds.name}, {"seed", seed}, {"item_rows", config::choice_name(item_rows_choices(), options.item_rows)}};
+  fit.stats = {{"dataset", ds.name},
+               {"seed", seed},
+               {"item_rows", config::choice_name(item_rows_choices(), options.item_rows)},
+               {"normalize", options.normalize},
+               {"collisions", config::choice_name(collisions_choices(), options.collisions)}};
   if (fit.hdsd->items) {
     auto& q = *fit.hdsd->items;
     auto j = fit_kind(q, items, seed, "items");
@@ -121,6 +129,20 @@ HdsdFit fit_hdsd(const QuantizerOptions& options, uint64_t seed, encoder::Encode
     }
     j["items_sharing_a_tuple"] = sharing;
     j["shared_tuples"] = groups;
+    if (q.has_index()) {
+      // TIGER's extra code: each item's rank on its tuple, as the L + 1-th column of the codes.
+      auto ranks = collision_ranks(fit.item_codes);                                                    // [N]
+      auto residual = q.prepared(items).to(q.codebooks.device()) - q.decode(fit.item_codes).detach();  // [N, D]
+      q.make_index_codebook(ranks, residual, stream_key(seed, Purpose::kIndexCodebook, 0));
+      purity_codes = fit.item_codes;
+      fit.item_codes = torch::cat({fit.item_codes, ranks.unsqueeze(1).to(fit.item_codes.device())}, 1);  // [N, L + 1]
+      const int64_t distinct = std::get<0>(torch::unique_dim(fit.item_codes, 0)).size(0);
+      j["index"] = {{"codes", q.index_codebook.size(0)},
+                    {"collisions", fit.item_codes.size(0) - distinct},
+                    {"rms", residual.pow(2).mean().sqrt().item<double>()}};
+      spdlog::info("quantizer items: collisions index: an extra code of {} rows; {} collisions left", q.index_codebook.size(0),
+                   fit.item_codes.size(0) - distinct);
+    }
     fit.stats["items"] = j;
   }
   if (fit.hdsd->user) {
@@ -129,7 +151,8 @@ HdsdFit fit_hdsd(const QuantizerOptions& options, uint64_t seed, encoder::Encode
     fit.stats["user"]["samples"] = "train";
     fit.train_user_codes = q.encode(users);  // [S, L]
   }
-  const auto purity = genre_purity_stats(ds, fit.item_codes, fit.train_user_codes, seed);
+  const auto purity =
+      genre_purity_stats(ds, purity_codes.defined() ? purity_codes : fit.item_codes, fit.train_user_codes, seed);
   if (!purity.is_null()) fit.stats["genre_purity"] = purity;
   return fit;
 }
@@ -138,6 +161,7 @@ void save_hdsd(const std::string& dir, const HdsdFit& fit, const std::string& co
   std::map<std::string, torch::Tensor> books, codes;
   if (fit.hdsd->items) {
     books[kItemKey] = fit.hdsd->items->codebooks.detach().cpu();
+    if (fit.hdsd->items->has_index()) books[kIndexKey] = fit.hdsd->items->index_codebook.detach().cpu();
     codes["item_codes"] = fit.item_codes.cpu();
   }
   if (fit.hdsd->user) {
@@ -150,6 +174,7 @@ void save_hdsd(const std::string& dir, const HdsdFit& fit, const std::string& co
                                                    {"levels", std::to_string(any->levels())},
                                                    {"codes", std::to_string(any->codes())},
                                                    {"item_rows", fit.stats.value("item_rows", std::string("input"))},
+                                                   {"normalize", fit.stats.value("normalize", false) ? "true" : "false"},
                                                    {"config", config_yaml}};
   atomic_write_dir(dir, [&](const std::string& tmp) {
     safetensors::save(tmp + "/codebooks.safetensors", books, meta);
@@ -186,7 +211,24 @@ void load_hdsd_codebooks(const std::string& dir, HdsdImpl& hdsd, ItemRows item_r
     throw CheckpointError(path + ": these item codebooks were fitted on the encoder's " + fitted +
                           " rows but quantizer.item_rows is " + wanted + "; refit with sbtrec-quantize --set quantizer.item_rows=" +
                           wanted + " or set quantizer.item_rows: " + fitted);
+  // Files written before quantizer.normalize existed quantized the vectors as they are.
+  const auto norm = f.header().metadata.find("normalize");
+  const bool fitted_normalized = norm != f.header().metadata.end() && norm->second == "true";
+  const auto& any = hdsd.items ? hdsd.items : hdsd.user;
+  if (any && fitted_normalized != any->options().normalize)
+    throw CheckpointError(path + ": these codebooks were fitted with quantizer.normalize " +
+                          (fitted_normalized ? "true" : "false") + " but the config says " +
+                          (fitted_normalized ? "false" : "true") + "; refit with sbtrec-quantize under this config");
   if (hdsd.items) load(*hdsd.items, kItemKey, "items or both");
+  if (hdsd.items && hdsd.items->has_index() != f.contains(kIndexKey))
+    throw CheckpointError(path + (f.contains(kIndexKey) ? ": these codebooks carry an extra code (quantizer.collisions: "
+                                                          "index) but the config says keep"
+                                                        : ": these codebooks have no extra code but quantizer.collisions "
+                                                          "is index") +
+                          "; refit with sbtrec-quantize under this config, or set quantizer.collisions as they were fitted");
+  if (hdsd.items && hdsd.items->has_index())
+    hdsd.items->load_index_codebook(f.get(kIndexKey, torch::kFloat32, hdsd.items->codebooks.device()),
+                                    path + " key '" + kIndexKey + "'");
   if (hdsd.user) load(*hdsd.user, kUserKey, "user or both");
 }
 

@@ -137,7 +137,9 @@ nlohmann::json QuantizerStats::to_json() const {
           {"levels", lv},
           {"relative_error", relative_error},
           {"distinct_tuples", distinct_tuples},
-          {"collisions", collisions}};
+          {"collisions", collisions},
+          {"collision_rate", collision_rate},
+          {"largest_shared_tuple", largest_shared_tuple}};
 }
 
 ResidualQuantizerImpl::ResidualQuantizerImpl(const QuantizerOptions& options, int64_t dim) : options_(options) {
@@ -145,11 +147,60 @@ ResidualQuantizerImpl::ResidualQuantizerImpl(const QuantizerOptions& options, in
     throw ConfigError("quantizer: levels, codes and the vector width must be >= 1 (got " + std::to_string(options.levels) +
                       ", " + std::to_string(options.codes) + ", " + std::to_string(dim) + ")");
   codebooks = register_parameter("codebooks", torch::zeros({options.levels, options.codes, dim}));  // [L, K, D]
+  // One zero row until a fit or a file sizes it.
+  if (options.collisions == Collisions::kIndex) index_codebook = register_parameter("index_codebook", torch::zeros({1, dim}));  // [C, D]
+}
+
+torch::Tensor ResidualQuantizerImpl::prepared(const torch::Tensor& x) const {
+  if (!options_.normalize) return x;
+  return x / x.norm(2, 1, true).clamp_min(1e-12);  // [N, D]
 }
 
 torch::Tensor ResidualQuantizerImpl::encode(const torch::Tensor& x) const {
   check_vectors(x, dim(), "ResidualQuantizer::encode");
-  return residual_pass(codebooks, x, nullptr);
+  return residual_pass(codebooks, prepared(x), nullptr);
+}
+
+torch::Tensor collision_ranks(const torch::Tensor& indices) {
+  auto idx = indices.to(torch::kCPU, torch::kInt64).contiguous();
+  const int64_t N = idx.size(0), L = idx.size(1);
+  const int64_t* p = idx.data_ptr<int64_t>();
+  std::map<std::vector<int64_t>, int64_t> seen;
+  auto rank = torch::empty({N}, torch::kInt64);  // [N]
+  auto* r = rank.data_ptr<int64_t>();
+  for (int64_t i = 0; i < N; ++i) r[i] = seen[std::vector<int64_t>(p + i * L, p + (i + 1) * L)]++;
+  return rank.to(indices.device());
+}
+
+void ResidualQuantizerImpl::make_index_codebook(const torch::Tensor& rank, const torch::Tensor& residual, uint64_t seed) {
+  TORCH_CHECK(has_index(), "make_index_codebook: quantizer.collisions is not index");
+  torch::NoGradGuard no_grad;
+  const int64_t C = rank.numel() ? rank.max().item<int64_t>() + 1 : 1, D = dim();
+  const double s = residual.numel() ? std::sqrt(residual.detach().to(torch::kFloat64).pow(2).mean().item<double>()) : 0.0;
+  // Box-Muller on the counter stream (torch's generator plays no part): the same rows on every machine.
+  std::vector<float> rows((size_t)(C * D), 0.0f);
+  CounterStream rng(seed);
+  for (size_t i = (size_t)D; i < rows.size(); ++i) {
+    const double u1 = 1.0 - uniform01(rng), u2 = uniform01(rng);
+    rows[i] = (float)(s * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2));
+  }
+  index_codebook.set_data(torch::tensor(rows).view({C, D}).to(codebooks.device()));  // [C, D]
+}
+
+torch::Tensor ResidualQuantizerImpl::extra_rows(const torch::Tensor& rank) const {
+  TORCH_CHECK(has_index(), "extra_rows: quantizer.collisions is not index");
+  return index_codebook.index_select(0, rank.to(index_codebook.device()).clamp_max(index_codebook.size(0) - 1));  // [N, D]
+}
+
+void ResidualQuantizerImpl::load_index_codebook(const torch::Tensor& t, const std::string& source) {
+  TORCH_CHECK(has_index(), "load_index_codebook: quantizer.collisions is not index");
+  if (t.dim() != 2 || t.size(0) < 1 || t.size(1) != dim())
+    throw CheckpointError(source + ": the extra codebook has shape " + shape_of(t) + " but the quantizer needs [C, " +
+                          std::to_string(dim()) + "] (quantizer.collisions: index; the encoder's width)");
+  if (!t.is_floating_point() || !torch::isfinite(t).all().item<bool>())
+    throw CheckpointError(source + ": the extra codebook must be finite floating-point values");
+  torch::NoGradGuard no_grad;
+  index_codebook.set_data(t.to(codebooks.device(), codebooks.scalar_type()).clone());  // [C, D]
 }
 
 torch::Tensor ResidualQuantizerImpl::decode(const torch::Tensor& indices) const {
@@ -163,13 +214,14 @@ QuantizerOutput ResidualQuantizerImpl::forward(const torch::Tensor& x) {
   check_vectors(x, dim(), "ResidualQuantizer::forward");
   std::vector<torch::Tensor> residuals;
   QuantizerOutput out;
-  out.indices = residual_pass(codebooks, x, &residuals);  // [N, L]
+  const auto xp = prepared(x);                              // [N, D]
+  out.indices = residual_pass(codebooks, xp, &residuals);  // [N, L]
   auto rows = chosen_rows(codebooks, out.indices);         // [N, L, D]
   out.e_rq = rows.sum(1);                                  // [N, D]
   out.loss = torch::zeros({}, codebooks.options().requires_grad(false));  // []
   const bool losses = options_.codebook_loss > 0 || options_.commitment_loss > 0;
   if (losses && x.size(0) > 0) {
-    auto xd = x.to(codebooks.device(), codebooks.scalar_type());  // [N, D], keeps x's graph for the commitment term
+    auto xd = xp.to(codebooks.device(), codebooks.scalar_type());  // [N, D], keeps x's graph for the commitment term
     for (int64_t l = 0; l < levels(); ++l) {
       auto e = rows.select(1, l);  // [N, D]
       // Each term is the mean over the N x D elements, summed over levels (VQ-VAE's MSE per level).
@@ -204,7 +256,7 @@ int64_t ResidualQuantizerImpl::end_step(const torch::Tensor& pool, const std::fu
   // The pool's residuals level by level, from the current codebooks: at each level the worst-
   // reconstructed vectors are where a code is missing.
   std::vector<torch::Tensor> residuals;
-  auto x = pool.detach().to(codebooks.device(), codebooks.scalar_type());  // [P, D]
+  auto x = prepared(pool.detach()).to(codebooks.device(), codebooks.scalar_type());  // [P, D]
   auto indices = residual_pass(codebooks, x, &residuals);                    // [P, L]
   int64_t reseeded = 0;
   for (int64_t l = 0; l < L; ++l) {
@@ -255,7 +307,7 @@ void ResidualQuantizerImpl::init_kmeans_pp(const torch::Tensor& x, uint64_t seed
     throw ConfigError("quantizer.codes=" + std::to_string(K) + " exceeds the " + std::to_string(N) +
                       " vectors to fit: K distinct codes need at least K vectors; lower quantizer.codes");
   torch::NoGradGuard no_grad;
-  auto r = x.detach().to(codebooks.device(), codebooks.scalar_type()).clone();  // [N, D]
+  auto r = prepared(x.detach()).to(codebooks.device(), codebooks.scalar_type()).clone();  // [N, D]
   if (!torch::isfinite(r).all().item<bool>())
     throw ConfigError("ResidualQuantizer::init_kmeans_pp: the vectors contain NaN or inf (a diverged encoder?)");
   CounterStream rng(seed);
@@ -289,8 +341,9 @@ QuantizerStats ResidualQuantizerImpl::stats(const torch::Tensor& x) const {
   const int64_t N = x.size(0), L = levels(), K = codes();
   QuantizerStats s;
   s.vectors = N;
-  auto indices = residual_pass(codebooks, x, nullptr);        // [N, L]
-  auto xd = x.detach().to(codebooks.device(), torch::kFloat64);  // [N, D]
+  const auto xp = prepared(x.detach());                      // [N, D]
+  auto indices = residual_pass(codebooks, xp, nullptr);       // [N, L]
+  auto xd = xp.to(codebooks.device(), torch::kFloat64);       // [N, D]
   const double x_norm = std::sqrt(xd.pow(2).sum().item<double>());
   auto recon = torch::zeros_like(xd);                         // [N, D]
   for (int64_t l = 0; l < L; ++l) {
@@ -310,6 +363,8 @@ QuantizerStats ResidualQuantizerImpl::stats(const torch::Tensor& x) const {
   s.relative_error = s.levels.back().relative_error;
   s.distinct_tuples = N > 0 ? std::get<0>(torch::unique_dim(indices, 0)).size(0) : 0;
   s.collisions = N - s.distinct_tuples;
+  s.collision_rate = N > 0 ? (double)s.collisions / (double)N : 0.0;
+  s.largest_shared_tuple = N > 0 ? collision_ranks(indices).max().item<int64_t>() + 1 : 0;
   return s;
 }
 

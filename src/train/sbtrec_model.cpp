@@ -68,6 +68,12 @@ torch::Tensor SbtRecModelImpl::item_embeddings(const torch::Tensor& items, torch
     auto q = hdsd->items->forward(x);
     add_quantizer_loss(quantizer_loss, q);
     e = q.e_rq;  // [S, D]
+    if (hdsd->items->has_index()) {
+      // quantizer.collisions: index. Each item's rank on its tuple among all items under the current
+      // codebooks (a tuple may gain or lose items as SBS-AO moves them), its row of the extra codebook added.
+      auto ranks = quantizer::collision_ranks(hdsd->items->encode(item_vectors));  // [N]
+      e = e + hdsd->items->extra_rows(ranks.to(ids.device()).index_select(0, ids));  // [S, D]
+    }
   }
   return item_aligner->forward(e, llm->model->embed_tokens->weight.scalar_type());  // [S, E]
 }

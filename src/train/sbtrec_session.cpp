@@ -164,6 +164,7 @@ void save_sbtrec_checkpoint(const std::string& dir, SbtRecSession& s, const std:
   llm::save_adapter(dir + "/adapter", *m.llm, s.cfg.llm.model);
   std::map<std::string, torch::Tensor> t;
   if (m.hdsd && m.hdsd->items) t["codebooks"] = m.hdsd->items->codebooks.detach().cpu();
+  if (m.hdsd && m.hdsd->items && m.hdsd->items->has_index()) t["index_codebook"] = m.hdsd->items->index_codebook.detach().cpu();
   if (m.hdsd && m.hdsd->user) t["user_codebooks"] = m.hdsd->user->codebooks.detach().cpu();
   for (const auto& p : m.item_aligner->named_parameters()) t["item_aligner." + p.key()] = p.value().detach().cpu();
   if (m.user_aligner)
@@ -228,6 +229,8 @@ void load_sbtrec_checkpoint(const std::string& dir, SbtRecSession& s, bool other
     return v;
   };
   if (m.hdsd && m.hdsd->items) m.hdsd->items->load_codebooks(take("codebooks", "quantizer on items"), f + " key 'codebooks'");
+  if (m.hdsd && m.hdsd->items && m.hdsd->items->has_index())
+    m.hdsd->items->load_index_codebook(take("index_codebook", "quantizer.collisions: index"), f + " key 'index_codebook'");
   if (m.hdsd && m.hdsd->user)
     m.hdsd->user->load_codebooks(take("user_codebooks", "quantizer on user vectors"), f + " key 'user_codebooks'");
   auto load_module = [&](torch::nn::Module& mod, const std::string& prefix) {
@@ -246,8 +249,8 @@ void load_sbtrec_checkpoint(const std::string& dir, SbtRecSession& s, bool other
   t.erase("slot_embeddings");  // the mean-initialised rows of the slot tokens: inputs only, replaced in inputs_embeds
   if (!t.empty())
     throw CheckpointError(f + ": holds '" + t.begin()->first +
-                          "', which this config does not use (quantizer.enabled, quantizer.inputs or prompt.user_token "
-                          "differ from the run's config.yaml)");
+                          "', which this config does not use (quantizer.enabled, quantizer.inputs, quantizer.collisions "
+                          "or prompt.user_token differ from the run's config.yaml)");
   llm::load_adapter(dir + "/adapter", *m.llm);
 }
 

@@ -253,6 +253,38 @@ TEST(SbtRecE2E, ResumeAfterStopEqualsUninterruptedRunBitForBit) {
   EXPECT_EQ(strip(read_jsonl(dir / "full/metrics.jsonl")), strip(read_jsonl(dir / "split/metrics.jsonl")));
 }
 
+// quantizer.collisions: index through the programs: codebooks fitted at the start with the extra code,
+// which SBS-AO trains, the checkpoint carries, and sbtrec-eval reads back (the same figures).
+TEST(SbtRecE2E, CollisionsIndexTrainsCheckpointsAndEvaluates) {
+  REQUIRE_INPUTS();
+  auto& f = fixture();
+  test::TempDir dir;
+  const std::string run = dir / "run";
+  const std::string sets = common_sets(f) + " --set quantizer.codebooks= --set quantizer.collisions=index" +
+                           " --set quantizer.kmeans_iterations=5 --set output_dir=" + run +
+                           " --set train.max_steps=6 --set train.lr=1e-2 --set eval.max_cases=4 --set eval.max_val_cases=4" +
+                           " --set generation.max_new_tokens=12 --set train.curve_every=0";
+  auto r = test::run(test::bin("sbtrec-train") + sets + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("collisions index: an extra code of"), std::string::npos) << r.output;
+  const auto res = last_json_line(r.output);
+  auto ckpt = safetensors::load(run + "/checkpoint/sbtrec.safetensors");
+  ASSERT_TRUE(ckpt.count("index_codebook"));
+  const auto& extra = ckpt["index_codebook"];  // [C, D]
+  EXPECT_GT(extra.size(0), 1);                 // MovieLens: over a hundred items share one tuple
+  EXPECT_GT(extra[0].abs().max().item<double>(), 0);  // row 0 started at zero and was trained
+  auto e = test::run_stdout(test::bin("sbtrec-eval") + sets + " --checkpoint " + run + " --split test --json");
+  ASSERT_EQ(e.exit_code, 0) << e.output;
+  const auto ev = last_json_line(e.output);
+  EXPECT_EQ(ev["hr@1"], res["test"]["hr@1"]);
+  EXPECT_EQ(ev["valid_ratio"], res["test"]["valid_ratio"]);
+  // A config without the extra code is refused by name.
+  auto keep = test::run(test::bin("sbtrec-eval") + common_sets(f) + " --set quantizer.codebooks= --checkpoint " + run +
+                        " --split test --allow-other-inputs");
+  EXPECT_NE(keep.exit_code, 0);
+  EXPECT_NE(keep.output.find("index_codebook"), std::string::npos) << keep.output;
+}
+
 TEST(SbtRecE2E, MissingEncoderIsRefusedBeforeAnythingIsWritten) {
   SBTREC_REQUIRE_SHARED("data/ml-100k/u.data");
   test::TempDir dir;

@@ -47,6 +47,16 @@ QuantizerOptions small(QuantizerInputs inputs) {
   return o;
 }
 
+// The CheckpointError `fn` throws, or "no CheckpointError".
+std::string checkpoint_error(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const CheckpointError& e) {
+    return std::string(e.what());
+  }
+  return std::string("no CheckpointError");
+}
+
 }  // namespace
 
 TEST(Hdsd, BehaviourVectorsAreTheItemRowsAndTheHistoryRepresentations) {
@@ -138,22 +148,59 @@ TEST(Hdsd, SavedFilesReadBackAndWrongOnesAreRefused) {
   EXPECT_TRUE(torch::equal(loaded->items->codebooks, fit.hdsd->items->codebooks));
   EXPECT_TRUE(torch::equal(loaded->user->codebooks, fit.hdsd->user->codebooks));
 
-  auto message = [](const std::function<void()>& fn) {
-    try {
-      fn();
-    } catch (const CheckpointError& e) {
-      return std::string(e.what());
-    }
-    return std::string("no CheckpointError");
-  };
   QuantizerOptions three = small(QuantizerInputs::kBoth);
   three.levels = 3;
   Hdsd deeper(three, 16, 16);
-  EXPECT_NE(message([&] { load_hdsd_codebooks(dir / "q", *deeper); }).find("key 'codebooks'"), std::string::npos);
+  EXPECT_NE(checkpoint_error([&] { load_hdsd_codebooks(dir / "q", *deeper); }).find("key 'codebooks'"), std::string::npos);
   const auto items_only = fit_hdsd(small(QuantizerInputs::kItems), 1, *f.enc, f.ds, 10, 64);
   save_hdsd(dir / "items", items_only, "");
-  EXPECT_NE(message([&] { load_hdsd_codebooks(dir / "items", *loaded); }).find("'user_codebooks'"), std::string::npos);
-  EXPECT_NE(message([&] { load_hdsd_codebooks(dir / "nowhere", *loaded); }).find("sbtrec-quantize"), std::string::npos);
+  EXPECT_NE(checkpoint_error([&] { load_hdsd_codebooks(dir / "items", *loaded); }).find("'user_codebooks'"), std::string::npos);
+  EXPECT_NE(checkpoint_error([&] { load_hdsd_codebooks(dir / "nowhere", *loaded); }).find("sbtrec-quantize"), std::string::npos);
+}
+
+TEST(Hdsd, CollisionsIndexGivesEveryItemItsOwnTupleAndTheFilesCarryIt) {
+  Fixture f;
+  auto o = small(QuantizerInputs::kBoth);
+  o.codes = 4;  // 16 tuples for 60 items: collisions are certain
+  const auto keep = fit_hdsd(o, 1, *f.enc, f.ds, 10, 64);
+  EXPECT_GT(keep.stats["items"]["quantizer"]["collisions"].get<int64_t>(), 0);
+  o.collisions = Collisions::kIndex;
+  const auto fit = fit_hdsd(o, 1, *f.enc, f.ds, 10, 64);
+  // The same k-means; the codes gain the rank column, and every item's tuple is unique.
+  EXPECT_TRUE(torch::equal(fit.hdsd->items->codebooks, keep.hdsd->items->codebooks));
+  ASSERT_EQ(fit.item_codes.sizes(), (std::vector<int64_t>{60, 3}));
+  EXPECT_TRUE(torch::equal(fit.item_codes.narrow(1, 0, 2), keep.item_codes));
+  EXPECT_TRUE(torch::equal(fit.item_codes.select(1, 2), collision_ranks(keep.item_codes)));
+  EXPECT_EQ(std::get<0>(torch::unique_dim(fit.item_codes, 0)).size(0), 60);
+  const auto largest = keep.stats["items"]["quantizer"]["largest_shared_tuple"].get<int64_t>();
+  EXPECT_EQ(fit.stats["items"]["index"]["codes"].get<int64_t>(), largest);
+  EXPECT_EQ(fit.stats["items"]["index"]["collisions"].get<int64_t>(), 0);
+  EXPECT_EQ(fit.hdsd->items->index_codebook.size(0), largest);
+  EXPECT_FALSE(fit.hdsd->user->has_index());  // user tokens: one per history, nothing to tell apart
+  EXPECT_EQ(fit.stats["collisions"], "index");
+  // Written and read back; a config that disagrees is refused with the key named.
+  test::TempDir dir;
+  save_hdsd(dir / "q", fit, "");
+  EXPECT_EQ(safetensors::load(dir / "q/codes.safetensors").at("item_codes").size(1), 3);
+  Hdsd loaded(o, 16, 16);
+  load_hdsd_codebooks(dir / "q", *loaded);
+  EXPECT_TRUE(torch::equal(loaded->items->index_codebook, fit.hdsd->items->index_codebook));
+  auto four = small(QuantizerInputs::kBoth);
+  four.codes = 4;
+  Hdsd plain4(four, 16, 16);
+  EXPECT_NE(checkpoint_error([&] { load_hdsd_codebooks(dir / "q", *plain4); }).find("quantizer.collisions"), std::string::npos);
+  save_hdsd(dir / "keep", keep, "");
+  EXPECT_NE(checkpoint_error([&] { load_hdsd_codebooks(dir / "keep", *loaded); }).find("quantizer.collisions"), std::string::npos);
+  // quantizer.normalize is recorded too.
+  auto unit = four;
+  unit.normalize = true;
+  Hdsd normalized(unit, 16, 16);
+  EXPECT_NE(checkpoint_error([&] { load_hdsd_codebooks(dir / "keep", *normalized); }).find("quantizer.normalize"), std::string::npos);
+  const auto fit_unit = fit_hdsd(unit, 1, *f.enc, f.ds, 10, 64);
+  EXPECT_EQ(fit_unit.stats["normalize"], true);
+  save_hdsd(dir / "unit", fit_unit, "");
+  load_hdsd_codebooks(dir / "unit", *normalized);
+  EXPECT_NE(checkpoint_error([&] { load_hdsd_codebooks(dir / "unit", *plain4); }).find("quantizer.normalize"), std::string::npos);
 }
 
 TEST(Hdsd, TooFewVectorsForTheCodesIsAConfigErrorNamingTheKind) {

@@ -306,3 +306,63 @@ TEST(ResidualQuantizer, ShapesAreCheckedWithTheSourceNamed) {
   EXPECT_THROW(q->encode(torch::zeros({2, 5})), ConfigError);
   EXPECT_THROW(q->decode(torch::zeros({2, 2}, torch::kInt64)), ConfigError);
 }
+
+TEST(ResidualQuantizer, CollisionRanksNumberEachTuplesRowsInRowOrder) {
+  auto idx = torch::tensor({0, 1, 2, 3, 0, 1, 0, 1, 2, 3, 5, 5}, torch::kInt64).view({6, 2});  // [6, 2]
+  auto r = collision_ranks(idx);
+  EXPECT_TRUE(torch::equal(r, torch::tensor({0, 0, 1, 2, 1, 0}, torch::kInt64))) << r;
+  // The stats name the share of vectors on an earlier vector's tuple and the most crowded tuple.
+  QuantizerOptions o = opts(1, 2);
+  ResidualQuantizer q(o, 1);
+  q->load_codebooks(torch::tensor({0.0f, 10.0f}).view({1, 2, 1}), "test");
+  auto st = q->stats(torch::tensor({0.1f, 0.2f, 0.3f, 9.0f}).view({4, 1}));  // tuples (0) x 3, (1)
+  EXPECT_EQ(st.collisions, 2);
+  EXPECT_DOUBLE_EQ(st.collision_rate, 0.5);
+  EXPECT_EQ(st.largest_shared_tuple, 3);
+}
+
+TEST(ResidualQuantizer, NormalizeQuantizesUnitVectors) {
+  auto x = clustered(200, 6, 3);  // [N, D]
+  QuantizerOptions o = opts(2, 8);
+  o.normalize = true;
+  ResidualQuantizer qn(o, 6), q(opts(2, 8), 6);
+  qn->init_kmeans_pp(x, 4);
+  auto unit = x / x.norm(2, 1, true);
+  q->init_kmeans_pp(unit, 4);
+  EXPECT_TRUE(torch::equal(qn->codebooks, q->codebooks));  // k-means on x / ||x||
+  // A row's codes do not depend on its length; e_rq approximates the unit vector.
+  auto scaled = x * torch::linspace(0.1, 10.0, 200).unsqueeze(1);
+  EXPECT_TRUE(torch::equal(qn->encode(scaled), q->encode(unit)));
+  EXPECT_TRUE(torch::equal(qn->forward(x).indices, q->encode(unit)));
+  EXPECT_NEAR(qn->stats(x).relative_error, q->stats(unit).relative_error, 1e-12);
+}
+
+TEST(ResidualQuantizer, IndexCodebookIsSizedByTheLargestGroupAndItsRowZeroIsZero) {
+  QuantizerOptions o = opts(1, 2);
+  o.collisions = Collisions::kIndex;
+  ResidualQuantizer q(o, 3);
+  ASSERT_TRUE(q->has_index());
+  EXPECT_EQ(q->index_codebook.sizes(), (std::vector<int64_t>{1, 3}));
+  auto param = q->index_codebook;  // the registered parameter keeps its identity when resized
+  auto ranks = torch::tensor({0, 1, 0, 2, 3}, torch::kInt64);
+  auto residual = torch::full({5, 3}, 0.5f);
+  q->make_index_codebook(ranks, residual, 9);
+  EXPECT_EQ(q->index_codebook.sizes(), (std::vector<int64_t>{4, 3}));
+  EXPECT_TRUE(param.is_same(q->named_parameters()["index_codebook"]));
+  EXPECT_EQ(param.sizes(), (std::vector<int64_t>{4, 3}));
+  EXPECT_TRUE(torch::equal(q->index_codebook[0], torch::zeros({3})));
+  EXPECT_GT(q->index_codebook[1].abs().sum().item<double>(), 0);
+  // Deterministic for a seed; ranks past the last row take the last row; gradient reaches the rows used.
+  ResidualQuantizer again(o, 3);
+  again->make_index_codebook(ranks, residual, 9);
+  EXPECT_TRUE(torch::equal(again->index_codebook, q->index_codebook));
+  auto rows = q->extra_rows(torch::tensor({2, 7}, torch::kInt64));
+  EXPECT_TRUE(torch::equal(rows[1], q->index_codebook[3].detach()));
+  rows.sum().backward();
+  EXPECT_TRUE(torch::equal(q->index_codebook.grad().sum(1), torch::tensor({0.0f, 0.0f, 3.0f, 3.0f})));
+  EXPECT_THROW(q->load_index_codebook(torch::zeros({2, 4}), "file"), CheckpointError);
+  q->load_index_codebook(torch::ones({6, 3}), "file");
+  EXPECT_EQ(param.sizes(), (std::vector<int64_t>{6, 3}));
+  ResidualQuantizer keep(opts(1, 2), 3);
+  EXPECT_FALSE(keep->has_index());
+}

@@ -206,6 +206,34 @@ TEST(SbtRecModel, QuantizerLossesReachTheTrainingLoss) {
 
 // The trainer's "trainable params" line counts every group SBS-AO trains: codebooks, aligners and
 // LoRA (it once counted LoRA alone).
+TEST(SbtRecModel, CollisionsIndexAddsEachItemsRankRowAndTrainsIt) {
+  torch::manual_seed(5);
+  auto lm = llm::LlamaForCausalLM(llm::llama_tiny());
+  const int64_t N = 40, D = 12;
+  auto items = torch::randn({N, D});
+  quantizer::QuantizerOptions qo;
+  qo.levels = 1;
+  qo.codes = 4;  // 40 items on 4 tuples
+  qo.inputs = quantizer::QuantizerInputs::kItems;
+  qo.collisions = quantizer::Collisions::kIndex;
+  quantizer::Hdsd hdsd(qo, D, 1);
+  hdsd->items->init_kmeans_pp(items, 1);
+  auto ranks = quantizer::collision_ranks(hdsd->items->encode(items));  // [N]
+  hdsd->items->make_index_codebook(ranks, torch::randn({N, D}), 3);
+  train::SbtRecModel model(lm, items, hdsd, 0, aligner::AlignerOptions{});
+  auto ids = torch::arange(N, torch::kInt64);
+  auto e = model->item_embeddings(ids);  // [N, E]
+  auto idx = hdsd->items->encode(items);
+  auto want = model->item_aligner->forward(hdsd->items->decode(idx) + hdsd->items->index_codebook.index_select(0, ranks));
+  EXPECT_TRUE(torch::allclose(e, want, 1e-5, 1e-6));
+  // Items on one tuple get distinct tokens; the rank-0 item of a tuple keeps its plain MBSR token.
+  EXPECT_EQ(std::get<0>(torch::unique_dim(e.detach(), 0)).size(0), N);
+  e.sum().backward();
+  auto g = hdsd->items->index_codebook.grad();
+  ASSERT_TRUE(g.defined());
+  EXPECT_GT(g.abs().sum().item<double>(), 0);
+}
+
 TEST(SbtRecModel, TrainableReportCountsCodebooksAlignersAndLora) {
   Tiny t(true);
   auto& m = *t.model;

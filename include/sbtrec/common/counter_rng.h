@@ -61,6 +61,8 @@ enum class Purpose : uint64_t {
   kNoiseTest = 0xd002,
   // quantizer/genre_purity.h: the shuffled baseline of genre purity, under the k-means seed.
   kPurityShuffle = 0xd101,
+  // quantizer/residual_quantizer.h: the extra codebook's rows (quantizer.collisions: index), under the k-means seed.
+  kIndexCodebook = 0xd102,
   // train/: under the run's seed.
   kEpochOrder = 0x5b01,       // the SBT-Rec trainer's sample order of an epoch
   kEpochCandidates = 0x5b02,  // the seed of an epoch's training candidate sets
@@ -76,7 +78,7 @@ inline constexpr Purpose kAllPurposes[] = {
     Purpose::kCandidatesTrain, Purpose::kCandidatesVal,    Purpose::kCandidatesTest, Purpose::kEpochOrder,
     Purpose::kEpochCandidates, Purpose::kStepDropout,      Purpose::kCurriculum,     Purpose::kShuffle,
     Purpose::kRankDraws,       Purpose::kTrainingTemplates, Purpose::kEvaluationTemplates, Purpose::kNoiseVal,
-    Purpose::kNoiseTest, Purpose::kPurityShuffle};
+    Purpose::kNoiseTest, Purpose::kPurityShuffle, Purpose::kIndexCodebook};
 
 // The key of the stream that serves `counter` (an epoch, a step, a sample index) for `purpose` under
 // `seed`: every seeded draw of the project is keyed this way, so each is a pure function of (seed,

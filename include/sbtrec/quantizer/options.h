@@ -31,6 +31,15 @@ inline const config::Choices<ItemRows>& item_rows_choices() {
   return c;
 }
 
+// What happens to items whose full code tuple another item has too. keep: they share a behavioural token
+// (the paper). index: TIGER's extra code, the item's rank among the items of its tuple (by item id),
+// whose row of an extra codebook is added to MBSR's sum, so every item's token is its own.
+enum class Collisions { kKeep, kIndex };
+inline const config::Choices<Collisions>& collisions_choices() {
+  static const config::Choices<Collisions> c = {{"keep", Collisions::kKeep}, {"index", Collisions::kIndex}};
+  return c;
+}
+
 // Codes chosen fewer than `threshold` times over `window` optimizer steps (summed over the ranks) are
 // re-seeded from the vectors of their kind that the codebooks reconstruct worst (after
 // vector-quantize-pytorch's expiry, which draws from the current batch; off by default: the paper does
@@ -52,6 +61,8 @@ struct QuantizerOptions {
   int64_t seed = -1;                               // k-means++ seeding; -1 = the run's top-level seed
   double codebook_loss = 0;                        // weight of |sg(r) - e|^2 (VQ-VAE); the paper uses none
   double commitment_loss = 0;                      // weight of |r - sg(e)|^2 (peers: 0.25 with a trained encoder)
+  Collisions collisions = Collisions::kKeep;       // items sharing a full tuple: one token (keep) or an extra code
+  bool normalize = false;                          // quantize x / ||x|| (k-means and every later code choice)
   DeadCodeOptions dead_codes;
 };
 
@@ -83,6 +94,15 @@ inline void visit_fields(QuantizerOptions& o, config::Visitor& v) {
   v.field("commitment_loss", o.commitment_loss,
           "weight of the commitment loss, mean (r - sg(e))^2 per level (0 = off; moves only inputs that require grad)",
           config::at_least(0.0));
+  v.field("collisions", o.collisions,
+          "items whose full code tuple another item has: keep = they share one behavioural token (the paper); index = "
+          "TIGER's extra code, the item's rank among its tuple's items (by item id), whose row of an extra codebook "
+          "(row 0 zero, the others drawn at the scale of the last residual; trained with the codebooks) joins MBSR's "
+          "sum, so every item's token is unique. Items only",
+          collisions_choices());
+  v.field("normalize", o.normalize,
+          "quantize the L2-normalised vectors x / ||x|| (k-means and every code choice, both kinds): long-tail items' "
+          "near-zero rows no longer pile onto one code; MBSR's sum then approximates the unit vector");
   v.section("dead_codes", o.dead_codes, "re-seeding of codes unused during training");
 }
 

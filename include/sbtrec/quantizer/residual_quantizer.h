@@ -36,6 +36,8 @@ struct QuantizerStats {
   double relative_error = 0;    // with all L levels
   int64_t distinct_tuples = 0;  // distinct full code tuples
   int64_t collisions = 0;       // vectors whose full tuple an earlier vector already has (= vectors - distinct_tuples)
+  double collision_rate = 0;    // collisions / vectors (LC-Rec's figure)
+  int64_t largest_shared_tuple = 0;  // vectors on the most crowded full tuple (1: all unique)
   nlohmann::json to_json() const;
 };
 
@@ -63,6 +65,18 @@ class ResidualQuantizerImpl : public torch::nn::Module {
 
   // HDSD alone: indices [N, L] for x [N, D], no grad.
   torch::Tensor encode(const torch::Tensor& x) const;
+  // The vectors as the codes see them: x / ||x|| with quantizer.normalize, else x itself.
+  torch::Tensor prepared(const torch::Tensor& x) const;
+
+  // quantizer.collisions: index. The extra codebook [C, D] (C = the largest group at the fit, or as
+  // loaded), undefined otherwise; its rows are added by extra_rows. make_index_codebook sizes and
+  // initialises it for the collision ranks `rank` [N] of the fitted items (row 0 zero: an item alone
+  // on its tuple keeps exactly its MBSR sum; rows 1.. drawn N(0, s^2) per coordinate from `seed`'s
+  // stream, s the RMS per coordinate of the residual `residual` [N, D] the L levels leave).
+  bool has_index() const { return index_codebook.defined(); }
+  void make_index_codebook(const torch::Tensor& rank, const torch::Tensor& residual, uint64_t seed);
+  // Rows of the extra codebook for ranks [N] (clamped to C - 1), differentiable with respect to them: [N, D].
+  torch::Tensor extra_rows(const torch::Tensor& rank) const;
   // MBSR alone: indices [N, L] -> e_rq [N, D], differentiable with respect to the chosen rows.
   torch::Tensor decode(const torch::Tensor& indices) const;
 
@@ -77,6 +91,8 @@ class ResidualQuantizerImpl : public torch::nn::Module {
 
   // Replaces the codebooks; `source` names the origin in the error when the shape is not [L, K, D].
   void load_codebooks(const torch::Tensor& codebooks, const std::string& source);
+  // Replaces the extra codebook with `index` [C, D] (any C >= 1; the parameter keeps its identity).
+  void load_index_codebook(const torch::Tensor& index, const std::string& source);
 
   QuantizerStats stats(const torch::Tensor& x) const;
 
@@ -86,6 +102,7 @@ class ResidualQuantizerImpl : public torch::nn::Module {
   const QuantizerOptions& options() const { return options_; }
 
   torch::Tensor codebooks;  // [L, K, D] float32, registered parameter "codebooks"
+  torch::Tensor index_codebook;  // [C, D] float32, parameter "index_codebook" with quantizer.collisions: index
 
  private:
   void count_usage(const torch::Tensor& indices);
@@ -101,6 +118,10 @@ TORCH_MODULE(ResidualQuantizer);
 // Index of the nearest row of `codebook` [K, D] for each row of `r` [N, D] by squared L2 (computed in
 // float64; exact ties -> the lowest index): [N] int64. No grad.
 torch::Tensor nearest_codes(const torch::Tensor& r, const torch::Tensor& codebook);
+
+// Each row's rank among the rows of `indices` [N, L] with the same full tuple, in row order: [N] int64
+// (0 for a row alone on its tuple). TIGER's disambiguating code.
+torch::Tensor collision_ranks(const torch::Tensor& indices);
 
 // Groups of rows of `indices` [N, L] that share a full code tuple (only groups of 2 or more), each
 // sorted, groups ordered by their first row.
