@@ -117,10 +117,10 @@ int64_t shared_prefix_length(const prompt::PromptBatch& b) {
   return std::max<int64_t>(q, 0);
 }
 
-// "generation": the batch's prompts decoded (left-padded, KV cache), each output matched to its
-// candidates' titles (LLaRA's protocol: valid when it names exactly one candidate).
-void score_by_generation(train::SbtRecSession& s, data::Split split, const train::SbtRecSession::Cases& cases,
-                         std::vector<CaseResult>& out) {
+// The batch's prompts decoded with `g` (left-padded, KV cache; the batch's shared start run once when
+// eval.shared_prefix): the generated ids [B, N] on the CPU.
+torch::Tensor generate_batch(train::SbtRecSession& s, data::Split split, const train::SbtRecSession::Cases& cases,
+                             const llm::GenerationOptions& g) {
   auto& lm = *s.model->llm;
   const auto device = lm.model->embed_tokens->weight.device();
   const auto& rows = cases.rows;
@@ -148,19 +148,32 @@ void score_by_generation(train::SbtRecSession& s, data::Split split, const train
     }
     auto rest = embeds.gather(1, idx.to(device).unsqueeze(-1).expand({-1, -1, embeds.size(2)}));  // [B, P - Q, E]
     auto mask = b.attention_mask.gather(1, idx);                                                   // [B, P - Q]
-    gen = llm::generate_from_embeds(lm, rest, mask.to(device), s.generation, &it->second).cpu();    // [B, N]
+    gen = llm::generate_from_embeds(lm, rest, mask.to(device), g, &it->second).cpu();    // [B, N]
   } else {
-    gen = llm::generate_from_embeds(lm, embeds, b.attention_mask.to(device), s.generation).cpu();  // [B, N]
+    gen = llm::generate_from_embeds(lm, embeds, b.attention_mask.to(device), g).cpu();  // [B, N]
   }
+  return gen;
+}
+
+// Row r's generated ids up to (without) its first EOS.
+std::vector<int64_t> until_eos(const torch::Tensor& gen, int64_t r, const std::vector<int64_t>& eos) {
+  std::vector<int64_t> ids;
+  for (int64_t t = 0; t < gen.size(1); ++t) {
+    const int64_t id = gen[r][t].item<int64_t>();
+    if (std::find(eos.begin(), eos.end(), id) != eos.end()) break;
+    ids.push_back(id);
+  }
+  return ids;
+}
+
+// "generation": the batch's prompts decoded, each output matched to its candidates' titles (LLaRA's
+// protocol: valid when it names exactly one candidate).
+void score_by_generation(train::SbtRecSession& s, data::Split split, const train::SbtRecSession::Cases& cases,
+                         std::vector<CaseResult>& out) {
+  const auto& rows = cases.rows;
+  const auto gen = generate_batch(s, split, cases, s.generation);  // [B, N]
   for (size_t r = 0; r < rows.size(); ++r) {
-    std::vector<int64_t> ids;
-    for (int64_t t = 0; t < gen.size(1); ++t) {
-      const int64_t id = gen[(int64_t)r][t].item<int64_t>();
-      if (std::find(s.generation.eos_token_ids.begin(), s.generation.eos_token_ids.end(), id) !=
-          s.generation.eos_token_ids.end())
-        break;
-      ids.push_back(id);
-    }
+    const auto ids = until_eos(gen, (int64_t)r, s.generation.eos_token_ids);
     const auto& cs = *cases.candidates[r];
     CaseResult c;
     c.index = rows[r];
@@ -169,6 +182,40 @@ void score_by_generation(train::SbtRecSession& s, data::Split split, const train
     for (int k : m.named_indices) c.named.push_back(cs.items[(size_t)k]);
     c.valid = m.valid;
     c.hit = m.hit;
+    out.push_back(std::move(c));
+  }
+}
+
+// "constrained": generation that may write only its case's candidate answers (each title's answer ids
+// as training appends them, up to the end of turn), through a prefix tree per case. The output names
+// the candidate whose answer it completed (valid, ValidRatio 1 by construction), or none when
+// generation.max_new_tokens cut it short (invalid); two candidates with the same answer both (invalid).
+void score_by_constrained(train::SbtRecSession& s, data::Split split, const train::SbtRecSession::Cases& cases,
+                          std::vector<CaseResult>& out) {
+  const auto& rows = cases.rows;
+  auto finishing = s.generation.eos_token_ids;
+  finishing.insert(finishing.end(), s.generation.stop_token_ids.begin(), s.generation.stop_token_ids.end());
+  std::vector<llm::TokenTrie> tries;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    std::vector<std::vector<int64_t>> answers;
+    for (int32_t item : cases.candidates[r]->items) answers.push_back(s.builder->encode_answer(s.ds->titles[(size_t)item]));
+    tries.emplace_back(answers, finishing);
+  }
+  auto g = s.generation;
+  g.allowed_tokens = [&tries](int64_t row, const std::vector<int64_t>& generated) {
+    return tries[(size_t)row].allowed(generated);
+  };
+  const auto gen = generate_batch(s, split, cases, g);  // [B, N]
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const auto& cs = *cases.candidates[r];
+    const auto row = gen[(int64_t)r].contiguous();  // [N]
+    std::vector<int64_t> all(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel());
+    CaseResult c;
+    c.index = rows[r];
+    c.output = s.tokenizer->decode(until_eos(gen, (int64_t)r, s.generation.eos_token_ids), true);
+    for (size_t k : tries[r].sequences_ending(all)) c.named.push_back(cs.items[k]);
+    c.valid = c.named.size() == 1;
+    c.hit = c.valid && c.named[0] == cs.items[(size_t)cs.target_index];
     out.push_back(std::move(c));
   }
 }
@@ -212,6 +259,8 @@ std::map<std::string, Evaluator>& registry() {
   static std::map<std::string, Evaluator> r = {
       {"generation", {[](const train::SbtRecSession& s) { return (int64_t)s.cfg.eval.llm_batch_size; }, score_by_generation,
                       [](MetricsAccumulator& a, const CaseResult& c) { a.add_candidate_case(c.hit, c.valid); }}},
+      {"constrained", {[](const train::SbtRecSession& s) { return (int64_t)s.cfg.eval.llm_batch_size; }, score_by_constrained,
+                       [](MetricsAccumulator& a, const CaseResult& c) { a.add_candidate_case(c.hit, c.valid); }}},
       {"likelihood", {[](const train::SbtRecSession&) { return (int64_t)1; }, score_by_likelihood,
                       [](MetricsAccumulator& a, const CaseResult& c) { a.add_candidate_rank(c.rank); }}}};
   return r;

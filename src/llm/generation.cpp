@@ -2,8 +2,10 @@
 // K beams, V vocabulary, C = candidates kept per step (2K, or (1 + #finishing tokens) K).
 #include "sbtrec/llm/generation.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 
 #include "sbtrec/common/error.h"
 
@@ -44,6 +46,29 @@ void suppress(torch::Tensor& scores, const torch::Tensor& ids) {
   if (ids.numel()) scores.index_fill_(-1, ids, -std::numeric_limits<float>::infinity());
 }
 
+// Constrained decoding: -inf on every token that `rows` (each the batch row of a line of `scores`) may
+// not write after `generated` (each line's tokens so far), in place: scores [R, V].
+void constrain(torch::Tensor& scores, const GenerationOptions& o, const std::vector<int64_t>& rows,
+               const std::vector<std::vector<int64_t>>& generated) {
+  if (!o.allowed_tokens) return;
+  const int64_t R = scores.size(0), V = scores.size(1);
+  auto mask = torch::full({R, V}, -std::numeric_limits<float>::infinity(), torch::kFloat32);  // [R, V]
+  auto* m = mask.data_ptr<float>();
+  for (int64_t r = 0; r < R; ++r) {
+    const auto ok = o.allowed_tokens(rows[(size_t)r], generated[(size_t)r]);
+    if (ok.empty())
+      throw Error("constrained decoding: no token allowed for row " + std::to_string(rows[(size_t)r]) + " after " +
+                  std::to_string(generated[(size_t)r].size()) + " generated tokens");
+    for (int64_t id : ok) {
+      if (id < 0 || id >= V)
+        throw Error("constrained decoding: allowed token " + std::to_string(id) + " is outside the vocabulary [0, " +
+                    std::to_string(V) + ")");
+      m[r * V + id] = 0.0f;
+    }
+  }
+  scores.add_(mask.to(scores.device(), scores.scalar_type()));
+}
+
 // Next-token logits [B, V] for a one-token step of every row.
 torch::Tensor step(LlamaForCausalLMImpl& model, const torch::Tensor& tokens, torch::Tensor& mask, KVCache& cache) {
   if (mask.defined()) mask = torch::cat({mask, torch::ones({mask.size(0), 1}, mask.options())}, 1);  // [B, S + 1]
@@ -72,11 +97,19 @@ torch::Tensor greedy(LlamaForCausalLMImpl& model, Prompt p, const GenerationOpti
   const auto stop = finishing_tokens(o, logits.device());
   auto unfinished = torch::ones({B}, torch::TensorOptions().dtype(torch::kBool).device(logits.device()));
   std::vector<torch::Tensor> out;
+  std::vector<int64_t> rows(B);
+  std::iota(rows.begin(), rows.end(), 0);
+  std::vector<std::vector<int64_t>> generated((size_t)B);  // constrained decoding: each row's tokens so far
   for (int64_t i = 0; i < o.max_new_tokens; ++i) {
     suppress(logits, banned);
+    constrain(logits, o, rows, generated);
     auto next = logits.argmax(-1);                                            // [B]
     if (stop.numel()) next = torch::where(unfinished, next, torch::full_like(next, filler(o)));
     out.push_back(next);
+    if (o.allowed_tokens) {
+      auto n = next.cpu();
+      for (int64_t b = 0; b < B; ++b) generated[(size_t)b].push_back(n[b].item<int64_t>());
+    }
     if (stop.numel()) unfinished = unfinished.logical_and(torch::isin(next, stop).logical_not());
     if (i + 1 == o.max_new_tokens || (stop.numel() && !unfinished.any().item<bool>())) break;
     logits = step(model, next, p.mask, cache);
@@ -120,9 +153,19 @@ torch::Tensor beam_search(LlamaForCausalLMImpl& model, Prompt p, const Generatio
   auto is_finished = torch::zeros({B, K}, torch::TensorOptions().dtype(torch::kBool).device(dev));
   auto may_improve = torch::ones({B, 1}, torch::TensorOptions().dtype(torch::kBool).device(dev));
   auto top_k_mask = torch::cat({torch::ones({K}, i64), torch::zeros({C - K}, i64)}).to(torch::kBool);  // [C]
+  std::vector<int64_t> beam_rows((size_t)(B * K));
+  for (int64_t r = 0; r < B * K; ++r) beam_rows[(size_t)r] = r / K;
   for (int64_t t = 0; t < N; ++t) {
     auto log_probs = torch::log_softmax(logits, -1);                                                  // [B*K, V]
     suppress(log_probs, banned);  // after the softmax, as transformers' processors: the others keep their mass
+    if (o.allowed_tokens) {
+      // Each beam's generated tokens so far (the running sequences' first t).
+      auto seq = running.narrow(2, 0, t).reshape({B * K, t}).cpu().contiguous();  // [B*K, t]
+      std::vector<std::vector<int64_t>> generated((size_t)(B * K));
+      for (int64_t r = 0; r < B * K; ++r)
+        generated[(size_t)r].assign(seq.data_ptr<int64_t>() + r * t, seq.data_ptr<int64_t>() + (r + 1) * t);
+      constrain(log_probs, o, beam_rows, generated);
+    }
     log_probs = log_probs.view({B, K, V}) + running_scores.unsqueeze(-1);                              // [B, K, V]
     auto [top_scores, top_index] = log_probs.view({B, K * V}).topk(C);                                // [B, C]
     auto from_beam = top_index.div(V, "floor");                                                        // [B, C]
@@ -237,6 +280,61 @@ PromptPrefix prefill_prefix(LlamaForCausalLMImpl& model, const torch::Tensor& pr
   model.forward(in);
   if (was_training) model.train();
   return p;
+}
+
+TokenTrie::TokenTrie(const std::vector<std::vector<int64_t>>& sequences, const std::vector<int64_t>& finishing)
+    : finishing_(finishing) {
+  if (finishing_.empty()) throw ConfigError("TokenTrie: no finishing token (EOS) to end the sequences with");
+  std::sort(finishing_.begin(), finishing_.end());
+  finishing_.erase(std::unique(finishing_.begin(), finishing_.end()), finishing_.end());
+  nodes_.emplace_back();
+  for (const auto& seq : sequences) {
+    std::vector<int64_t> cut;
+    for (int64_t id : seq) {
+      cut.push_back(id);
+      if (std::binary_search(finishing_.begin(), finishing_.end(), id)) break;
+    }
+    if (cut.empty() || !std::binary_search(finishing_.begin(), finishing_.end(), cut.back())) cut.push_back(finishing[0]);
+    size_t at = 0;
+    for (int64_t id : cut) {
+      auto it = nodes_[at].next.find(id);
+      if (it == nodes_[at].next.end()) {
+        nodes_.emplace_back();
+        it = nodes_[at].next.emplace(id, nodes_.size() - 1).first;
+      }
+      at = it->second;
+    }
+    nodes_[at].ends.push_back(sequences_.size());
+    sequences_.push_back(std::move(cut));
+  }
+}
+
+const TokenTrie::Node* TokenTrie::walk(const std::vector<int64_t>& prefix) const {
+  size_t at = 0;
+  for (int64_t id : prefix) {
+    auto it = nodes_[at].next.find(id);
+    if (it == nodes_[at].next.end()) return nullptr;
+    at = it->second;
+  }
+  return &nodes_[at];
+}
+
+std::vector<int64_t> TokenTrie::allowed(const std::vector<int64_t>& prefix) const {
+  const Node* n = walk(prefix);
+  if (!n || n->next.empty()) return finishing_;
+  std::vector<int64_t> out;
+  for (const auto& [id, child] : n->next) out.push_back(id);
+  return out;
+}
+
+std::vector<size_t> TokenTrie::sequences_ending(const std::vector<int64_t>& generated) const {
+  std::vector<int64_t> cut;
+  for (int64_t id : generated) {
+    cut.push_back(id);
+    if (std::binary_search(finishing_.begin(), finishing_.end(), id)) break;
+  }
+  const Node* n = walk(cut);
+  return n ? n->ends : std::vector<size_t>{};
 }
 
 }  // namespace sbtrec::llm

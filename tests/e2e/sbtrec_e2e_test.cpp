@@ -184,6 +184,28 @@ TEST(SbtRecE2E, TrainEvaluateAndRescoreOnMovieLens) {
     for (double x : sc) EXPECT_LT(x, 0.0);  // log-likelihoods
   }
 
+  // Constrained decoding: every output is one candidate's title, named in the record as such (mode
+  // "constrained" in the result and in every prediction), greedy and with beams.
+  for (const char* beams : {"1", "2"}) {
+    r = test::run_stdout(test::bin("sbtrec-eval") + " --config " + run + "/config.yaml --checkpoint " + run +
+                         " --set eval.mode=constrained --set eval.max_cases=4 --set generation.max_new_tokens=48" +
+                         " --set generation.num_beams=" + beams + " --json");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const auto cj = last_json_line(r.output);
+    EXPECT_EQ(cj["mode"], "constrained");
+    EXPECT_EQ(cj["valid_ratio"], 1.0) << beams;
+    const auto cp = read_jsonl(run + "/predictions_test_constrained.jsonl");
+    ASSERT_EQ(cp.size(), 4u);
+    for (const auto& p : cp) {
+      EXPECT_EQ(p["mode"], "constrained");
+      ASSERT_EQ(p["named"].size(), 1u);
+      const auto cands = p["candidates"].get<std::vector<int64_t>>();
+      const size_t k = (size_t)(std::find(cands.begin(), cands.end(), p["named"][0].get<int64_t>()) - cands.begin());
+      ASSERT_LT(k, cands.size());
+      EXPECT_EQ(p["output"], p["candidate_titles"][k]) << beams;
+    }
+  }
+
   // --tokens (scripts/modality_gap.py's input): every item's aligned token, each title's mean input
   // embedding and the split's user tokens, [N, E] / [S, E] float32, and no evaluation.
   r = test::run(test::bin("sbtrec-eval") + " --config " + run + "/config.yaml --checkpoint " + run + " --tokens " +

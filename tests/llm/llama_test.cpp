@@ -3,6 +3,8 @@
 // save/load round trips, added tokens, config and checkpoint errors.
 #include <nlohmann/json.hpp>
 
+#include <numeric>
+
 #include "../test_util.h"
 #include "sbtrec/common/error.h"
 #include "sbtrec/common/safetensors.h"
@@ -442,6 +444,68 @@ TEST(Generation, GreedyIsDeterministicAndMatchesStepwiseArgmax) {
   o.eos_token_ids.clear();
   auto from_embeds = generate_from_embeds(*m, m->model->embed_tokens(prompt), {}, o);
   EXPECT_TRUE(torch::equal(from_embeds, a.narrow(1, 4, 8)));
+}
+
+TEST(TokenTrie, AllowsTheContinuationsOfItsSequencesAndNamesTheOneCompleted) {
+  // EOS 2, end of line 9: sequences are cut after their first finishing token; one without gets EOS.
+  TokenTrie t({{5, 6, 2}, {5, 7, 2, 8}, {5, 6, 9}, {4}, {5, 6, 2}}, {2, 9});
+  EXPECT_EQ(t.allowed({}), (std::vector<int64_t>{4, 5}));
+  EXPECT_EQ(t.allowed({5}), (std::vector<int64_t>{6, 7}));
+  EXPECT_EQ(t.allowed({5, 6}), (std::vector<int64_t>{2, 9}));
+  EXPECT_EQ(t.allowed({4}), (std::vector<int64_t>{2}));       // {4} + EOS
+  EXPECT_EQ(t.allowed({5, 7, 2}), (std::vector<int64_t>{2, 9}));  // finished: the finishing tokens
+  EXPECT_EQ(t.allowed({3}), (std::vector<int64_t>{2, 9}));    // off the tree
+  EXPECT_EQ(t.sequences()[1], (std::vector<int64_t>{5, 7, 2}));
+  EXPECT_EQ(t.sequences()[3], (std::vector<int64_t>{4, 2}));
+  EXPECT_EQ(t.sequences_ending({5, 7, 2, 0, 0}), (std::vector<size_t>{1}));  // filler after EOS ignored
+  EXPECT_EQ(t.sequences_ending({5, 6, 2}), (std::vector<size_t>{0, 4}));     // a repeated sequence: both
+  EXPECT_EQ(t.sequences_ending({5, 6, 9}), (std::vector<size_t>{2}));
+  EXPECT_TRUE(t.sequences_ending({5, 6}).empty());  // cut short (max_new_tokens)
+  EXPECT_THROW(TokenTrie({{1}}, {}), ConfigError);
+}
+
+TEST(Generation, ConstrainedGreedyAndBeamWriteOnlyAllowedSequences) {
+  auto m = tiny(12);
+  auto batch = torch::cat({ids({1, 5, 6, 7, 8}), ids({0, 0, 1, 9, 10})}, 0);
+  auto mask = torch::tensor({1, 1, 1, 1, 1, 0, 0, 1, 1, 1}, torch::kInt64).view({2, 5});
+  GenerationOptions o;
+  o.max_new_tokens = 6;
+  o.eos_token_ids = {2};
+  o.pad_token_id = 0;
+  // Everything allowed = unconstrained.
+  for (int64_t beams : {1, 3}) {
+    o.num_beams = beams;
+    o.allowed_tokens = nullptr;
+    auto free = generate(*m, batch, mask, o);
+    o.allowed_tokens = [](int64_t, const std::vector<int64_t>&) {
+      std::vector<int64_t> all(128);
+      std::iota(all.begin(), all.end(), 0);
+      return all;
+    };
+    EXPECT_TRUE(torch::equal(generate(*m, batch, mask, o), free)) << beams;
+  }
+  // Per-row trees: every output is one of its row's sequences; greedy picks the best allowed token at
+  // each step (the row's argmax over the allowed set, checked against a forward without constraint).
+  const std::vector<TokenTrie> tries = {TokenTrie({{30, 31, 2}, {30, 40, 41, 2}, {50, 2}}, {2}),
+                                        TokenTrie({{60, 2}, {61, 62, 63, 64, 2}}, {2})};
+  o.allowed_tokens = [&](int64_t row, const std::vector<int64_t>& g) { return tries[(size_t)row].allowed(g); };
+  for (int64_t beams : {1, 3}) {
+    o.num_beams = beams;
+    auto out = generate(*m, batch, mask, o).slice(1, 5).contiguous();
+    for (int64_t r = 0; r < 2; ++r) {
+      std::vector<int64_t> row(out[r].data_ptr<int64_t>(), out[r].data_ptr<int64_t>() + out.size(1));
+      EXPECT_EQ(tries[(size_t)r].sequences_ending(row).size(), 1u) << beams << " row " << r << ": " << out[r];
+    }
+  }
+  o.num_beams = 1;
+  auto out = generate(*m, batch, mask, o);
+  torch::NoGradGuard ng;
+  auto first = logits_of(*m, batch, mask).select(1, 4);  // [2, V]: the first new token's logits
+  EXPECT_EQ(out[0][5].item<int64_t>(), first[0].index_select(0, ids({30, 50}).view(-1)).argmax().item<int64_t>() == 0 ? 30 : 50);
+  EXPECT_EQ(out[1][5].item<int64_t>(), first[1].index_select(0, ids({60, 61}).view(-1)).argmax().item<int64_t>() == 0 ? 60 : 61);
+  // A function that allows nothing is an error, not a silent free generation.
+  o.allowed_tokens = [](int64_t, const std::vector<int64_t>&) { return std::vector<int64_t>{}; };
+  EXPECT_THROW(generate(*m, batch, mask, o), Error);
 }
 
 TEST(Generation, BatchedLeftPaddingEqualsSingleRows) {

@@ -14,7 +14,8 @@ struct EvalOptions {
   std::uint64_t candidate_seed = 2024;  // same seed -> same candidates for every run and model
   int batch_size = 1024;
   // SBT-Rec: the evaluator, by its registered name (eval/sbtrec_evaluators.h): generation (the model
-  // writes a title, matched against the candidates: HR@1, ValidRatio; LLaRA's protocol) or likelihood
+  // writes a title, matched against the candidates: HR@1, ValidRatio; LLaRA's protocol), constrained
+  // (generation restricted to the candidates' answers) or likelihood
   // (the candidates ranked by the log-likelihood of their answer text: HR@1, HR@5, NDCG@5).
   std::string mode = "generation";
   int llm_batch_size = 8;                 // SBT-Rec: prompts generated per batch
@@ -32,8 +33,10 @@ inline void visit_fields(EvalOptions& o, config::Visitor& v) {
   v.field("candidate_seed", o.candidate_seed, "seed of the candidate sets: the same for every run and model");
   v.field("batch_size", o.batch_size, "cases scored per batch", config::at_least(1));
   v.field("mode", o.mode,
-          "SBT-Rec: generation (a generated title matched to the candidates, LLaRA's protocol) or likelihood (candidates "
-          "ranked by the log-likelihood of their answer: HR@1, HR@5, NDCG@5); any evaluator registered by name",
+          "SBT-Rec: generation (a generated title matched to the candidates, LLaRA's protocol), constrained (generation "
+          "that may write only the case's candidate answers, through a prefix tree per case: ValidRatio 1 unless "
+          "generation.max_new_tokens cuts an answer; greedy, or beam search with generation.num_beams) or likelihood "
+          "(candidates ranked by the log-likelihood of their answer: HR@1, HR@5, NDCG@5); any evaluator registered by name",
           config::one_of(eval::evaluator_names()));
   v.field("llm_batch_size", o.llm_batch_size, "SBT-Rec: prompts per generation batch", config::at_least(1));
   v.field("max_cases", o.max_cases, "SBT-Rec: > 0 evaluates only the first this many cases of each split (smoke runs)",

@@ -7,6 +7,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -27,6 +29,36 @@ struct GenerationOptions {
   std::vector<int64_t> stop_token_ids;  // extra finishing tokens (e.g. those decoding to a newline)
   int64_t pad_token_id = -1;            // filler after a row finished; -1 = first finishing token, or 0
   std::vector<int64_t> suppress_token_ids;  // never generated (score -inf before each choice), e.g. added special tokens
+  // Constrained decoding, as transformers' prefix_allowed_tokens_fn: the tokens row `row` (of the batch,
+  // not the beam) may write after its beam's generated tokens `generated`; every other token scores
+  // -inf (greedy: on the logits; beam search: on the log-probabilities). Empty = unconstrained. It must
+  // never return no token for a row that has not finished.
+  std::function<std::vector<int64_t>(int64_t row, const std::vector<int64_t>& generated)> allowed_tokens;
+};
+
+// The token sequences a constrained generation may write, as a prefix tree: each sequence is cut after
+// its first token in `finishing` (EOS, end of turn), and one that has none gets finishing[0] appended
+// (so every path ends where generation stops). allowed(prefix) lists the tokens that continue some
+// sequence after `prefix`, in increasing order; a prefix that leaves the tree (or a finished one)
+// allows `finishing` (the filler a finished row writes). sequences_ending(generated) gives the indices
+// of the sequences equal to the generated tokens up to their first finishing token (several when
+// sequences repeat), none when the generation did not complete one.
+class TokenTrie {
+ public:
+  TokenTrie(const std::vector<std::vector<int64_t>>& sequences, const std::vector<int64_t>& finishing);
+  std::vector<int64_t> allowed(const std::vector<int64_t>& prefix) const;
+  std::vector<size_t> sequences_ending(const std::vector<int64_t>& generated) const;
+  const std::vector<std::vector<int64_t>>& sequences() const { return sequences_; }
+
+ private:
+  struct Node {
+    std::map<int64_t, size_t> next;  // token -> child
+    std::vector<size_t> ends;        // sequences that end here (their last token is a finishing one)
+  };
+  const Node* walk(const std::vector<int64_t>& prefix) const;
+  std::vector<Node> nodes_;
+  std::vector<std::vector<int64_t>> sequences_;
+  std::vector<int64_t> finishing_;
 };
 
 inline const config::Choices<EarlyStopping>& early_stopping_choices() {
