@@ -173,7 +173,19 @@ torch::Tensor LlamaModelImpl::forward(const ForwardInputs& in) {
   auto freqs = pos.to(dev).to(torch::kFloat32).unsqueeze(-1) * inv_freq.to(dev).view({1, 1, -1});  // [B, T, E/2]
   auto emb = torch::cat({freqs, freqs}, -1);                                                          // [B, T, E]
   AttentionInputs ai{emb.cos().to(x.scalar_type()), emb.sin().to(x.scalar_type()), {}, false, in.attention_probe};
-  if (!am.defined() && past == 0 && T > 1) {
+  if (in.visibility.defined()) {
+    TORCH_CHECK(!in.cache && in.visibility.dim() == 3 && in.visibility.size(0) == B && in.visibility.size(1) == T &&
+                    in.visibility.size(2) == T,
+                "visibility must be [B, T, T] = [", B, ", ", T, ", ", T, "] without a cache, got ", in.visibility.sizes());
+    TORCH_CHECK(in.position_ids.defined(), "visibility needs explicit position_ids");
+    auto allowed = in.visibility.to(dev, torch::kBool).unsqueeze(1);  // [B, 1, T, T]
+    if (am.defined()) {
+      allowed = allowed.logical_and(am.view({B, 1, 1, T}).ne(0));
+      auto self = torch::eye(T, torch::TensorOptions().dtype(torch::kBool).device(dev)).view({1, 1, T, T});
+      allowed = allowed.logical_or(self);  // a padding query sees itself (its output is unused)
+    }
+    ai.mask = allowed;
+  } else if (!am.defined() && past == 0 && T > 1) {
     ai.is_causal = true;
   } else if (am.defined() || T > 1) {
     // Key s is visible to query t (absolute position past + t) when s <= past + t and s is real.

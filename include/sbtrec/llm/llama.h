@@ -81,6 +81,10 @@ struct ForwardInputs {
   torch::Tensor position_ids;    // [B, T]; undefined = from attention_mask (cumsum - 1) or arange
   KVCache* cache = nullptr;      // incremental decoding
   int64_t logits_to_keep = 0;    // 0 = logits for every position, k = only the last k
+  // [B, T, T] bool, no cache: query t may attend to key s where true (and s is real), instead of the
+  // causal rule; with position_ids, several continuations packed after one prompt in a row (S-DPO's
+  // shared prompt, llm/shared_prompt.h). Undefined = causal.
+  torch::Tensor visibility;
   // Analysis: when set, receives per layer the attention weights of the last query position
   // ([B, H, S] float32, softmax over the keys; what the next token is predicted from). No effect on outputs.
   std::vector<torch::Tensor>* attention_probe = nullptr;
