@@ -287,6 +287,26 @@ void LlamaForCausalLMImpl::set_gemm_dtype(std::optional<torch::ScalarType> dtype
   lm_head->gemm_dtype = dtype;
 }
 
+void LlamaForCausalLMImpl::share_frozen_weights(LlamaForCausalLMImpl& from) {
+  auto mine = lora_layers(/*only_with_adapter=*/false), theirs = from.lora_layers(/*only_with_adapter=*/false);
+  TORCH_CHECK(mine.size() == theirs.size(), "share_frozen_weights: ", mine.size(), " projections here, ", theirs.size(), " there");
+  for (size_t i = 0; i < mine.size(); ++i) {
+    TORCH_CHECK(mine[i]->weight.sizes() == theirs[i]->weight.sizes() && !mine[i]->merged() && !theirs[i]->merged(),
+                "share_frozen_weights: projection ", i, " differs in shape (or has a merged adapter)");
+    mine[i]->replace_weight(theirs[i]->weight);
+    mine[i]->packed = theirs[i]->packed;
+  }
+  TORCH_CHECK(model->embed_tokens->weight.sizes() == from.model->embed_tokens->weight.sizes(),
+              "share_frozen_weights: the embeddings differ in shape");
+  model->embed_tokens->replace_weight(from.model->embed_tokens->weight);
+  if (config.tie_word_embeddings) {
+    tie_lm_head();
+  } else {
+    lm_head->replace_weight(from.lm_head->weight);
+  }
+  lm_head->packed = from.lm_head->packed;
+}
+
 void LlamaForCausalLMImpl::set_onednn_gemm(bool on) {
   for (auto& lin : lora_layers(/*only_with_adapter=*/false)) lin->onednn_gemm = on;
   lm_head->onednn_gemm = on;

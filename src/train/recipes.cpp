@@ -30,7 +30,7 @@ std::map<std::string, RecipeSpec>& registry() {
          "train.eval_every", "train.log_every", "train.paradigm", "train.two_stage_fraction", "train.optimizer",
          "train.codebooks.*", "train.aligner.*", "train.lora.*", "train.warmup_ratio", "train.min_lr_ratio",
          "train.accumulation", "train.max_grad_norm", "train.max_steps", "train.curve_every", "train.curve_cases",
-         "train.group_stats", "eval.*"},
+         "train.group_stats", "train.objective", "train.init_from", "train.preference.*", "eval.*"},
         "SBT-Rec's supervised fine-tuning (SBS-AO over codebooks, aligners and LoRA)",
         [](const Config& c, const dist::World& w) { return dist::rank_device(c.llm.device, w); }}}};
   return r;

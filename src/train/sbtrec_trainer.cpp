@@ -7,9 +7,12 @@
 
 #include "sbtrec/common/counter_rng.h"
 #include "sbtrec/common/error.h"
+#include "sbtrec/common/fs.h"
+#include "sbtrec/llm/shared_prompt.h"
 #include "sbtrec/nn/parameters.h"
 #include "sbtrec/optim/fused_adam.h"
 #include "sbtrec/quantizer/hdsd.h"
+#include "sbtrec/train/preference.h"
 
 namespace sbtrec::train {
 
@@ -111,6 +114,72 @@ class SftObjective : public SftLoss {
   std::vector<data::CandidateSet> candidates_;  // the epoch's training candidate sets
 };
 
+// dpo / sdpo: each case's prompt (no answer) and its answers, the target's first, then k other
+// candidates' (drawn per case from the seeded stream), as answer ids.
+struct PreferenceMicro : MicroBatch {
+  prompt::PromptBatch prompts;  // right-padded, without answers
+  torch::Tensor users;          // [B, Z] or undefined
+  std::vector<std::vector<std::vector<int64_t>>> answers;  // [B][1 + k][tokens]
+};
+
+// The preference objective (train/preference.h): per case log pi(answer | prompt) of the chosen and
+// rejected answers under the policy (with gradient) and the frozen reference (without), each from one
+// forward of the prompt with its answers packed after it (llm/shared_prompt.h); the units are cases.
+class PreferenceObjective : public Objective {
+ public:
+  PreferenceObjective(SbtRecSession& policy, SbtRecSession& reference, int negatives, double beta)
+      : s_(policy), ref_(reference), k_(negatives), beta_(beta) {}
+  void set_epoch_candidates(std::vector<data::CandidateSet> c) { candidates_ = std::move(c); }
+
+  std::unique_ptr<MicroBatch> prepare(const StepContext& ctx, const std::vector<int64_t>& rows) override {
+    const size_t tmpl = prompt::training_template(s_.cfg.seed, ctx.epoch, ctx.index_in_epoch, s_.builder->num_templates());
+    auto m = std::make_unique<PreferenceMicro>();
+    std::vector<const data::CandidateSet*> cands;
+    const int64_t N = (int64_t)candidates_.size();
+    for (int64_t r : rows) {
+      const auto& cs = candidates_[(size_t)r];
+      cands.push_back(&cs);
+      std::vector<int64_t> others;  // candidate positions other than the target's
+      for (int64_t c = 0; c < (int64_t)cs.items.size(); ++c)
+        if (c != cs.target_index) others.push_back(c);
+      if ((int64_t)others.size() < k_)
+        throw ConfigError("train.preference.negatives=" + std::to_string(k_) + " but a case has " +
+                          std::to_string(others.size()) + " other candidates (eval.num_negatives); lower it");
+      CounterStream rng(stream_key(s_.cfg.seed, Purpose::kPreferenceNegatives, (uint64_t)(ctx.epoch * N + r)));
+      for (int64_t j = 0; j < k_; ++j) std::swap(others[(size_t)j], others[(size_t)j + rng.below(others.size() - j)]);
+      std::vector<std::vector<int64_t>> answers = {s_.builder->encode_answer(s_.ds->titles[(size_t)cs.items[(size_t)cs.target_index]])};
+      for (int64_t j = 0; j < k_; ++j)
+        answers.push_back(s_.builder->encode_answer(s_.ds->titles[(size_t)cs.items[(size_t)others[(size_t)j]]]));
+      m->answers.push_back(std::move(answers));
+    }
+    m->prompts = s_.batch(data::Split::kTrain, rows, cands, std::vector<size_t>(rows.size(), tmpl), ctx.plan.hybrid, false, false);
+    m->users = s_.users(data::Split::kTrain, rows);
+    m->units = (double)rows.size();
+    m->throughput = (double)rows.size();
+    return m;
+  }
+  torch::Tensor loss(MicroBatch& micro) override {
+    auto& m = static_cast<PreferenceMicro&>(micro);
+    auto pi = llm::shared_prompt_logprobs(*s_.model->llm, s_.model->inputs_embeds(m.prompts, m.users),
+                                          m.prompts.prompt_lengths, m.answers);  // [B, 1 + k]
+    torch::Tensor ref;
+    {
+      torch::NoGradGuard ng;
+      ref = llm::shared_prompt_logprobs(*ref_.model->llm, ref_.model->inputs_embeds(m.prompts, m.users),
+                                        m.prompts.prompt_lengths, m.answers);  // [B, 1 + k]
+    }
+    return train::sdpo_loss(pi, ref, beta_);
+  }
+  const char* throughput_unit() const override { return "samples"; }
+
+ private:
+  SbtRecSession& s_;
+  SbtRecSession& ref_;
+  int k_;
+  double beta_;
+  std::vector<data::CandidateSet> candidates_;
+};
+
 // The SFT recipe: SBS-AO over the codebooks, aligner and LoRA groups of one SBT-Rec session, under the
 // paradigm's policy and LLaRA's schedule; validation by the configured evaluator, learning-curve
 // points by likelihood (train.curve_every), the dead-code reset after each step.
@@ -126,8 +195,32 @@ class SftRecipe : public Recipe {
     // config.yaml keeps what the user wrote.
     Config rank_cfg = cfg;
     rank_cfg.llm.device = dist::rank_device(cfg.llm.device, group.world()).str();
-    s_ = build_sbtrec(rank_cfg, ds, fit_codebooks);
-    objective_ = std::make_unique<SftObjective>(s_);
+    // train.init_from: the policy starts from an SBT-Rec checkpoint (its codebooks, not a fresh fit); a
+    // resumed run restores its own state instead. dpo / sdpo: the same checkpoint, frozen, is the reference.
+    const bool preference = cfg.train.objective != TrainObjective::kSft;
+    const std::string objective_name = config::choice_name(objectives(), cfg.train.objective);
+    if (preference && cfg.train.init_from.empty())
+      throw ConfigError("train.objective " + objective_name + " needs train.init_from: the SFT run (or its checkpoint/) "
+                        "that starts the policy and is the frozen reference");
+    const std::string init = cfg.train.init_from.empty() ? "" : resolve_checkpoint_dir(cfg.train.init_from, "sbtrec.safetensors");
+    s_ = build_sbtrec(rank_cfg, ds, fit_codebooks && init.empty());
+    if (!init.empty() && fit_codebooks) {
+      load_sbtrec_checkpoint(init, s_);
+      spdlog::info("policy initialised from {}", init);
+    }
+    if (preference) {
+      ref_ = build_sbtrec(rank_cfg, ds, false);
+      load_sbtrec_checkpoint(init, ref_);
+      ref_.model->eval();
+      for (auto& p : ref_.model->parameters()) p.set_requires_grad(false);
+      ref_.model->llm->share_frozen_weights(*s_.model->llm);
+      const int k = cfg.train.objective == TrainObjective::kDpo ? 1 : cfg.train.preference.negatives;
+      preference_ = std::make_unique<PreferenceObjective>(s_, ref_, k, cfg.train.preference.beta);
+      spdlog::info("objective {}: the target's answer against {} other candidate{}, beta {:g}, reference {} (frozen)",
+                   objective_name, k, k == 1 ? "" : "s", cfg.train.preference.beta, init);
+    } else {
+      objective_ = std::make_unique<SftObjective>(s_);
+    }
     optimizer_ = make_sbtrec_optimizer(cfg.train, *s_.model, peak_lr_, names_);
     for (size_t g = 0; g < names_.size(); ++g)
       spdlog::info("parameter group {}: {} parameters, lr {:g}", names_[g], count(optimizer_->param_groups()[g].params()),
@@ -140,14 +233,17 @@ class SftRecipe : public Recipe {
   uint64_t seed() const override { return cfg_.seed; }
   nlohmann::json describe() const override {
     return {{"model", "sbtrec"}, {"dataset", ds_.name}, {"seed", cfg_.seed},
-            {"paradigm", config::choice_name(paradigms(), cfg_.train.paradigm)}};
+            {"paradigm", config::choice_name(paradigms(), cfg_.train.paradigm)},
+            {"objective", config::choice_name(objectives(), cfg_.train.objective)}};
   }
   int64_t num_samples() const override { return (int64_t)ds_.train.size(); }
   void before_epoch(int64_t epoch) override {
-    objective_->set_epoch_candidates(data::make_candidates(ds_, data::Split::kTrain, cfg_.eval.num_negatives,
-                                                           stream_key(cfg_.seed, Purpose::kEpochCandidates, (uint64_t)epoch)));
+    auto c = data::make_candidates(ds_, data::Split::kTrain, cfg_.eval.num_negatives,
+                                   stream_key(cfg_.seed, Purpose::kEpochCandidates, (uint64_t)epoch));
+    if (preference_) preference_->set_epoch_candidates(std::move(c));
+    else objective_->set_epoch_candidates(std::move(c));
   }
-  Objective& objective() override { return *objective_; }
+  Objective& objective() override { return preference_ ? (Objective&)*preference_ : (Objective&)*objective_; }
   Policy policy() const override {
     auto paradigm = paradigm_policy(cfg_.train, cfg_.seed);
     return [paradigm, hybrid = cfg_.prompt.hybrid](int64_t step, int64_t total) {
@@ -214,7 +310,9 @@ class SftRecipe : public Recipe {
   std::string config_yaml_;
   std::vector<data::CandidateSet> val_c_, test_c_;
   SbtRecSession s_;
+  SbtRecSession ref_;  // dpo / sdpo: the frozen reference (sharing s_'s base weights)
   std::unique_ptr<SftObjective> objective_;
+  std::unique_ptr<PreferenceObjective> preference_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::vector<double> peak_lr_;
   std::vector<std::string> names_;

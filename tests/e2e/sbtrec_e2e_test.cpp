@@ -307,6 +307,40 @@ TEST(SbtRecE2E, CollisionsIndexTrainsCheckpointsAndEvaluates) {
   EXPECT_NE(keep.output.find("index_codebook"), std::string::npos) << keep.output;
 }
 
+// dpo / sdpo after SFT: the policy starts at the SFT checkpoint and the reference is that checkpoint, so
+// the first step's S-DPO loss is softplus(log k) = log(1 + k) exactly (no dropout); training moves the
+// policy, whose checkpoint sbtrec-eval reads like any other. Without train.init_from it is refused.
+TEST(SbtRecE2E, SdpoStartsFromTheSftCheckpointAtLogOnePlusK) {
+  REQUIRE_INPUTS();
+  auto& f = fixture();
+  test::TempDir dir;
+  const std::string sft = dir / "sft", pref = dir / "sdpo";
+  const std::string small = " --set eval.max_cases=4 --set eval.max_val_cases=4 --set generation.max_new_tokens=12"
+                            " --set lora.dropout=0 --set train.curve_every=0 --set train.log_every=1";
+  auto r = test::run(test::bin("sbtrec-train") + common_sets(f) + small + " --set output_dir=" + sft +
+                     " --set train.max_steps=2 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = test::run(test::bin("sbtrec-train") + common_sets(f) + small + " --set output_dir=" + (dir / "refused") +
+                " --set train.objective=sdpo");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("train.init_from"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "refused"));
+  r = test::run(test::bin("sbtrec-train") + common_sets(f) + small + " --set output_dir=" + pref +
+                " --set train.objective=sdpo --set train.preference.negatives=3 --set train.init_from=" + sft +
+                " --set train.max_steps=3 --set train.lr=1e-3 --set train.batch_size=2 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("objective sdpo: the target's answer against 3 other candidates"), std::string::npos) << r.output;
+  const auto res = last_json_line(r.output);
+  EXPECT_EQ(res["objective"], "sdpo");
+  EXPECT_NEAR(res["first_loss"].get<double>(), std::log(4.0), 1e-4) << res.dump();
+  auto ckpt = safetensors::load(pref + "/checkpoint/sbtrec.safetensors");
+  auto start = safetensors::load(sft + "/checkpoint/sbtrec.safetensors");
+  EXPECT_FALSE(torch::equal(ckpt["item_aligner.mlp_proj.0.weight"], start["item_aligner.mlp_proj.0.weight"]));
+  auto e = test::run_stdout(test::bin("sbtrec-eval") + " --config " + pref + "/config.yaml --checkpoint " + pref + " --json");
+  ASSERT_EQ(e.exit_code, 0) << e.output;
+  EXPECT_EQ(last_json_line(e.output)["n"], 4);
+}
+
 TEST(SbtRecE2E, MissingEncoderIsRefusedBeforeAnythingIsWritten) {
   SBTREC_REQUIRE_SHARED("data/ml-100k/u.data");
   test::TempDir dir;

@@ -70,6 +70,7 @@ enum class Purpose : uint64_t {
   kCurriculum = 0x5b04,       // curriculum: whether a step is hybrid
   kShuffle = 0x5b05,          // the shuffled-token control's item permutation
   kRankDraws = 0x5b06,        // the encoder trainer's per-rank negatives and dropout
+  kPreferenceNegatives = 0x5b07,  // dpo / sdpo: each case's rejected candidates
   // prompt/: under the run's seed.
   kTrainingTemplates = 0x7101,
   kEvaluationTemplates = 0x7102,
@@ -78,7 +79,7 @@ inline constexpr Purpose kAllPurposes[] = {
     Purpose::kCandidatesTrain, Purpose::kCandidatesVal,    Purpose::kCandidatesTest, Purpose::kEpochOrder,
     Purpose::kEpochCandidates, Purpose::kStepDropout,      Purpose::kCurriculum,     Purpose::kShuffle,
     Purpose::kRankDraws,       Purpose::kTrainingTemplates, Purpose::kEvaluationTemplates, Purpose::kNoiseVal,
-    Purpose::kNoiseTest, Purpose::kPurityShuffle, Purpose::kIndexCodebook};
+    Purpose::kNoiseTest, Purpose::kPurityShuffle, Purpose::kIndexCodebook, Purpose::kPreferenceNegatives};
 
 // The key of the stream that serves `counter` (an epoch, a step, a sample index) for `purpose` under
 // `seed`: every seeded draw of the project is keyed this way, so each is a pure function of (seed,

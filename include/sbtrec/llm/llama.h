@@ -126,6 +126,10 @@ struct LlamaForCausalLMImpl : torch::nn::Module {
   // Whether the products with the frozen weights (every projection and lm_head, also in training and in
   // loss()) go through oneDNN's matmul on the CPU (LoraLinearImpl::onednn_gemm; on by default).
   void set_onednn_gemm(bool on);
+  // Points every frozen weight (the projections', the embedding's, lm_head's) at `from`'s tensors, which
+  // must have the same shapes: a reference model that shares its base with the policy (S-DPO) and keeps
+  // its own adapters, norms and added rows' copies only where they are its own parameters.
+  void share_frozen_weights(LlamaForCausalLMImpl& from);
   // Adds LoRA adapters to the target projections of every layer and freezes everything else.
   // Adapters already present are removed first (their parameters are new objects afterwards).
   void add_lora(const LoraOptions& options);

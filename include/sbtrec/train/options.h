@@ -38,6 +38,26 @@ inline const config::Choices<OptimizerType>& optimizer_types() {
 }
 
 // One of SBS-AO's parameter groups (codebooks, aligner, LoRA).
+// What the SBT-Rec trainer optimises: the answer's cross entropy (SFT), or a preference between the
+// target's answer and other candidates' (DPO: one rejected answer; S-DPO: preference.negatives of them)
+// against the frozen checkpoint train.init_from (train/preference.h).
+enum class TrainObjective { kSft, kDpo, kSdpo };
+inline const config::Choices<TrainObjective>& objectives() {
+  static const config::Choices<TrainObjective> c = {
+      {"sft", TrainObjective::kSft}, {"dpo", TrainObjective::kDpo}, {"sdpo", TrainObjective::kSdpo}};
+  return c;
+}
+struct PreferenceOptions {
+  int negatives = 3;   // S-DPO's rejected answers per case (DPO: always 1)
+  double beta = 1.0;   // the preference loss's temperature
+};
+inline void visit_fields(PreferenceOptions& o, config::Visitor& v) {
+  v.field("negatives", o.negatives,
+          "sdpo: rejected answers per case, other candidates of the case drawn from a seeded stream (dpo: 1)",
+          config::at_least(1));
+  v.field("beta", o.beta, "dpo / sdpo: beta of -log sigmoid(-log sum_j exp(beta (r_j - r_chosen)))", config::greater_than(0));
+}
+
 struct ParamGroupOptions {
   double lr = 0;            // 0 = train.lr
   double weight_decay = 0;  // L2 (adam) or decoupled (adamw)
@@ -71,6 +91,9 @@ struct TrainOptions {
   int64_t curve_every = 0;      // > 0: a likelihood validation every this many optimizer steps (learning curves)
   int64_t curve_cases = 50;     // validation cases of each curve point
   bool group_stats = true;      // per-group gradient norm and update/weight ratio at each log line
+  TrainObjective objective = TrainObjective::kSft;
+  std::string init_from;        // a run (or its checkpoint/) whose SBT-Rec checkpoint starts the policy and is the reference
+  PreferenceOptions preference;
 };
 
 inline void visit_fields(TrainOptions& o, config::Visitor& v) {
@@ -112,6 +135,15 @@ inline void visit_fields(TrainOptions& o, config::Visitor& v) {
   v.field("curve_cases", o.curve_cases, "SBT-Rec trainer: validation cases per learning-curve point", config::at_least<int64_t>(1));
   v.field("group_stats", o.group_stats,
           "SBT-Rec trainer: log each parameter group's gradient norm and update/weight ratio with the loss (metrics.jsonl)");
+  v.field("objective", o.objective,
+          "SBT-Rec trainer: sft = the answer's cross entropy; dpo / sdpo = preference optimisation after SFT: the target's "
+          "answer against 1 (dpo) or preference.negatives (sdpo) other candidates' answers, relative to the frozen "
+          "train.init_from checkpoint, each case's prompt run once for all its answers",
+          objectives());
+  v.field("init_from", o.init_from,
+          "SBT-Rec trainer: a run directory (or its checkpoint/) whose LoRA, aligners and codebooks start the run; "
+          "required by dpo / sdpo, where the same checkpoint, frozen, is the reference; empty = a fresh start");
+  v.section("preference", o.preference, "SBT-Rec trainer, dpo / sdpo: the preference loss");
 }
 
 }  // namespace sbtrec
