@@ -121,6 +121,7 @@ const PathKey kPathKeys[] = {
     {"quantizer.codebooks", [](Config& c) -> std::string& { return c.quantizer.codebooks; }},
     {"llm.model", [](Config& c) -> std::string& { return c.llm.model; }},
     {"prompt.templates", [](Config& c) -> std::string& { return c.prompt.templates; }},
+    {"train.init_from", [](Config& c) -> std::string& { return c.train.init_from; }},
 };
 // A path to resolve: not empty, not absolute, not the built-in model's name.
 bool relative_path(const PathKey& k, const std::string& v) {
