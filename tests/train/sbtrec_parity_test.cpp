@@ -11,6 +11,8 @@
 #include "sbtrec/llm/checkpoint.h"
 #include "sbtrec/llm/generation.h"
 #include "sbtrec/llm/tokenizer.h"
+#include "sbtrec/llm/shared_prompt.h"
+#include "sbtrec/train/preference.h"
 #include "sbtrec/train/sbtrec_model.h"
 
 using namespace sbtrec;
@@ -21,37 +23,92 @@ double rel(const torch::Tensor& got, const torch::Tensor& want) {
   return (got - want).abs().max().item<double>() / std::max(want.abs().max().item<double>(), 1e-30);
 }
 
-void check_step(bool real_weights) {
-  SBTREC_REQUIRE_MODEL();
-  SBTREC_REQUIRE_PYTHON();
-  torch::manual_seed(11);
-  auto tok = llm::load_tokenizer("default");
+// SmolLM2's tokenizer with the slot tokens, and a Llama (SmolLM2 itself or a tiny random one with its
+// vocabulary) carrying a LoRA adapter whose B is at a trained scale (so A's gradients are not zero).
+struct Lm {
+  std::unique_ptr<llm::Tokenizer> tok;
   llm::LlamaForCausalLM lm{nullptr};
+  prompt::SlotTokens slots;
+};
+Lm make_lm(bool real_weights) {
+  Lm m;
+  m.tok = llm::load_tokenizer("default");
   if (real_weights) {
-    lm = llm::load_llama("default", torch::kFloat32);
+    m.lm = llm::load_llama("default", torch::kFloat32);
   } else {
     auto c = llm::llama_tiny();
-    c.vocab_size = tok->vocab_size();
+    c.vocab_size = m.tok->vocab_size();
     c.max_position_embeddings = 1024;
     c.bos_token_id = 1;
     c.eos_token_ids = {2};
-    lm = llm::LlamaForCausalLM(c);
+    m.lm = llm::LlamaForCausalLM(c);
   }
-  const auto slots = prompt::add_slot_tokens(*tok, *lm);
+  m.slots = prompt::add_slot_tokens(*m.tok, *m.lm);
   llm::LoraOptions lo;
   lo.dropout = 0;
-  lm->add_lora(lo);
-  {
-    torch::NoGradGuard ng;  // B at a trained scale, so A's gradients are not zero
-    for (auto& p : lm->named_parameters())
-      if (p.key().find("lora_B") != std::string::npos) p.value().normal_(0, 0.02);
-  }
-  // 40 items with titles from accents to digits; D 12, Z 10, L 2 x K 8.
+  m.lm->add_lora(lo);
+  torch::NoGradGuard ng;
+  for (auto& p : m.lm->named_parameters())
+    if (p.key().find("lora_B") != std::string::npos) p.value().normal_(0, 0.02);
+  return m;
+}
+
+// 40 items with titles from accents to digits.
+data::Dataset parity_dataset() {
   data::Dataset ds;
   ds.name = "movielens";
   ds.num_items = 40;
   for (int i = 0; i < 40; ++i)
     ds.titles.push_back(i % 3 == 0 ? "Amélie " + std::to_string(i) + " (2001)" : "Movie number " + std::to_string(i) + " (19" + std::to_string(50 + i) + ")");
+  return ds;
+}
+
+// The policy's (or reference's) trainables as the reference scripts read them: sbtrec.safetensors.
+void save_sbtrec_tensors(const std::string& path, const torch::Tensor& items, const torch::Tensor& users,
+                         quantizer::HdsdImpl& hdsd, train::SbtRecModelImpl& model) {
+  std::map<std::string, torch::Tensor> t = {{"item_vectors", items}, {"user_vectors", users},
+                                            {"codebooks", hdsd.items->codebooks.detach()},
+                                            {"user_codebooks", hdsd.user->codebooks.detach()}};
+  for (const auto& p : model.item_aligner->named_parameters()) t["item_aligner." + p.key()] = p.value().detach();
+  for (const auto& p : model.user_aligner->named_parameters()) t["user_aligner." + p.key()] = p.value().detach();
+  safetensors::save(path, t, {});
+}
+
+// Gradients of the codebooks, aligners and LoRA against the reference's grad.* tensors: the worst relative
+// max-abs difference must stay within 1e-4, and every one must be there.
+void compare_gradients(std::map<std::string, torch::Tensor>& ref, quantizer::HdsdImpl& hdsd, train::SbtRecModelImpl& model,
+                       llm::LlamaForCausalLMImpl& lm) {
+  double worst = 0;
+  std::string worst_name;
+  int compared = 0;
+  auto compare = [&](const std::string& name, const torch::Tensor& got) {
+    ASSERT_TRUE(ref.count("grad." + name)) << name;
+    ASSERT_TRUE(got.defined()) << name << ": no gradient";
+    const double e = rel(got, ref["grad." + name]);
+    if (e > worst) worst = e, worst_name = name;
+    ++compared;
+  };
+  compare("codebooks.items", hdsd.items->codebooks.grad());
+  compare("codebooks.user", hdsd.user->codebooks.grad());
+  for (const auto& p : model.item_aligner->named_parameters()) compare("item_aligner." + p.key(), p.value().grad());
+  for (const auto& p : model.user_aligner->named_parameters()) compare("user_aligner." + p.key(), p.value().grad());
+  for (const auto& p : lm.named_parameters())
+    if (p.key().find("lora_") != std::string::npos) compare(p.key(), p.value().grad());
+  std::cout << compared << " gradients, worst relative max-abs difference " << worst << " (" << worst_name << ")\n";
+  EXPECT_EQ(compared, 2 + 8 + 2 * 7 * lm.config.num_hidden_layers);
+  EXPECT_LE(worst, 1e-4) << worst_name;
+}
+
+void check_step(bool real_weights) {
+  SBTREC_REQUIRE_MODEL();
+  SBTREC_REQUIRE_PYTHON();
+  torch::manual_seed(11);
+  auto parts = make_lm(real_weights);
+  auto& tok = parts.tok;
+  auto lm = parts.lm;
+  const auto slots = parts.slots;
+  // D 12, Z 10, L 2 x K 8.
+  const auto ds = parity_dataset();
   auto items = torch::randn({40, 12});
   auto users = torch::randn({3, 10});  // one per generation case; the training batch uses the first two
   quantizer::QuantizerOptions qo;
@@ -117,12 +174,7 @@ void check_step(bool real_weights) {
   const std::string d = dir.path.string();
   llm::save_llama(d + "/model", *lm);
   llm::save_adapter(d + "/adapter", *lm, "tiny");
-  std::map<std::string, torch::Tensor> t = {{"item_vectors", items}, {"user_vectors", users},
-                                            {"codebooks", hdsd->items->codebooks.detach()},
-                                            {"user_codebooks", hdsd->user->codebooks.detach()}};
-  for (const auto& p : model->item_aligner->named_parameters()) t["item_aligner." + p.key()] = p.value().detach();
-  for (const auto& p : model->user_aligner->named_parameters()) t["user_aligner." + p.key()] = p.value().detach();
-  safetensors::save(d + "/sbtrec.safetensors", t, {});
+  save_sbtrec_tensors(d + "/sbtrec.safetensors", items, users, *hdsd, *model);
   test::write_text(d + "/cases.json", spec.dump(1));
   auto r = test::run(std::string(SBTREC_PYTHON) + " " + test::source("scripts/reference_sbtrec.py") + " " + d);
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -142,28 +194,95 @@ void check_step(bool real_weights) {
   const double want = ref["loss"].item<double>();
   std::cout << "SBT-Rec step (" << (real_weights ? "SmolLM2" : "tiny") << "): loss " << loss.item<double>() << " vs " << want << "\n";
   EXPECT_NEAR(loss.item<double>(), want, 1e-5);
-  double worst = 0;
-  std::string worst_name;
-  int compared = 0;
-  auto compare = [&](const std::string& name, const torch::Tensor& got) {
-    ASSERT_TRUE(ref.count("grad." + name)) << name;
-    ASSERT_TRUE(got.defined()) << name << ": no gradient";
-    const double e = rel(got, ref["grad." + name]);
-    if (e > worst) worst = e, worst_name = name;
-    ++compared;
+  compare_gradients(ref, *hdsd, *model, *lm);
+}
+
+// One S-DPO step (the policy with gradient, the frozen reference: its own LoRA, codebooks and aligners on
+// the same base weights) against scripts/reference_sdpo.py, which scores every answer with its own
+// forward: the answers' log-probabilities, the loss within 1e-5, the policy's gradients within 1e-4.
+void check_sdpo(bool real_weights) {
+  SBTREC_REQUIRE_MODEL();
+  SBTREC_REQUIRE_PYTHON();
+  torch::manual_seed(12);
+  auto policy = make_lm(real_weights);
+  auto reference = make_lm(real_weights);
+  reference.lm->share_frozen_weights(*policy.lm);
+  const auto ds = parity_dataset();
+  auto items = torch::randn({40, 12});
+  auto users = torch::randn({2, 10});
+  quantizer::QuantizerOptions qo;
+  qo.levels = 2;
+  qo.codes = 8;
+  quantizer::Hdsd hdsd(qo, 12, 10), ref_hdsd(qo, 12, 10);
+  hdsd->items->init_kmeans_pp(items, 1);
+  hdsd->user->init_kmeans_pp(torch::randn({30, 10}), 2);
+  ref_hdsd->items->load_codebooks(hdsd->items->codebooks.detach() + 0.05 * torch::randn({2, 8, 12}), "test");
+  ref_hdsd->user->load_codebooks(hdsd->user->codebooks.detach() + 0.05 * torch::randn({2, 8, 10}), "test");
+  const aligner::AlignerOptions ao{aligner::AlignerType::kMlp, 32};
+  train::SbtRecModel model(policy.lm, items, hdsd, 10, ao), ref_model(reference.lm, items, ref_hdsd, 10, ao);
+  model->train();
+  ref_model->eval();
+  for (auto& p : ref_model->parameters()) p.set_requires_grad(false);
+
+  auto templates = prompt::load_templates(test::source("configs/prompts/movielens.txt"), prompt::TemplateFormat::kSbtrec);
+  prompt::PromptBuilder builder(templates, *policy.tok, policy.slots, {}, "", true, 1024);
+  struct Case {
+    size_t tmpl;
+    data::Sample s;
+    std::vector<int32_t> cands, rejected;
   };
-  compare("codebooks.items", hdsd->items->codebooks.grad());
-  compare("codebooks.user", hdsd->user->codebooks.grad());
-  for (const auto& p : model->item_aligner->named_parameters()) compare("item_aligner." + p.key(), p.value().grad());
-  for (const auto& p : model->user_aligner->named_parameters()) compare("user_aligner." + p.key(), p.value().grad());
-  for (const auto& p : lm->named_parameters())
-    if (p.key().find("lora_") != std::string::npos) compare(p.key(), p.value().grad());
-  std::cout << compared << " gradients, worst relative max-abs difference " << worst << " (" << worst_name << ")\n";
-  EXPECT_EQ(compared, 2 + 8 + 2 * 7 * lm->config.num_hidden_layers);
-  EXPECT_LE(worst, 1e-4) << worst_name;
+  const std::vector<Case> cases = {{0, {1, {3, 9, 12, 27}, 5}, {5, 30, 7, 3}, {30, 3, 7}},
+                                   {2, {2, {0, 1, 2}, 39}, {8, 39, 21, 16}, {21, 8, 16}}};
+  const double beta = 0.5;
+  std::vector<prompt::EncodedPrompt> prompts;
+  std::vector<std::vector<std::vector<int64_t>>> answers;
+  nlohmann::json spec = {{"tokenizer", test::default_model_gguf()}, {"templates", templates.lines}, {"user_token", true},
+                         {"beta", beta}};
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const auto& c = cases[i];
+    prompts.push_back(builder.encode(c.tmpl, ds, c.s, c.cands, true, std::nullopt, "case " + std::to_string(i)));
+    nlohmann::json j = {{"template", c.tmpl}, {"history_items", c.s.history}, {"candidate_items", c.cands}};
+    for (int32_t h : c.s.history) j["history"].push_back(ds.titles[h]);
+    for (int32_t x : c.cands) j["candidates"].push_back(ds.titles[x]);
+    std::vector<std::vector<int64_t>> a = {builder.encode_answer(ds.titles[c.s.target])};
+    j["answers"].push_back(ds.titles[c.s.target]);
+    for (int32_t x : c.rejected) a.push_back(builder.encode_answer(ds.titles[x])), j["answers"].push_back(ds.titles[x]);
+    answers.push_back(a);
+    spec["cases"].push_back(j);
+  }
+  auto pb = prompt::collate(prompts, 0, false);
+  auto pi = llm::shared_prompt_logprobs(*policy.lm, model->inputs_embeds(pb, users), pb.prompt_lengths, answers);
+  torch::Tensor rho;
+  {
+    torch::NoGradGuard ng;
+    rho = llm::shared_prompt_logprobs(*reference.lm, ref_model->inputs_embeds(pb, users), pb.prompt_lengths, answers);
+  }
+  auto loss = train::sdpo_loss(pi, rho, beta);
+  loss.backward();
+
+  test::TempDir dir;
+  const std::string d = dir.path.string();
+  llm::save_llama(d + "/model", *policy.lm);
+  llm::save_adapter(d + "/adapter", *policy.lm, "tiny");
+  llm::save_adapter(d + "/ref_adapter", *reference.lm, "tiny");
+  save_sbtrec_tensors(d + "/sbtrec.safetensors", items, users, *hdsd, *model);
+  save_sbtrec_tensors(d + "/ref_sbtrec.safetensors", items, users, *ref_hdsd, *ref_model);
+  test::write_text(d + "/cases.json", spec.dump(1));
+  auto r = test::run(std::string(SBTREC_PYTHON) + " " + test::source("scripts/reference_sdpo.py") + " " + d);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto ref = safetensors::load(d + "/reference.safetensors");
+  EXPECT_LT((pi.detach() - ref["logp.policy"]).abs().max().item<double>(), 1e-4) << pi << ref["logp.policy"];
+  EXPECT_LT((rho - ref["logp.reference"]).abs().max().item<double>(), 1e-4) << rho << ref["logp.reference"];
+  EXPECT_GT((pi.detach() - rho).abs().max().item<double>(), 1e-3);  // the reference is another model
+  std::cout << "S-DPO step (" << (real_weights ? "SmolLM2" : "tiny") << "): loss " << loss.item<double>() << " vs "
+            << ref["loss"].item<double>() << "\n";
+  EXPECT_NEAR(loss.item<double>(), ref["loss"].item<double>(), 1e-5);
+  compare_gradients(ref, *hdsd, *model, *policy.lm);
 }
 
 }  // namespace
 
 TEST(SbtRecParity, TinyRandomLlamaStepMatchesTorchTransformersPeft) { check_step(false); }
 TEST(SbtRecParity, SmolLM2StepMatchesTorchTransformersPeft) { check_step(true); }
+TEST(SbtRecParity, SdpoTinyRandomLlamaMatchesTorchTransformersPeft) { check_sdpo(false); }
+TEST(SbtRecParity, SdpoSmolLM2MatchesTorchTransformersPeft) { check_sdpo(true); }

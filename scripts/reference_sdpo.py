@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""S-DPO's loss written again with torch + transformers + PEFT, as the reference sbtrec's preference
+objective is checked against (tests/train/sbtrec_parity_test.cpp, SbtRecParity.Sdpo*). Independent of
+sbtrec's code and of its shared-prompt packing: every answer is scored with its own forward of prompt +
+answer, as TRL's DPO trainers do.
+
+Reads a directory the C++ test writes:
+  model/               Hugging Face Llama directory, slot rows included (the shared base)
+  adapter/, ref_adapter/   PEFT LoRA adapters of the policy and of the frozen reference
+  sbtrec.safetensors, ref_sbtrec.safetensors   item_vectors [N, D], user_vectors [B, Z], codebooks
+                       [L, K, D], user_codebooks [L, K, Z], item_aligner.* / user_aligner.* (policy, reference)
+  cases.json           {"tokenizer", "templates", "user_token", "beta", "cases": [{"template", "history",
+                       "history_items", "candidates", "candidate_items", "answers": [chosen title, rejected...]}]}
+and writes reference.safetensors: per case and answer the policy's and the reference's summed answer
+log-probabilities (logp.policy, logp.reference [B, J]), the loss
+-log sigmoid(-log sum_{j>=1} exp(beta ((pi_j - ref_j) - (pi_0 - ref_0)))) averaged over the cases, and
+the gradients of the policy's codebooks, aligners and every LoRA A/B.
+Usage: reference_sdpo.py DIR
+"""
+import argparse
+import json
+import os
+import sys
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("dir", help="directory written by the C++ test")
+    args = ap.parse_args(argv)
+
+    import torch
+    from peft import PeftModel
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.use_deterministic_algorithms(True)
+    spec = json.load(open(os.path.join(args.dir, "cases.json"), encoding="utf-8"))
+    d, f = os.path.split(spec["tokenizer"])
+    tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
+    tok.add_special_tokens({"additional_special_tokens": ["[HistoryEmb]", "[CansEmb]", "[UserEmb]"]})
+    slot_id = {k: tok.convert_tokens_to_ids(k) for k in ("[HistoryEmb]", "[CansEmb]", "[UserEmb]")}
+
+    def side(adapter, tensors, trainable):
+        t = load_file(os.path.join(args.dir, tensors))
+        base = AutoModelForCausalLM.from_pretrained(os.path.join(args.dir, "model"), dtype=torch.float32)
+        model = PeftModel.from_pretrained(base, os.path.join(args.dir, adapter), is_trainable=trainable)
+        model.train() if trainable else model.eval()  # lora_dropout is 0
+        codebooks = {"items": torch.nn.Parameter(t["codebooks"].clone(), requires_grad=trainable)}
+        if "user_codebooks" in t:
+            codebooks["user"] = torch.nn.Parameter(t["user_codebooks"].clone(), requires_grad=trainable)
+
+        def aligner(prefix):
+            w0, b0 = t[prefix + ".mlp_proj.0.weight"], t[prefix + ".mlp_proj.0.bias"]
+            w2, b2 = t[prefix + ".mlp_proj.2.weight"], t[prefix + ".mlp_proj.2.bias"]
+            m = torch.nn.Sequential(torch.nn.Linear(w0.shape[1], w0.shape[0]), torch.nn.GELU(),
+                                    torch.nn.Linear(w2.shape[1], w2.shape[0]))
+            with torch.no_grad():
+                m[0].weight.copy_(w0), m[0].bias.copy_(b0), m[2].weight.copy_(w2), m[2].bias.copy_(b2)
+            m.requires_grad_(trainable)
+            return m
+
+        aligners = {"items": aligner("item_aligner")}
+        if spec["user_token"]:
+            aligners["user"] = aligner("user_aligner")
+        return {"model": model, "t": t, "codebooks": codebooks, "aligners": aligners}
+
+    policy = side("adapter", "sbtrec.safetensors", True)
+    reference = side("ref_adapter", "ref_sbtrec.safetensors", False)
+
+    def mbsr(x, cb):
+        """HDSD codes of x [S, D] (float64 argmin per level, first index on ties), e_rq = sum of rows."""
+        r = x.double()
+        e = torch.zeros(x.shape, dtype=cb.dtype)
+        for level in range(cb.shape[0]):
+            dist = ((r[:, None, :] - cb[level].detach().double()[None]) ** 2).sum(-1)
+            idx = dist.argmin(1)
+            r = r - cb[level].detach().double()[idx]
+            e = e + cb[level][idx]
+        return e
+
+    def prompt_ids(c):
+        tmpl = spec["templates"][c["template"]]
+        h = ", ".join(x + " [HistoryEmb]" for x in c["history"]) + (" [UserEmb]" if spec["user_token"] else "")
+        cans = ", ".join(x + " [CansEmb]" for x in c["candidates"])
+        text = tmpl.replace("{history}", h).replace("{candidates}", cans).replace("{num_candidates}", str(len(c["candidates"])))
+        p = tok(text, add_special_tokens=True).input_ids
+        hist, cand, found = iter(c["history_items"]), iter(c["candidate_items"]), []
+        for pos, tid in enumerate(p):
+            if tid == slot_id["[HistoryEmb]"]:
+                found.append((pos, "items", next(hist)))
+            elif tid == slot_id["[CansEmb]"]:
+                found.append((pos, "items", next(cand)))
+            elif tid == slot_id["[UserEmb]"]:
+                found.append((pos, "user", None))
+        return p, found
+
+    def answer_logp(s, case_index, p, found, answer):
+        """log p(answer | prompt), summed, from one forward of prompt + answer (one row, no padding)."""
+        a = tok(answer + "\n", add_special_tokens=False).input_ids
+        ids = torch.tensor([p + a])
+        embeds = s["model"].get_input_embeddings()(ids)
+        for kind in ("items", "user"):
+            sel = [(pos, item) for pos, k, item in found if k == kind]
+            if not sel:
+                continue
+            src = s["t"]["item_vectors"] if kind == "items" else s["t"]["user_vectors"]
+            x = src[torch.tensor([case_index if kind == "user" else item for _, item in sel])]
+            e = mbsr(x, s["codebooks"][kind]) if kind in s["codebooks"] else x
+            embeds = embeds.index_put((torch.zeros(len(sel), dtype=torch.long), torch.tensor([pos for pos, _ in sel])),
+                                      s["aligners"][kind](e))
+        logits = s["model"](inputs_embeds=embeds).logits[0].float()  # [P + A, V]
+        logp = torch.log_softmax(logits[len(p) - 1:len(p) + len(a) - 1], -1)
+        return logp.gather(1, torch.tensor(a)[:, None]).sum()
+
+    pis, refs = [], []
+    for i, c in enumerate(spec["cases"]):
+        p, found = prompt_ids(c)
+        pis.append(torch.stack([answer_logp(policy, i, p, found, a) for a in c["answers"]]))
+        with torch.no_grad():
+            refs.append(torch.stack([answer_logp(reference, i, p, found, a) for a in c["answers"]]))
+    pi, ref = torch.stack(pis), torch.stack(refs)  # [B, J]
+    r = pi - ref
+    margin = spec["beta"] * (r[:, 1:] - r[:, :1])
+    loss = -torch.nn.functional.logsigmoid(-torch.logsumexp(margin, 1)).mean()
+    loss.backward()
+    out = {"loss": loss.detach().reshape(1), "logp.policy": pi.detach(), "logp.reference": ref}
+    for kind, cb in policy["codebooks"].items():
+        out["grad.codebooks." + kind] = cb.grad.clone()
+    for kind, m in policy["aligners"].items():
+        for n, prm in m.named_parameters():
+            out[f"grad.{'item' if kind == 'items' else 'user'}_aligner.mlp_proj.{n}"] = prm.grad.clone()
+    for n, prm in policy["model"].named_parameters():
+        if "lora_" in n:
+            out["grad." + n.replace("base_model.model.", "").replace(".default.weight", ".weight")] = prm.grad.clone()
+    save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(args.dir, "reference.safetensors"))
+    print(f"reference_sdpo: loss {loss.item():.6f}, {pi.shape[0]} cases x {pi.shape[1]} answers, wrote {args.dir}/reference.safetensors")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
