@@ -22,6 +22,9 @@ import json
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reference_common import load_aligner, mbsr, prompt_ids, slot_tokenizer  # noqa: E402
+
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -31,14 +34,11 @@ def main(argv=None):
     import torch
     from peft import PeftModel
     from safetensors.torch import load_file, save_file
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     torch.use_deterministic_algorithms(True)
     spec = json.load(open(os.path.join(args.dir, "cases.json"), encoding="utf-8"))
-    d, f = os.path.split(spec["tokenizer"])
-    tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
-    tok.add_special_tokens({"additional_special_tokens": ["[HistoryEmb]", "[CansEmb]", "[UserEmb]"]})
-    slot_id = {k: tok.convert_tokens_to_ids(k) for k in ("[HistoryEmb]", "[CansEmb]", "[UserEmb]")}
+    tok, slot_id = slot_tokenizer(spec["tokenizer"])
 
     t = load_file(os.path.join(args.dir, "sbtrec.safetensors"))
     model = AutoModelForCausalLM.from_pretrained(os.path.join(args.dir, "model"), dtype=torch.float32)
@@ -49,48 +49,11 @@ def main(argv=None):
     if "user_codebooks" in t:
         codebooks["user"] = torch.nn.Parameter(t["user_codebooks"].clone())
 
-    def aligner(prefix):
-        w0, b0 = t[prefix + ".mlp_proj.0.weight"], t[prefix + ".mlp_proj.0.bias"]
-        w2, b2 = t[prefix + ".mlp_proj.2.weight"], t[prefix + ".mlp_proj.2.bias"]
-        m = torch.nn.Sequential(torch.nn.Linear(w0.shape[1], w0.shape[0]), torch.nn.GELU(),
-                                torch.nn.Linear(w2.shape[1], w2.shape[0]))
-        with torch.no_grad():
-            m[0].weight.copy_(w0), m[0].bias.copy_(b0), m[2].weight.copy_(w2), m[2].bias.copy_(b2)
-        return m
-
-    aligners = {"items": aligner("item_aligner")}
+    aligners = {"items": load_aligner(t, "item_aligner")}
     if spec["user_token"]:
-        aligners["user"] = aligner("user_aligner")
-
-    def mbsr(x, cb):
-        """HDSD codes of x [S, D] (float64 argmin per level, first index on ties), e_rq = sum of rows."""
-        r = x.double()
-        e = torch.zeros(x.shape, dtype=cb.dtype)
-        for level in range(cb.shape[0]):
-            dist = ((r[:, None, :] - cb[level].detach().double()[None]) ** 2).sum(-1)
-            idx = dist.argmin(1)
-            r = r - cb[level].detach().double()[idx]
-            e = e + cb[level][idx]
-        return e
+        aligners["user"] = load_aligner(t, "user_aligner")
 
     out = {}
-
-    def prompt_ids(c):
-        """The prompt's ids and its slots (position, kind, item id or None for the user)."""
-        tmpl = spec["templates"][c["template"]]
-        h = ", ".join(x + " [HistoryEmb]" for x in c["history"]) + (" [UserEmb]" if spec["user_token"] else "")
-        cans = ", ".join(x + " [CansEmb]" for x in c["candidates"])
-        text = tmpl.replace("{history}", h).replace("{candidates}", cans).replace("{num_candidates}", str(len(c["candidates"])))
-        p = tok(text, add_special_tokens=True).input_ids
-        hist, cand, found = iter(c["history_items"]), iter(c["candidate_items"]), []
-        for pos, tid in enumerate(p):
-            if tid == slot_id["[HistoryEmb]"]:
-                found.append((pos, "items", next(hist)))
-            elif tid == slot_id["[CansEmb]"]:
-                found.append((pos, "items", next(cand)))
-            elif tid == slot_id["[UserEmb]"]:
-                found.append((pos, "user", None))
-        return p, found
 
     def embed(ids, slots):
         """Token embeddings [B, T, E] with each slot (row, position, kind, vector row) replaced."""
@@ -109,7 +72,7 @@ def main(argv=None):
     model.eval()
     gen_rows, gen_slots = [], []
     for i, c in enumerate(spec.get("generation_cases", [])):
-        p, found = prompt_ids(c)
+        p, found = prompt_ids(tok, slot_id, spec, c)
         gen_rows.append(p)
         gen_slots += [(i, pos, kind, i if kind == "user" else item) for pos, kind, item in found]
     if gen_rows:
@@ -126,7 +89,7 @@ def main(argv=None):
 
     rows, labels, slots = [], [], []
     for i, c in enumerate(spec["cases"]):
-        p, found = prompt_ids(c)
+        p, found = prompt_ids(tok, slot_id, spec, c)
         a = tok(c["target"] + "\n", add_special_tokens=False).input_ids
         out[f"case{i}.prompt_ids"] = torch.tensor(p, dtype=torch.int64)
         out[f"case{i}.answer_ids"] = torch.tensor(a, dtype=torch.int64)

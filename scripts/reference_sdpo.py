@@ -22,6 +22,9 @@ import json
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reference_common import load_aligner, mbsr, prompt_ids, slot_tokenizer  # noqa: E402
+
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -31,14 +34,11 @@ def main(argv=None):
     import torch
     from peft import PeftModel
     from safetensors.torch import load_file, save_file
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     torch.use_deterministic_algorithms(True)
     spec = json.load(open(os.path.join(args.dir, "cases.json"), encoding="utf-8"))
-    d, f = os.path.split(spec["tokenizer"])
-    tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
-    tok.add_special_tokens({"additional_special_tokens": ["[HistoryEmb]", "[CansEmb]", "[UserEmb]"]})
-    slot_id = {k: tok.convert_tokens_to_ids(k) for k in ("[HistoryEmb]", "[CansEmb]", "[UserEmb]")}
+    tok, slot_id = slot_tokenizer(spec["tokenizer"])
 
     def side(adapter, tensors, trainable):
         t = load_file(os.path.join(args.dir, tensors))
@@ -49,50 +49,13 @@ def main(argv=None):
         if "user_codebooks" in t:
             codebooks["user"] = torch.nn.Parameter(t["user_codebooks"].clone(), requires_grad=trainable)
 
-        def aligner(prefix):
-            w0, b0 = t[prefix + ".mlp_proj.0.weight"], t[prefix + ".mlp_proj.0.bias"]
-            w2, b2 = t[prefix + ".mlp_proj.2.weight"], t[prefix + ".mlp_proj.2.bias"]
-            m = torch.nn.Sequential(torch.nn.Linear(w0.shape[1], w0.shape[0]), torch.nn.GELU(),
-                                    torch.nn.Linear(w2.shape[1], w2.shape[0]))
-            with torch.no_grad():
-                m[0].weight.copy_(w0), m[0].bias.copy_(b0), m[2].weight.copy_(w2), m[2].bias.copy_(b2)
-            m.requires_grad_(trainable)
-            return m
-
-        aligners = {"items": aligner("item_aligner")}
+        aligners = {"items": load_aligner(t, "item_aligner", trainable)}
         if spec["user_token"]:
-            aligners["user"] = aligner("user_aligner")
+            aligners["user"] = load_aligner(t, "user_aligner", trainable)
         return {"model": model, "t": t, "codebooks": codebooks, "aligners": aligners}
 
     policy = side("adapter", "sbtrec.safetensors", True)
     reference = side("ref_adapter", "ref_sbtrec.safetensors", False)
-
-    def mbsr(x, cb):
-        """HDSD codes of x [S, D] (float64 argmin per level, first index on ties), e_rq = sum of rows."""
-        r = x.double()
-        e = torch.zeros(x.shape, dtype=cb.dtype)
-        for level in range(cb.shape[0]):
-            dist = ((r[:, None, :] - cb[level].detach().double()[None]) ** 2).sum(-1)
-            idx = dist.argmin(1)
-            r = r - cb[level].detach().double()[idx]
-            e = e + cb[level][idx]
-        return e
-
-    def prompt_ids(c):
-        tmpl = spec["templates"][c["template"]]
-        h = ", ".join(x + " [HistoryEmb]" for x in c["history"]) + (" [UserEmb]" if spec["user_token"] else "")
-        cans = ", ".join(x + " [CansEmb]" for x in c["candidates"])
-        text = tmpl.replace("{history}", h).replace("{candidates}", cans).replace("{num_candidates}", str(len(c["candidates"])))
-        p = tok(text, add_special_tokens=True).input_ids
-        hist, cand, found = iter(c["history_items"]), iter(c["candidate_items"]), []
-        for pos, tid in enumerate(p):
-            if tid == slot_id["[HistoryEmb]"]:
-                found.append((pos, "items", next(hist)))
-            elif tid == slot_id["[CansEmb]"]:
-                found.append((pos, "items", next(cand)))
-            elif tid == slot_id["[UserEmb]"]:
-                found.append((pos, "user", None))
-        return p, found
 
     def answer_logp(s, case_index, p, found, answer):
         """log p(answer | prompt), summed, from one forward of prompt + answer (one row, no padding)."""
@@ -114,7 +77,7 @@ def main(argv=None):
 
     pis, refs = [], []
     for i, c in enumerate(spec["cases"]):
-        p, found = prompt_ids(c)
+        p, found = prompt_ids(tok, slot_id, spec, c)
         pis.append(torch.stack([answer_logp(policy, i, p, found, a) for a in c["answers"]]))
         with torch.no_grad():
             refs.append(torch.stack([answer_logp(reference, i, p, found, a) for a in c["answers"]]))

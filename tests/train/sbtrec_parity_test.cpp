@@ -63,6 +63,14 @@ data::Dataset parity_dataset() {
   return ds;
 }
 
+// A case as the reference scripts read it: template, history and candidates (titles and item ids).
+nlohmann::json case_json(const data::Dataset& ds, size_t tmpl, const data::Sample& s, const std::vector<int32_t>& cands) {
+  nlohmann::json j = {{"template", tmpl}, {"history_items", s.history}, {"candidate_items", cands}};
+  for (int32_t h : s.history) j["history"].push_back(ds.titles[h]);
+  for (int32_t x : cands) j["candidates"].push_back(ds.titles[x]);
+  return j;
+}
+
 // The policy's (or reference's) trainables as the reference scripts read them: sbtrec.safetensors.
 void save_sbtrec_tensors(const std::string& path, const torch::Tensor& items, const torch::Tensor& users,
                          quantizer::HdsdImpl& hdsd, train::SbtRecModelImpl& model) {
@@ -134,10 +142,8 @@ void check_step(bool real_weights) {
   for (size_t i = 0; i < cases.size(); ++i) {
     const auto& c = cases[i];
     encoded.push_back(builder.encode(c.tmpl, ds, c.s, c.cands, true, c.s.target, "case " + std::to_string(i)));
-    nlohmann::json j = {{"template", c.tmpl}, {"target", ds.titles[c.s.target]}, {"history_items", c.s.history},
-                        {"candidate_items", c.cands}};
-    for (int32_t h : c.s.history) j["history"].push_back(ds.titles[h]);
-    for (int32_t x : c.cands) j["candidates"].push_back(ds.titles[x]);
+    auto j = case_json(ds, c.tmpl, c.s, c.cands);
+    j["target"] = ds.titles[c.s.target];
     spec["cases"].push_back(j);
   }
   // Greedy generation from the prompts alone (left-padded, slots suppressed, no EOS stop), as evaluation runs it.
@@ -147,10 +153,7 @@ void check_step(bool real_weights) {
   for (size_t i = 0; i < gen_cases.size(); ++i) {
     const auto& c = gen_cases[i];
     gen_prompts.push_back(builder.encode(c.tmpl, ds, c.s, c.cands, true, std::nullopt, "generation case " + std::to_string(i)));
-    nlohmann::json j = {{"template", c.tmpl}, {"history_items", c.s.history}, {"candidate_items", c.cands}};
-    for (int32_t h : c.s.history) j["history"].push_back(ds.titles[h]);
-    for (int32_t x : c.cands) j["candidates"].push_back(ds.titles[x]);
-    spec["generation_cases"].push_back(j);
+    spec["generation_cases"].push_back(case_json(ds, c.tmpl, c.s, c.cands));
   }
   spec["max_new_tokens"] = 12;
   torch::Tensor generated;
@@ -241,9 +244,7 @@ void check_sdpo(bool real_weights) {
   for (size_t i = 0; i < cases.size(); ++i) {
     const auto& c = cases[i];
     prompts.push_back(builder.encode(c.tmpl, ds, c.s, c.cands, true, std::nullopt, "case " + std::to_string(i)));
-    nlohmann::json j = {{"template", c.tmpl}, {"history_items", c.s.history}, {"candidate_items", c.cands}};
-    for (int32_t h : c.s.history) j["history"].push_back(ds.titles[h]);
-    for (int32_t x : c.cands) j["candidates"].push_back(ds.titles[x]);
+    auto j = case_json(ds, c.tmpl, c.s, c.cands);
     std::vector<std::vector<int64_t>> a = {builder.encode_answer(ds.titles[c.s.target])};
     j["answers"].push_back(ds.titles[c.s.target]);
     for (int32_t x : c.rejected) a.push_back(builder.encode_answer(ds.titles[x])), j["answers"].push_back(ds.titles[x]);
