@@ -3,17 +3,24 @@
 //             backward into codebooks / aligners / LoRA, Adam over the three groups) on one fixed batch
 //             of real training prompts (the first --batch training samples, their seeded candidates,
 //             template 0); --dump DIR writes that batch and every SBT-Rec tensor for the reference.
+//   sdpo-step: S-DPO optimizer steps (issue 24) on the first --batch training samples: each prompt with its
+//             target's answer and --negatives other candidates' answers, scored once for the policy (with
+//             gradient) and once for a frozen reference sharing its base weights, each prompt run once for
+//             all its answers (llm/shared_prompt.h); --dump DIR writes the batch for bench/reference/sdpo_step.py.
 //   generate: test-set evaluation by generation (evaluate_sbtrec) on the first --cases cases, in
 //             cases/s; --dump DIR writes each batch's left-padded inputs_embeds and mask.
 // Both build the session from an SBT-Rec config (--config, --set) exactly as sbtrec-train does.
 // Prints one JSON line.
 #include <chrono>
+#include <functional>
 #include <iostream>
 
 #include "../src/cli/cli_common.h"
 #include "sbtrec/common/fs.h"
 #include "sbtrec/common/safetensors.h"
 #include "sbtrec/data/candidates.h"
+#include "sbtrec/llm/shared_prompt.h"
+#include "sbtrec/train/preference.h"
 #include "sbtrec/train/sbtrec_trainer.h"
 
 using namespace sbtrec;
@@ -25,6 +32,41 @@ std::vector<int64_t> first_rows(int64_t n) {
   std::vector<int64_t> r((size_t)n);
   for (int64_t i = 0; i < n; ++i) r[(size_t)i] = i;
   return r;
+}
+
+// A prompt batch, the model's SBT-Rec tensors and the settings the Python references rebuild them from
+// (--dump): the batch's ids, mask and slots, item (and user) vectors, codebooks; lr, LoRA and aligner width.
+std::map<std::string, torch::Tensor> dump_tensors(const prompt::PromptBatch& b, train::SbtRecModelImpl& m,
+                                                  const torch::Tensor& users) {
+  std::map<std::string, torch::Tensor> t = {
+      {"input_ids", b.input_ids},       {"attention_mask", b.attention_mask}, {"slot_batch", b.slot_batch},
+      {"slot_position", b.slot_position}, {"slot_kind", b.slot_kind},          {"slot_item", b.slot_item},
+      {"item_vectors", m.item_vectors.cpu()}};
+  if (b.labels.defined()) t["labels"] = b.labels;
+  if (users.defined()) t["user_vectors"] = users;
+  if (m.hdsd && m.hdsd->items) t["codebooks"] = m.hdsd->items->codebooks.detach().cpu();
+  if (m.hdsd && m.hdsd->user) t["user_codebooks"] = m.hdsd->user->codebooks.detach().cpu();
+  return t;
+}
+std::map<std::string, std::string> dump_meta(const Config& cfg, train::SbtRecModelImpl& m) {
+  return {{"lr", std::to_string(cfg.train.lr)}, {"lora_r", std::to_string(cfg.lora.r)},
+          {"lora_alpha", std::to_string(cfg.lora.alpha)}, {"lora_dropout", std::to_string(cfg.lora.dropout)},
+          {"aligner_hidden", std::to_string(m.item_aligner->mlp_proj[0]->as<torch::nn::Linear>()->options.out_features())}};
+}
+
+// The optimizer of the config's three groups over `m`, in training mode.
+std::unique_ptr<torch::optim::Optimizer> train_optimizer(const Config& cfg, train::SbtRecModelImpl& m) {
+  std::vector<double> lr;
+  std::vector<std::string> names;
+  m.train();
+  return train::make_sbtrec_optimizer(cfg.train, m, lr, names);
+}
+// `warmup` untimed calls of `step`, then the mean seconds of `steps` timed ones; *loss = the last's.
+double time_steps(int warmup, int steps, const std::function<double()>& step, double* loss) {
+  for (int i = 0; i < warmup; ++i) *loss = step();
+  const double t0 = now();
+  for (int i = 0; i < steps; ++i) *loss = step();
+  return (now() - t0) / steps;
 }
 }  // namespace
 
@@ -38,7 +80,10 @@ int main(int argc, char** argv) {
   std::string dump;
   auto* step_cmd = app.add_subcommand("step", "SBS-AO optimizer steps on one batch of real training prompts");
   auto* gen_cmd = app.add_subcommand("generate", "evaluation by generation on the first test cases");
-  for (auto* sub : {step_cmd, gen_cmd}) {
+  auto* sdpo_cmd = app.add_subcommand("sdpo-step", "S-DPO optimizer steps on one batch of real training prompts");
+  int negatives = 3;
+  double beta = 1.0;
+  for (auto* sub : {step_cmd, gen_cmd, sdpo_cmd}) {
     cfg_args.add_to(*sub);
     sub->add_option("--threads", threads, "torch intra-op threads");
     sub->add_option("--dump", dump, "Write the inputs for the Python reference into this directory");
@@ -46,6 +91,11 @@ int main(int argc, char** argv) {
   step_cmd->add_option("--steps", steps, "timed steps");
   step_cmd->add_option("--warmup", warmup, "untimed steps first");
   step_cmd->add_option("--batch", batch, "prompts per step");
+  sdpo_cmd->add_option("--steps", steps, "timed steps");
+  sdpo_cmd->add_option("--warmup", warmup, "untimed steps first");
+  sdpo_cmd->add_option("--batch", batch, "prompts per step");
+  sdpo_cmd->add_option("--negatives", negatives, "rejected answers per prompt");
+  sdpo_cmd->add_option("--beta", beta, "S-DPO's beta");
   gen_cmd->add_option("--cases", cases, "test cases");
   SBTREC_PARSE(app, argc, argv);
   return cli::guarded_main([&]() {
@@ -64,33 +114,70 @@ int main(int argc, char** argv) {
       for (int64_t r : rows) cps.push_back(&cands[(size_t)r]);
       auto b = s.batch(data::Split::kTrain, rows, cps, std::vector<size_t>(rows.size(), 0), true, true, false);
       auto users = s.users(data::Split::kTrain, rows);  // [B, Z]
-      std::vector<double> lr;
-      std::vector<std::string> names;
-      auto opt = train::make_sbtrec_optimizer(cfg.train, m, lr, names);
-      m.train();
+      auto opt = train_optimizer(cfg, m);
       if (!dump.empty()) {
         make_dirs(dump);
-        std::map<std::string, torch::Tensor> t = {
-            {"input_ids", b.input_ids},       {"attention_mask", b.attention_mask}, {"labels", b.labels},
-            {"slot_batch", b.slot_batch},     {"slot_position", b.slot_position},   {"slot_kind", b.slot_kind},
-            {"slot_item", b.slot_item},       {"item_vectors", m.item_vectors.cpu()}};
-        if (users.defined()) t["user_vectors"] = users;
-        if (m.hdsd && m.hdsd->items) t["codebooks"] = m.hdsd->items->codebooks.detach().cpu();
-        if (m.hdsd && m.hdsd->user) t["user_codebooks"] = m.hdsd->user->codebooks.detach().cpu();
-        safetensors::save(dump + "/step.safetensors", t,
-                          {{"lr", std::to_string(cfg.train.lr)}, {"lora_r", std::to_string(cfg.lora.r)},
-                           {"lora_alpha", std::to_string(cfg.lora.alpha)}, {"lora_dropout", std::to_string(cfg.lora.dropout)},
-                           {"aligner_hidden", std::to_string(m.item_aligner->mlp_proj[0]->as<torch::nn::Linear>()->options.out_features())}});
+        safetensors::save(dump + "/step.safetensors", dump_tensors(b, m, users), dump_meta(cfg, m));
       }
       const std::vector<std::pair<prompt::PromptBatch, torch::Tensor>> micro = {{b, users}};
       double loss = 0;
-      for (int i = 0; i < warmup; ++i) loss = train::sbtrec_step(m, *opt, micro, cfg.train.max_grad_norm);
-      const double t0 = now();
-      for (int i = 0; i < steps; ++i) loss = train::sbtrec_step(m, *opt, micro, cfg.train.max_grad_norm);
-      const double sec = (now() - t0) / steps;
+      const double sec =
+          time_steps(warmup, steps, [&] { return train::sbtrec_step(m, *opt, micro, cfg.train.max_grad_norm); }, &loss);
       out.update({{"bench", "sbtrec_step"}, {"seconds_per_step", sec}, {"loss", loss}, {"batch", batch},
                   {"tokens", b.attention_mask.sum().item<int64_t>()}, {"seq", b.input_ids.size(1)},
                   {"tokens_per_s", b.attention_mask.sum().item<double>() / sec}});
+    } else if (sdpo_cmd->parsed()) {
+      // The reference: the same config's model, frozen, on the policy's base weights.
+      auto ref = train::build_sbtrec(cfg, ds, /*fit_codebooks=*/true);
+      ref.model->eval();
+      for (auto& p : ref.model->parameters()) p.set_requires_grad(false);
+      ref.model->llm->share_frozen_weights(*m.llm);
+      const auto rows = first_rows(batch);
+      const auto cands = data::make_candidates(ds, data::Split::kTrain, cfg.eval.num_negatives, cfg.eval.candidate_seed);
+      std::vector<const data::CandidateSet*> cps;
+      std::vector<std::vector<std::vector<int64_t>>> answers;
+      std::vector<int64_t> flat, lengths;  // the answers' ids back to back, and each answer's length [B * J]
+      for (int64_t r : rows) {
+        const auto& cs = cands[(size_t)r];
+        cps.push_back(&cs);
+        std::vector<std::vector<int64_t>> a = {s.builder->encode_answer(ds.titles[(size_t)cs.items[(size_t)cs.target_index]])};
+        for (int64_t c = 0; c < (int64_t)cs.items.size() && (int64_t)a.size() <= negatives; ++c)
+          if (c != cs.target_index) a.push_back(s.builder->encode_answer(ds.titles[(size_t)cs.items[(size_t)c]]));
+        for (const auto& x : a) flat.insert(flat.end(), x.begin(), x.end()), lengths.push_back((int64_t)x.size());
+        answers.push_back(std::move(a));
+      }
+      auto b = s.batch(data::Split::kTrain, rows, cps, std::vector<size_t>(rows.size(), 0), true, false, false);
+      auto users = s.users(data::Split::kTrain, rows);  // [B, Z]
+      auto opt = train_optimizer(cfg, m);
+      if (!dump.empty()) {
+        make_dirs(dump);
+        auto t = dump_tensors(b, m, users);
+        t["answer_ids"] = torch::tensor(flat, torch::kInt64);
+        t["answer_lengths"] = torch::tensor(lengths, torch::kInt64).view({batch, negatives + 1});
+        auto meta = dump_meta(cfg, m);
+        meta["beta"] = std::to_string(beta);
+        safetensors::save(dump + "/sdpo.safetensors", t, meta);
+      }
+      auto one_step = [&]() {
+        opt->zero_grad();
+        auto pi = llm::shared_prompt_logprobs(*m.llm, m.inputs_embeds(b, users), b.prompt_lengths, answers);  // [B, J]
+        torch::Tensor rho;
+        {
+          torch::NoGradGuard ng;
+          rho = llm::shared_prompt_logprobs(*ref.model->llm, ref.model->inputs_embeds(b, users), b.prompt_lengths, answers);
+        }
+        auto loss = train::sdpo_loss(pi, rho, beta);
+        loss.backward();
+        opt->step();
+        return loss.item<double>();
+      };
+      double loss = 0;
+      const double sec = time_steps(warmup, steps, one_step, &loss);
+      int64_t answer_tokens = 0;
+      for (int64_t x : lengths) answer_tokens += x;
+      out.update({{"bench", "sdpo_step"}, {"seconds_per_step", sec}, {"loss", loss}, {"batch", batch},
+                  {"negatives", negatives}, {"prompt_tokens", b.attention_mask.sum().item<int64_t>()},
+                  {"answer_tokens", answer_tokens}});
     } else {
       s.cfg.eval.max_cases = cases;
       const auto cands = data::make_candidates(ds, data::Split::kTest, cfg.eval.num_negatives, cfg.eval.candidate_seed);

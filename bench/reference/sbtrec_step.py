@@ -46,22 +46,40 @@ def hdsd_mbsr(x: torch.Tensor, books: torch.Tensor) -> torch.Tensor:
     return e
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def setup(argv: list[str] | None, doc: str, dump: str, file: str):
+    """The timing scripts' arguments (--model, --inputs, --threads, --steps, --warmup), the dumped tensors
+    and metadata of `file` in --inputs, and the LLM with the three slot rows and a fresh LoRA (r, alpha,
+    dropout as dumped, all seven projections)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--model", required=True, help="Hugging Face directory of the same LLM")
-    ap.add_argument("--inputs", required=True, help="directory sbtrec-bench-sbtrec step --dump wrote")
+    ap.add_argument("--inputs", required=True, help=f"directory sbtrec-bench-sbtrec {dump} --dump wrote")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    t, meta = load(args.inputs + "/step.safetensors")
-
+    t, meta = load(args.inputs + "/" + file)
     base = LlamaForCausalLM.from_pretrained(args.model, dtype=torch.float32, attn_implementation="sdpa")
     base.resize_token_embeddings(base.config.vocab_size + 3, mean_resizing=True)  # the three slot tokens
     model = get_peft_model(base, LoraConfig(r=int(meta["lora_r"]), lora_alpha=float(meta["lora_alpha"]),
                                             lora_dropout=float(meta["lora_dropout"]), target_modules=TARGETS,
                                             bias="none", task_type="CAUSAL_LM"))
+    return args, t, meta, base, model
+
+
+def time_steps(step, args) -> tuple[float, float]:
+    """args.warmup untimed calls of step(), then the mean seconds of args.steps timed ones, and the last loss."""
+    for _ in range(args.warmup):
+        step()
+    t0 = time.perf_counter()
+    loss = float("nan")
+    for _ in range(args.steps):
+        loss = step()
+    return (time.perf_counter() - t0) / args.steps, loss
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, t, meta, base, model = setup(argv, __doc__, "step", "step.safetensors")
     model.train()
     E = base.config.hidden_size
     H = int(meta["aligner_hidden"])
@@ -108,13 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         opt.step()
         return loss.item()
 
-    for _ in range(args.warmup):
-        step()
-    t0 = time.perf_counter()
-    loss = float("nan")
-    for _ in range(args.steps):
-        loss = step()
-    per_step = (time.perf_counter() - t0) / args.steps
+    per_step, loss = time_steps(step, args)
     tokens = int(mask.sum())
     print(json.dumps({"impl": "torch+transformers+peft", "bench": "sbtrec_step", "seconds_per_step": per_step,
                       "loss": loss, "batch": int(ids.shape[0]), "tokens": tokens, "tokens_per_s": tokens / per_step,

@@ -182,6 +182,17 @@ int run_study(const std::string& file, const std::string& out, const std::string
   std::stable_sort(pending.begin(), pending.end(), [&](size_t a, size_t b) {
     return std::find(s.seeds.begin(), s.seeds.end(), runs[a].seed) < std::find(s.seeds.begin(), s.seeds.end(), runs[b].seed);
   });
+  // A run that starts from another's (key=@variant) needs that one finished: one job at a time keeps the
+  // order (seed by seed, variants as listed); a run whose start is missing (--only) is refused first.
+  for (size_t i : pending)
+    for (const auto& dep : runs[i].after) {
+      const bool queued = std::any_of(pending.begin(), pending.end(), [&](size_t j) { return runs[j].dir == dep; });
+      if (!queued && !path_exists(dep + "/results.json"))
+        throw ConfigError(runs[i].variant + "/seed" + std::to_string(runs[i].seed) + " starts from " + dep +
+                          ", which is not trained; run that variant first (without --only)");
+      if (queued && jobs > 1)
+        throw ConfigError(s.file + ": variant " + runs[i].variant + " starts from another variant's run; run it with --jobs 1");
+    }
   const auto t0 = std::chrono::steady_clock::now();
   std::atomic<size_t> finished{0};
   const auto failed = study::run_jobs(pending.size(), jobs, [&](size_t j, int slot) {

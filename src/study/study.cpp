@@ -239,9 +239,26 @@ std::vector<PlannedRun> plan_runs(const Study& study, const std::string& out, co
     throw ConfigError("--only " + only + ": " + study.file + " has no such variant");
   // Each variant's recipe (its base and own keys name it), and which of the study's keys it reads.
   auto key_of = [](const std::string& kv) { return kv.substr(0, kv.find('=')); };
+  // "key=@name": variant `name`'s run of seed k (an earlier variant, so it runs first), added to *after.
+  auto resolve = [&](std::string kv, size_t vi, std::uint64_t k, std::vector<std::string>* after) {
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos || kv.compare(eq + 1, 1, "@") != 0) return kv;
+    const std::string name = kv.substr(eq + 2);
+    const auto end = study.variants.begin() + (ptrdiff_t)vi;
+    if (std::none_of(study.variants.begin(), end, [&](const Variant& w) { return w.name == name; }))
+      throw ConfigError(study.file + ": variant " + study.variants[vi].name + " sets " + kv.substr(0, eq) + ": @" + name +
+                        " must name a variant listed before it (its run of the same seed is used)");
+    const auto dir = (fs::absolute(out) / name / ("seed" + std::to_string(k))).lexically_normal().string();
+    if (after) after->push_back(dir);
+    return kv.substr(0, eq + 1) + dir;
+  };
   std::vector<std::string> recipes;
-  for (const auto& v : study.variants)
-    recipes.push_back(load_config(v.base, {v.sets.begin() + (ptrdiff_t)v.study_sets, v.sets.end()}).recipe);
+  for (size_t vi = 0; vi < study.variants.size(); ++vi) {
+    const auto& v = study.variants[vi];
+    std::vector<std::string> own;
+    for (size_t i = v.study_sets; i < v.sets.size(); ++i) own.push_back(resolve(v.sets[i], vi, study.seeds.front(), nullptr));
+    recipes.push_back(load_config(v.base, own).recipe);
+  }
   const auto& first = study.variants.front();  // every variant starts with the same study keys
   for (size_t i = 0; i < first.study_sets; ++i)
     if (std::none_of(recipes.begin(), recipes.end(),
@@ -263,7 +280,7 @@ std::vector<PlannedRun> plan_runs(const Study& study, const std::string& out, co
       // The prepared encoder is what an SBT-Rec run reads; an encoder run (a baseline row) trains its own.
       if (const auto enc = prepared_encoder(study, out); !enc.empty() && !encoder_run)
         r.sets.push_back("encoder.checkpoint=" + enc);
-      r.sets.insert(r.sets.end(), sets.begin(), sets.end());
+      for (const auto& kv : sets) r.sets.push_back(resolve(kv, vi, k, &r.after));
       r.sets.push_back("seed=" + std::to_string(k));
       r.sets.push_back("output_dir=" + r.dir);
       runs.push_back(r);

@@ -81,6 +81,38 @@ TEST(Study, ReadsAndPlansVariantsBySeeds) {
   EXPECT_EQ(j["passes"][0]["predictions"], "predictions_test_likelihood.jsonl");
 }
 
+TEST(Study, AVariantStartsFromAnEarlierVariantsRunOfTheSameSeed) {
+  test::TempDir dir;
+  const std::string body =
+      "base: ../../base.yaml\n"
+      "seeds: [1, 2]\n"
+      "reference: sft\n"
+      "variants:\n"
+      "  - name: sft\n"
+      "  - {name: sdpo, set: {train.objective: sdpo, train.init_from: \"@sft\"}}\n"
+      "passes:\n"
+      "  - {split: test, evaluator: generation}\n";
+  const auto s = study::load_study(write_study(dir, body));
+  const auto runs = study::plan_runs(s, dir / "out");
+  ASSERT_EQ(runs.size(), 4u);
+  EXPECT_TRUE(runs[0].after.empty());
+  const auto& r = runs[3];  // sdpo, seed 2
+  EXPECT_EQ(r.variant, "sdpo");
+  EXPECT_EQ(r.after, (std::vector<std::string>{dir / "out/sft/seed2"}));
+  EXPECT_NE(std::find(r.sets.begin(), r.sets.end(), "train.init_from=" + (dir / "out/sft/seed2")), r.sets.end());
+  // Only an earlier variant can be named.
+  const std::string later =
+      "base: ../../base.yaml\nseeds: [1]\nreference: a\nvariants:\n"
+      "  - {name: a, set: {train.init_from: \"@b\"}}\n  - name: b\npasses:\n  - {split: test, evaluator: generation}\n";
+  const auto bad = study::load_study(write_study(dir, later));
+  try {
+    study::plan_runs(bad, dir / "out");
+    ADD_FAILURE() << "accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("@b must name a variant listed before it"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Study, BadFilesAreRefusedNamingTheKey) {
   test::TempDir dir;
   const std::string ok = kStudy;
@@ -94,8 +126,8 @@ TEST(Study, BadFilesAreRefusedNamingTheKey) {
   EXPECT_TRUE(has(m, "s.yaml:11: epochs: unknown key")) << m;
   m = refusal(dir, with("reference: sbtrec", "reference: sasrec"));
   EXPECT_TRUE(has(m, "reference: 'sasrec' is not one of the variants")) << m;
-  m = refusal(dir, with("evaluator: likelihood", "evaluator: constrained"));
-  EXPECT_TRUE(has(m, "passes[].evaluator: 'constrained' is not an evaluator (")) << m;
+  m = refusal(dir, with("evaluator: likelihood", "evaluator: sampling"));
+  EXPECT_TRUE(has(m, "passes[].evaluator: 'sampling' is not an evaluator (")) << m;
   m = refusal(dir, with("train.max_steps: 5", "seed: 5"));
   EXPECT_TRUE(has(m, "set: seed and output_dir are the study's")) << m;
   m = refusal(dir, with("name: text_only", "name: sbtrec"));

@@ -91,6 +91,9 @@ struct PlannedRun {
   std::string dir;                // <out>/<variant>/seed<k>
   std::string base;               // the variant's base config
   std::vector<std::string> sets;  // the variant's keys, then seed and output_dir
+  // Runs this one starts from (a variant's key set to "@<earlier variant>": that variant's run of the
+  // same seed, e.g. train.init_from for S-DPO after SFT): they must be finished before it starts.
+  std::vector<std::string> after;
 };
 
 // DIR/prepared/ and what lies in it: the data (synth, llara), the encoder (import, train), HDSD fits.
