@@ -74,6 +74,39 @@ TEST(SummaryScripts, PairedTestsAndIntervalsOfBothTables) {
   EXPECT_NE(r.output.find("+0 / -11, p = 0.00098"), std::string::npos) << r.output;
 }
 
+// scripts/paired_runs.py: two variants' runs of two seeds pooled case by case. Seed 1: B gains cases 0-3;
+// seed 2: B gains 0-1 and loses 2 (and ranks move accordingly): 6 gained, 1 lost, exact McNemar p =
+// 2 * P(X <= 1 | n 7) = 16 / 128 = 0.125; ranks: every changed case moves by 7, so Wilcoxon's p is scipy's.
+TEST(SummaryScripts, PairedRunsPoolsSeedsCaseByCase) {
+  SBTREC_REQUIRE_PYTHON();
+  test::TempDir dir;
+  auto write = [&](const std::string& name, const std::vector<int>& hits) {
+    std::string text;
+    for (size_t i = 0; i < hits.size(); ++i)
+      text += "{\"case\": " + std::to_string(i) + ", \"hit\": " + (hits[i] ? "true" : "false") +
+              ", \"valid\": true, \"rank\": " + std::to_string(hits[i] ? 0 : 7) + "}\n";
+    test::write_text(dir / name, text);
+    return std::string(dir / name);
+  };
+  const std::vector<int> a1 = {0, 0, 0, 0, 1, 0, 1, 0}, b1 = {1, 1, 1, 1, 1, 0, 1, 0};
+  const std::vector<int> a2 = {0, 0, 1, 0, 0, 1, 0, 0}, b2 = {1, 1, 0, 0, 0, 1, 0, 0};
+  auto r = test::run(std::string(SBTREC_PYTHON) + " " + test::source("scripts/paired_runs.py") + " " + write("a1", a1) +
+                     "," + write("a2", a2) + " " + write("b1", b1) + "," + write("b2", b2) + " --names sft sdpo");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("pooled (16 cases): sft 0.250 -> sdpo 0.562; hits gained 6, lost 1; exact McNemar p 0.1250"),
+            std::string::npos) << r.output;
+  const auto scipy = test::run(std::string(SBTREC_PYTHON) +
+                               " -c \"from scipy.stats import wilcoxon; a=[7,7,7,7,0,7,0,7,7,7,0,7,7,0,7,7];"
+                               " b=[0,0,0,0,0,7,0,7,0,0,7,7,7,0,7,7]; print('%.4f' % wilcoxon(a, b).pvalue)\"");
+  ASSERT_EQ(scipy.exit_code, 0) << scipy.output;
+  EXPECT_NE(r.output.find("target's mean rank 5.25 -> 3.06; Wilcoxon signed-rank p " + scipy.output.substr(0, 6)),
+            std::string::npos) << r.output << scipy.output;
+  r = test::run(std::string(SBTREC_PYTHON) + " " + test::source("scripts/paired_runs.py") + " " + (dir / "a1") + " " +
+                (dir / "b1") + "," + (dir / "b2"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("1 files for A but 2 for B"), std::string::npos) << r.output;
+}
+
 // sbtrec-study's report (scripts/study_report.py) equals scipy / statsmodels computed here, apart from
 // the report, on the per-seed values it prints and on the per-case values of the runs: three variants x
 // three seeds x 40 cases, a generation pass (hits, valid outputs) and a likelihood pass (ranks), one run
