@@ -477,12 +477,32 @@ def no_nan(x):
     return x
 
 
+def builds(study_dir, study):
+    """The runs of each build (results.json "build": the library's sha256 prefix), {sha: ["variant/seedK", ...]};
+    runs from before builds were recorded are left out."""
+    out = {}
+    for v in study["variants"]:
+        for k in study["seeds"]:
+            path = os.path.join(study_dir, v, f"seed{k}", "results.json")
+            try:
+                with open(path, encoding="utf-8") as f:
+                    sha = json.load(f).get("build", {}).get("library_sha256")
+            except (OSError, json.JSONDecodeError):
+                continue
+            if sha:
+                out.setdefault(sha, []).append(f"{v}/seed{k}")
+    return out
+
+
 def markdown(study, res):
     lines = [f"# Study {study.get('name', '')}: results", "",
              f"Reference variant: `{study['reference']}`; seeds {study['seeds']}. Mean, sd and 95% t interval "
              "over seeds; tests against the reference: paired t over seeds, exact McNemar on HR@1 hits and "
              "Wilcoxon signed-rank on the target's rank, both over all cases of all seeds; p with Holm's "
              "correction across variants.", ""]
+    if len(res.get("builds", {})) > 1:
+        lines += ["Runs come from more than one build (the library's sha256): " +
+                  "; ".join(f"`{sha}`: {', '.join(runs)}" for sha, runs in res["builds"].items()), ""]
     for name, r in res["passes"].items():
         lines += [f"## {name}", ""]
         if r["missing"]:
@@ -568,6 +588,7 @@ def main(argv):
         for v, entry in drops.items():
             r["variants"][v]["vs_clean"] = entry
     res["figures"] = figures(study_dir, study, res)
+    res["builds"] = builds(study_dir, study)
     atomic_write_text(os.path.join(study_dir, "results.json"), json.dumps(no_nan(res), indent=2, allow_nan=False) + "\n")
     rows = [["pass", "variant", "metric", "seeds", "mean", "sd", "ci95_low", "ci95_high", "per_seed"]]
     for name, r in res["passes"].items():

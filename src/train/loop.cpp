@@ -8,6 +8,7 @@
 #include <deque>
 #include <sstream>
 
+#include "sbtrec/common/build_info.h"
 #include "sbtrec/common/counter_rng.h"
 #include "sbtrec/common/error.h"
 #include "sbtrec/common/fs.h"
@@ -393,6 +394,7 @@ class TrainingLoop {
     }
     nlohmann::json results = recipe_.describe();
     results["recipe"] = recipe_.name();
+    results["build"] = build_info();  // which binary made the run (a study may span rebuilds)
     results["steps"] = step_;
     results["total_steps"] = total_;
     // Unmeasured figures are absent (no step ran: no loss).

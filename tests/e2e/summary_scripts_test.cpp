@@ -263,6 +263,9 @@ for v in variants:
                            ("predictions_test_generation_noise.jsonl", noisy)):
             with open(os.path.join(run, name), "w") as f:
                 f.writelines(json.dumps(r) + "\n" for r in rows)
+        # seed 2 of levels_4 from another build (a study resumed on a rebuilt binary)
+        sha = "bbbbbbbbbbbb" if (v, k) == ("levels_4", 2) else "aaaaaaaaaaaa"
+        json.dump({"build": {"library_sha256": sha}}, open(os.path.join(run, "results.json"), "w"))
 out = subprocess.run([sys.executable, script, d], capture_output=True, text=True)
 assert out.returncode == 0, out.stderr
 res = json.load(open(os.path.join(d, "results.json")))
@@ -282,6 +285,9 @@ assert sorted(f for f in figs if "composite_vs_" in f) == sorted(
      for p in ("test_generation", "test_generation_noise")]), figs
 md = open(os.path.join(d, "results.md")).read()
 assert "## Noise: test_generation_noise" in md and "](figures/fig2_test_generation.png)" in md, md
+assert res["builds"] == {"aaaaaaaaaaaa": [f"{v}/seed{k}" for v in variants for k in seeds if (v, k) != ("levels_4", 2)],
+                         "bbbbbbbbbbbb": ["levels_4/seed2"]}, res["builds"]
+assert "Runs come from more than one build" in md and "`bbbbbbbbbbbb`: levels_4/seed2" in md, md
 def cases(v, k, f):
     return [json.loads(l)["hit"] for l in open(os.path.join(d, v, f"seed{k}", f))]
 def close(a, b):

@@ -5,6 +5,7 @@
 #include "sbtrec/train/loop.h"
 
 #include "../test_util.h"
+#include "sbtrec/common/digest.h"
 #include "sbtrec/common/error.h"
 #include "sbtrec/common/fs.h"
 
@@ -132,6 +133,13 @@ TEST(TrainingLoop, EarlyStopKeepsTheLossWindowsOfTheStepsThatRan) {
   EXPECT_DOUBLE_EQ(res["last_loss"].get<double>(), last / 10);
   EXPECT_GT(res["last_loss"].get<double>(), 0);
   EXPECT_EQ(nlohmann::json::parse(read_file(tmp / "run/results.json")), res);
+  // Which build made the run: the loaded library by content, LibTorch, the CPU's vector extensions.
+  const auto& b = res["build"];
+  EXPECT_NE(b["library"].get<std::string>().find("libsbtrec"), std::string::npos) << b.dump();
+  EXPECT_EQ(b["library_sha256"].get<std::string>().size(), 12u) << b.dump();
+  EXPECT_EQ(b["library_sha256"], sha256_file(b["library"].get<std::string>()).substr(0, 12));
+  EXPECT_FALSE(b["torch"].get<std::string>().empty());
+  EXPECT_TRUE(b["cpu_flags"].is_array());
 }
 
 // --stop-after on an epoch's last step: the epoch's validation runs, then the state is saved once, as
