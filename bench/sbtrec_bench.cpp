@@ -19,7 +19,6 @@
 #include "sbtrec/common/fs.h"
 #include "sbtrec/common/safetensors.h"
 #include "sbtrec/data/candidates.h"
-#include "sbtrec/llm/shared_prompt.h"
 #include "sbtrec/train/preference.h"
 #include "sbtrec/train/sbtrec_trainer.h"
 
@@ -129,9 +128,7 @@ int main(int argc, char** argv) {
     } else if (sdpo_cmd->parsed()) {
       // The reference: the same config's model, frozen, on the policy's base weights.
       auto ref = train::build_sbtrec(cfg, ds, /*fit_codebooks=*/true);
-      ref.model->eval();
-      for (auto& p : ref.model->parameters()) p.set_requires_grad(false);
-      ref.model->llm->share_frozen_weights(*m.llm);
+      train::freeze_as_reference(*ref.model, m);
       const auto rows = first_rows(batch);
       const auto cands = data::make_candidates(ds, data::Split::kTrain, cfg.eval.num_negatives, cfg.eval.candidate_seed);
       std::vector<const data::CandidateSet*> cps;
@@ -160,13 +157,8 @@ int main(int argc, char** argv) {
       }
       auto one_step = [&]() {
         opt->zero_grad();
-        auto pi = llm::shared_prompt_logprobs(*m.llm, m.inputs_embeds(b, users), b.prompt_lengths, answers);  // [B, J]
-        torch::Tensor rho;
-        {
-          torch::NoGradGuard ng;
-          rho = llm::shared_prompt_logprobs(*ref.model->llm, ref.model->inputs_embeds(b, users), b.prompt_lengths, answers);
-        }
-        auto loss = train::sdpo_loss(pi, rho, beta);
+        const auto scores = train::preference_scores(m, *ref.model, b, users, answers);  // [B, J] each
+        auto loss = train::sdpo_loss(scores.policy, scores.reference, beta);
         loss.backward();
         opt->step();
         return loss.item<double>();

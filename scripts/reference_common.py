@@ -58,3 +58,20 @@ def prompt_ids(tok, slot_id, spec, c):
         elif tid == slot_id["[UserEmb]"]:
             found.append((pos, "user", None))
     return p, found
+
+
+def gradients(codebooks, aligners, model):
+    """The gradients the C++ parity tests compare, by their sbtrec names: grad.codebooks.<kind>,
+    grad.<item|user>_aligner.mlp_proj.*, and grad.<module>.lora_A/B.weight of every LoRA parameter."""
+    out = {}
+    for kind, cb in codebooks.items():
+        out["grad.codebooks." + kind] = cb.grad.clone()
+    for kind, m in aligners.items():
+        if m is None:
+            continue
+        for n, prm in m.named_parameters():
+            out[f"grad.{'item' if kind == 'items' else 'user'}_aligner.mlp_proj.{n}"] = prm.grad.clone()
+    for n, prm in model.named_parameters():
+        if "lora_" in n:
+            out["grad." + n.replace("base_model.model.", "").replace(".default.weight", ".weight")] = prm.grad.clone()
+    return out

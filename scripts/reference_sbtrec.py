@@ -23,7 +23,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reference_common import load_aligner, mbsr, prompt_ids, slot_tokenizer  # noqa: E402
+from reference_common import gradients, load_aligner, mbsr, prompt_ids, slot_tokenizer  # noqa: E402
 
 
 def main(argv=None):
@@ -106,14 +106,7 @@ def main(argv=None):
     loss = model(inputs_embeds=embeds, attention_mask=mask, labels=lab).loss
     loss.backward()
     out["loss"] = loss.detach().reshape(1)
-    for kind, cb in codebooks.items():
-        out["grad.codebooks." + kind] = cb.grad.clone()
-    for kind, m in aligners.items():
-        for n, prm in m.named_parameters():
-            out[f"grad.{'item' if kind == 'items' else 'user'}_aligner.mlp_proj.{n}"] = prm.grad.clone()
-    for n, prm in model.named_parameters():
-        if "lora_" in n:
-            out["grad." + n.replace("base_model.model.", "").replace(".default.weight", ".weight")] = prm.grad.clone()
+    out.update(gradients(codebooks, aligners, model))
     save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(args.dir, "reference.safetensors"))
     print(f"reference_sbtrec: loss {loss.item():.6f}, {len(slots)} slots, wrote {args.dir}/reference.safetensors")
     return 0

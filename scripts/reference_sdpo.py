@@ -23,7 +23,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reference_common import load_aligner, mbsr, prompt_ids, slot_tokenizer  # noqa: E402
+from reference_common import gradients, load_aligner, mbsr, prompt_ids, slot_tokenizer  # noqa: E402
 
 
 def main(argv=None):
@@ -87,14 +87,7 @@ def main(argv=None):
     loss = -torch.nn.functional.logsigmoid(-torch.logsumexp(margin, 1)).mean()
     loss.backward()
     out = {"loss": loss.detach().reshape(1), "logp.policy": pi.detach(), "logp.reference": ref}
-    for kind, cb in policy["codebooks"].items():
-        out["grad.codebooks." + kind] = cb.grad.clone()
-    for kind, m in policy["aligners"].items():
-        for n, prm in m.named_parameters():
-            out[f"grad.{'item' if kind == 'items' else 'user'}_aligner.mlp_proj.{n}"] = prm.grad.clone()
-    for n, prm in policy["model"].named_parameters():
-        if "lora_" in n:
-            out["grad." + n.replace("base_model.model.", "").replace(".default.weight", ".weight")] = prm.grad.clone()
+    out.update(gradients(policy["codebooks"], policy["aligners"], policy["model"]))
     save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(args.dir, "reference.safetensors"))
     print(f"reference_sdpo: loss {loss.item():.6f}, {pi.shape[0]} cases x {pi.shape[1]} answers, wrote {args.dir}/reference.safetensors")
     return 0

@@ -1,6 +1,8 @@
 // S-DPO's loss (see preference.h).
 #include "sbtrec/train/preference.h"
 
+#include "sbtrec/llm/shared_prompt.h"
+
 namespace sbtrec::train {
 
 torch::Tensor sdpo_loss(const torch::Tensor& policy, const torch::Tensor& reference, double beta) {
@@ -10,6 +12,22 @@ torch::Tensor sdpo_loss(const torch::Tensor& policy, const torch::Tensor& refere
   auto r = policy.to(torch::kFloat32) - reference.to(torch::kFloat32);                  // [B, J]
   auto margin = beta * (r.narrow(1, 1, r.size(1) - 1) - r.narrow(1, 0, 1));             // [B, k]
   return torch::nn::functional::softplus(torch::logsumexp(margin, 1)).mean();          // []
+}
+
+PreferenceScores preference_scores(SbtRecModelImpl& policy, SbtRecModelImpl& reference, const prompt::PromptBatch& prompts,
+                                   const torch::Tensor& users, const std::vector<std::vector<std::vector<int64_t>>>& answers) {
+  PreferenceScores s;
+  s.policy = llm::shared_prompt_logprobs(*policy.llm, policy.inputs_embeds(prompts, users), prompts.prompt_lengths, answers);
+  torch::NoGradGuard ng;
+  s.reference =
+      llm::shared_prompt_logprobs(*reference.llm, reference.inputs_embeds(prompts, users), prompts.prompt_lengths, answers);
+  return s;
+}
+
+void freeze_as_reference(SbtRecModelImpl& reference, SbtRecModelImpl& policy) {
+  reference.eval();
+  for (auto& p : reference.parameters()) p.set_requires_grad(false);
+  reference.llm->share_frozen_weights(*policy.llm);
 }
 
 }  // namespace sbtrec::train

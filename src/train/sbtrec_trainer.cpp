@@ -8,7 +8,6 @@
 #include "sbtrec/common/counter_rng.h"
 #include "sbtrec/common/error.h"
 #include "sbtrec/common/fs.h"
-#include "sbtrec/llm/shared_prompt.h"
 #include "sbtrec/nn/parameters.h"
 #include "sbtrec/optim/fused_adam.h"
 #include "sbtrec/quantizer/hdsd.h"
@@ -160,15 +159,8 @@ class PreferenceObjective : public Objective {
   }
   torch::Tensor loss(MicroBatch& micro) override {
     auto& m = static_cast<PreferenceMicro&>(micro);
-    auto pi = llm::shared_prompt_logprobs(*s_.model->llm, s_.model->inputs_embeds(m.prompts, m.users),
-                                          m.prompts.prompt_lengths, m.answers);  // [B, 1 + k]
-    torch::Tensor ref;
-    {
-      torch::NoGradGuard ng;
-      ref = llm::shared_prompt_logprobs(*ref_.model->llm, ref_.model->inputs_embeds(m.prompts, m.users),
-                                        m.prompts.prompt_lengths, m.answers);  // [B, 1 + k]
-    }
-    return train::sdpo_loss(pi, ref, beta_);
+    const auto scores = preference_scores(*s_.model, *ref_.model, m.prompts, m.users, m.answers);  // [B, 1 + k] each
+    return sdpo_loss(scores.policy, scores.reference, beta_);
   }
   const char* throughput_unit() const override { return "samples"; }
 
@@ -211,9 +203,7 @@ class SftRecipe : public Recipe {
     if (preference) {
       ref_ = build_sbtrec(rank_cfg, ds, false);
       load_sbtrec_checkpoint(init, ref_);
-      ref_.model->eval();
-      for (auto& p : ref_.model->parameters()) p.set_requires_grad(false);
-      ref_.model->llm->share_frozen_weights(*s_.model->llm);
+      freeze_as_reference(*ref_.model, *s_.model);
       const int k = cfg.train.objective == TrainObjective::kDpo ? 1 : cfg.train.preference.negatives;
       preference_ = std::make_unique<PreferenceObjective>(s_, ref_, k, cfg.train.preference.beta);
       spdlog::info("objective {}: the target's answer against {} other candidate{}, beta {:g}, reference {} (frozen)",

@@ -11,7 +11,6 @@
 #include "sbtrec/llm/checkpoint.h"
 #include "sbtrec/llm/generation.h"
 #include "sbtrec/llm/tokenizer.h"
-#include "sbtrec/llm/shared_prompt.h"
 #include "sbtrec/train/preference.h"
 #include "sbtrec/train/sbtrec_model.h"
 
@@ -208,8 +207,7 @@ void check_sdpo(bool real_weights) {
   SBTREC_REQUIRE_PYTHON();
   torch::manual_seed(12);
   auto policy = make_lm(real_weights);
-  auto reference = make_lm(real_weights);
-  reference.lm->share_frozen_weights(*policy.lm);
+  auto reference = make_lm(real_weights);  // its base is replaced by the policy's (freeze_as_reference)
   const auto ds = parity_dataset();
   auto items = torch::randn({40, 12});
   auto users = torch::randn({2, 10});
@@ -224,8 +222,7 @@ void check_sdpo(bool real_weights) {
   const aligner::AlignerOptions ao{aligner::AlignerType::kMlp, 32};
   train::SbtRecModel model(policy.lm, items, hdsd, 10, ao), ref_model(reference.lm, items, ref_hdsd, 10, ao);
   model->train();
-  ref_model->eval();
-  for (auto& p : ref_model->parameters()) p.set_requires_grad(false);
+  train::freeze_as_reference(*ref_model, *model);
 
   auto templates = prompt::load_templates(test::source("configs/prompts/movielens.txt"), prompt::TemplateFormat::kSbtrec);
   prompt::PromptBuilder builder(templates, *policy.tok, policy.slots, {}, "", true, 1024);
@@ -252,12 +249,8 @@ void check_sdpo(bool real_weights) {
     spec["cases"].push_back(j);
   }
   auto pb = prompt::collate(prompts, 0, false);
-  auto pi = llm::shared_prompt_logprobs(*policy.lm, model->inputs_embeds(pb, users), pb.prompt_lengths, answers);
-  torch::Tensor rho;
-  {
-    torch::NoGradGuard ng;
-    rho = llm::shared_prompt_logprobs(*reference.lm, ref_model->inputs_embeds(pb, users), pb.prompt_lengths, answers);
-  }
+  const auto scores = train::preference_scores(*model, *ref_model, pb, users, answers);
+  const auto &pi = scores.policy, &rho = scores.reference;
   auto loss = train::sdpo_loss(pi, rho, beta);
   loss.backward();
 

@@ -4,6 +4,10 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <vector>
+
+#include "sbtrec/train/sbtrec_model.h"
+
 namespace sbtrec::train {
 
 // policy, reference [B, J]: log pi(a_j | x) and log pi_ref(a_j | x) (summed over the answer's tokens),
@@ -13,5 +17,18 @@ namespace sbtrec::train {
 // k = 1: -log sigmoid(beta ((pi_0 - pi_1) - (ref_0 - ref_1))), DPO's sigmoid loss (TRL's "sigmoid").
 // Returns a scalar float32 with gradient to `policy` (reference is used as given: pass it detached).
 torch::Tensor sdpo_loss(const torch::Tensor& policy, const torch::Tensor& reference, double beta);
+
+// The answers' log-probabilities of one batch under the policy (with gradient) and under the frozen
+// reference (without), each case's prompt run once for all its answers (llm/shared_prompt.h):
+// prompts right-padded without answers, users [B, Z] or undefined, answers[b] = chosen then rejected ids.
+struct PreferenceScores {
+  torch::Tensor policy, reference;  // [B, 1 + k] each
+};
+PreferenceScores preference_scores(SbtRecModelImpl& policy, SbtRecModelImpl& reference, const prompt::PromptBatch& prompts,
+                                   const torch::Tensor& users, const std::vector<std::vector<std::vector<int64_t>>>& answers);
+
+// Makes `reference` the frozen reference of `policy`: eval mode (no dropout), no parameter requiring
+// grad, and the policy's frozen base weights in place of its own (one copy of the LLM in memory).
+void freeze_as_reference(SbtRecModelImpl& reference, SbtRecModelImpl& policy);
 
 }  // namespace sbtrec::train
