@@ -451,3 +451,48 @@ print("ok")
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("ok"), std::string::npos) << r.output;
 }
+
+// scripts/balanced_level.py (issue 24 §3, LC-Rec's balanced last level measured): 4 identical items, 2 levels
+// x 2 codes, all on tuple (0, 0) with an exact reconstruction; under capacity ceil(4 / 2) = 2 two of them
+// move to the last level's other code (0.1 away): collision rate 0.75 -> 0.5, largest tuple 4 -> 2,
+// perplexity 1 -> 2, relative error 0 -> sqrt(2 x 0.01) / sqrt(4); a fit with collisions index is refused.
+TEST(BalancedLevel, CapacityAssignmentSplitsIdenticalItemsAndReportsTheCost) {
+  SBTREC_REQUIRE_PYTHON();
+  test::TempDir dir;
+  const auto r = test::run_python(dir, R"PY(
+import json, math, os, subprocess, sys
+import numpy as np
+from safetensors.numpy import save_file
+d, script = sys.argv[1], sys.argv[2]
+q, enc = os.path.join(d, "q"), os.path.join(d, "enc")
+os.makedirs(q); os.makedirs(enc)
+cb = np.array([[[1, 0], [-1, 0]], [[0, 0], [0.1, 0]]], dtype=np.float32)  # [L 2, K 2, D 2]
+save_file({"codebooks": cb}, os.path.join(q, "codebooks.safetensors"))
+save_file({"item_codes": np.zeros((4, 2), dtype=np.int64)}, os.path.join(q, "codes.safetensors"))
+save_file({"item_embeddings.weight": np.array([[1, 0]] * 4 + [[5, 5]], dtype=np.float32)},
+          os.path.join(enc, "model.safetensors"))
+stats = {"collisions": "keep", "item_rows": "input", "normalize": False,
+         "items": {"quantizer": {"collision_rate": 0.75, "largest_shared_tuple": 4, "relative_error": 0.0,
+                                 "levels": [{"perplexity": 1.0}, {"perplexity": 1.0}]}}}
+json.dump(stats, open(os.path.join(q, "stats.json"), "w"))
+out = subprocess.run([sys.executable, script, q, enc, "--json", os.path.join(d, "b.json")], capture_output=True, text=True)
+assert out.returncode == 0, out.stderr
+assert "| balanced last level (capacity 2) | 0.5000 | 2 | 4 | 2.00 |" in out.stdout, out.stdout
+res = json.load(open(os.path.join(d, "b.json")))
+f, b = res["fitted"], res["balanced"]
+assert res["capacity"] == 2
+assert (f["collision_rate"], f["largest_shared_tuple"], f["last_level_moved"]) == (0.75, 4, 0) and f["relative_error"] == 0, f
+assert abs(f["last_level_perplexity"] - 1) < 1e-12, f
+assert (b["collision_rate"], b["largest_shared_tuple"], b["items_sharing_a_tuple"], b["last_level_moved"]) == (0.5, 2, 4, 2), b
+assert abs(b["last_level_perplexity"] - 2) < 1e-9 and abs(b["relative_error"] - math.sqrt(0.02) / 2) < 1e-7, b
+stats["collisions"] = "index"
+json.dump(stats, open(os.path.join(q, "stats.json"), "w"))
+bad = subprocess.run([sys.executable, script, q, enc], capture_output=True, text=True)
+assert bad.returncode != 0 and "collisions keep" in bad.stderr, bad.stderr
+bad = subprocess.run([sys.executable, script, q, os.path.join(d, "nowhere")], capture_output=True, text=True)
+assert bad.returncode != 0 and "nowhere/model.safetensors does not exist" in bad.stderr, bad.stderr
+print("ok")
+)PY", "'" + (dir / "w") + "' " + test::source("scripts/balanced_level.py"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("ok"), std::string::npos) << r.output;
+}
