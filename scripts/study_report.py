@@ -329,9 +329,9 @@ def figures(study_dir, study, res):
     color = {v: f"C{i % 10}" for i, v in enumerate(order)}
     written = []
 
-    def save(fig, file):
+    def save(fig, file, rect=(0, 0, 1, 1)):
         try:
-            fig.tight_layout()
+            fig.tight_layout(rect=rect)
             atomic_write(os.path.join(study_dir, "figures", file),
                          lambda tmp: fig.savefig(tmp, format="png", dpi=110), suffix=".png")
         finally:
@@ -362,11 +362,10 @@ def figures(study_dir, study, res):
         ax2.set_ylabel("ValidRatio")
         ax.set_xlabel(f"variant (reference: {ref})")
         ax.grid(True, axis="y", alpha=0.3)
-        ax.legend([bars, line], ["HR@1 (left)", "ValidRatio (right)"], fontsize=8, ncol=2, loc="upper center",
-                  bbox_to_anchor=(0.5, -0.2 if len(vs) > 4 else -0.14))
+        fig.legend([bars, line], ["HR@1 (left)", "ValidRatio (right)"], fontsize=8, ncol=2, loc="lower center")
         ax.set_title(f"Study {name}, pass {pname}: HR@1 and ValidRatio\n(mean over seeds, 95% t interval)",
                      fontsize=10)
-        save(fig, f"fig2_{safe_name(pname)}.png")
+        save(fig, f"fig2_{safe_name(pname)}.png", rect=(0, 0.07, 1, 1))  # the legend below the axis label
 
     # Fig. 4: the composite against each numeric config key that differs between the variants.
     configs = {v: c for v in order if (c := variant_config(study_dir, study, v)) is not None}
