@@ -124,3 +124,27 @@ TEST(StudyE2E, RunsVariantsBySeedsResumesSkipsAndReports) {
   EXPECT_EQ(noisy["clean_pass"], "test_likelihood");
   EXPECT_EQ(noisy["variants"]["sbtrec"]["vs_clean"]["mcnemar"]["cases"], 6);
 }
+
+// Every shipped study file (studies/**/*.yaml) resolves: its base configs, variants' overrides, passes and
+// prepared inputs are accepted by `sbtrec-study run --dry-run` (which writes nothing), so a study file
+// cannot rot when a config key changes.
+TEST(StudyFiles, EveryShippedStudyPassesDryRun) {
+  SBTREC_REQUIRE_MODEL();
+  SBTREC_REQUIRE_SHARED("data/ml-100k");
+  SBTREC_REQUIRE_SHARED("data/llara/lastfm");
+  SBTREC_REQUIRE_SHARED("data/hetrec2011-lastfm-2k");
+  SBTREC_REQUIRE_SHARED("models/llara-rec-models");
+  test::TempDir dir;
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(test::source("studies")))
+    if (e.is_regular_file() && e.path().extension() == ".yaml") files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  ASSERT_GE(files.size(), 30u) << "the ready studies (rq1-rq5 x 2 datasets x 2 flavours, sdpo, ...)";
+  for (size_t i = 0; i < files.size(); ++i) {
+    const std::string out = dir / ("s" + std::to_string(i));
+    const auto r = test::run(test::bin("sbtrec-study") + " run " + files[i] + " --out " + out + " --dry-run");
+    EXPECT_EQ(r.exit_code, 0) << files[i] << "\n" << r.output;
+    EXPECT_NE(r.output.find(" runs ("), std::string::npos) << files[i] << "\n" << r.output;
+    EXPECT_FALSE(std::filesystem::exists(out + "/study.json")) << files[i] << ": --dry-run wrote the study";
+  }
+}
