@@ -137,9 +137,10 @@ int main(int argc, char** argv) {
       for (int64_t r : rows) {
         const auto& cs = cands[(size_t)r];
         cps.push_back(&cs);
-        std::vector<std::vector<int64_t>> a = {s.builder->encode_answer(ds.titles[(size_t)cs.items[(size_t)cs.target_index]])};
-        for (int64_t c = 0; c < (int64_t)cs.items.size() && (int64_t)a.size() <= negatives; ++c)
-          if (c != cs.target_index) a.push_back(s.builder->encode_answer(ds.titles[(size_t)cs.items[(size_t)c]]));
+        std::vector<int64_t> rejected;  // the first `negatives` candidates other than the target
+        for (int64_t c = 0; c < (int64_t)cs.items.size() && (int64_t)rejected.size() < negatives; ++c)
+          if (c != cs.target_index) rejected.push_back(c);
+        auto a = train::preference_answers(*s.builder, ds, cs, rejected);
         for (const auto& x : a) flat.insert(flat.end(), x.begin(), x.end()), lengths.push_back((int64_t)x.size());
         answers.push_back(std::move(a));
       }

@@ -9,7 +9,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from paired_stats import jsonl, mcnemar  # noqa: E402
+from paired_stats import jsonl, mcnemar, wilcoxon  # noqa: E402
 
 
 def main(argv=None):
@@ -38,9 +38,7 @@ def main(argv=None):
     print(f"pooled ({n} cases): {args.names[0]} {sum(hits[0]) / n:.3f} -> {args.names[1]} {sum(hits[1]) / n:.3f}; "
           f"hits gained {gained}, lost {lost}; exact McNemar p {p:.4f}")
     if len(ranks[0]) == n and len(ranks[1]) == n:
-        from scipy.stats import wilcoxon
-        same = all(x == y for x, y in zip(ranks[0], ranks[1]))
-        pw = 1.0 if same else wilcoxon(ranks[0], ranks[1]).pvalue
+        pw = wilcoxon(ranks[0], ranks[1])["p"]
         print(f"target's mean rank {sum(ranks[0]) / n:.2f} -> {sum(ranks[1]) / n:.2f}; Wilcoxon signed-rank p {pw:.4f}")
     return 0
 

@@ -1,9 +1,12 @@
 """The statistics of the quality and behaviour-signal tables (scripts/quality_summary.py,
 scripts/behaviour_signal_summary.py), on scipy: Wilson 95% intervals of a hit rate and the exact
-McNemar test of two variants on the same cases (a two-sided binomial test on the discordant cases)."""
+McNemar test of two variants on the same cases (a two-sided binomial test on the discordant cases),
+and the Wilcoxon signed-rank test of paired values (the study report's and paired_runs.py's ranks)."""
 import json
+import math
 import os
 
+from scipy import stats
 from scipy.stats import binomtest
 
 
@@ -21,6 +24,16 @@ def mcnemar(a, b):
     losses = sum(y and not x for x, y in zip(a, b))
     p = binomtest(wins, wins + losses).pvalue if wins + losses else 1.0
     return wins, losses, p
+
+
+def wilcoxon(a, b):
+    """Wilcoxon signed-rank of paired a, b: {"pairs", "statistic", "p"}; p 1 when every difference is 0
+    (scipy refuses), nan without pairs."""
+    d = [x - y for x, y in zip(a, b)]
+    if not d or all(x == 0 for x in d):
+        return {"pairs": len(d), "statistic": math.nan, "p": 1.0 if d else math.nan}
+    res = stats.wilcoxon(a, b)
+    return {"pairs": len(d), "statistic": float(res.statistic), "p": float(res.pvalue)}
 
 
 def jsonl(path):

@@ -60,7 +60,7 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from paired_stats import jsonl, mcnemar  # noqa: E402
+from paired_stats import jsonl, mcnemar, wilcoxon  # noqa: E402
 from sbtrec_io import atomic_write, atomic_write_text  # noqa: E402
 
 METRICS = ("hr@1", "valid_ratio", "composite")
@@ -97,14 +97,6 @@ def paired_t(a, b):
         return {"seeds": len(a), "t": math.nan, "p": math.nan}  # undefined: fewer than 2 seeds or a constant difference
     res = stats.ttest_rel(a, b)
     return {"seeds": len(a), "t": float(res.statistic), "p": float(res.pvalue)}
-
-
-def wilcoxon(a, b):
-    d = [x - y for x, y in zip(a, b)]
-    if not d or all(x == 0 for x in d):
-        return {"pairs": len(d), "statistic": math.nan, "p": 1.0 if d else math.nan}
-    res = stats.wilcoxon(a, b)
-    return {"pairs": len(d), "statistic": float(res.statistic), "p": float(res.pvalue)}
 
 
 def holm(results, key):

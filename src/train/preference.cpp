@@ -24,6 +24,13 @@ PreferenceScores preference_scores(SbtRecModelImpl& policy, SbtRecModelImpl& ref
   return s;
 }
 
+std::vector<std::vector<int64_t>> preference_answers(const prompt::PromptBuilder& builder, const data::Dataset& ds,
+                                                     const data::CandidateSet& cs, const std::vector<int64_t>& rejected) {
+  std::vector<std::vector<int64_t>> answers = {builder.encode_answer(ds.titles[(size_t)cs.items[(size_t)cs.target_index]])};
+  for (int64_t c : rejected) answers.push_back(builder.encode_answer(ds.titles[(size_t)cs.items[(size_t)c]]));
+  return answers;
+}
+
 void freeze_as_reference(SbtRecModelImpl& reference, SbtRecModelImpl& policy) {
   reference.eval();
   for (auto& p : reference.parameters()) p.set_requires_grad(false);

@@ -146,10 +146,8 @@ class PreferenceObjective : public Objective {
                           std::to_string(others.size()) + " other candidates (eval.num_negatives); lower it");
       CounterStream rng(stream_key(s_.cfg.seed, Purpose::kPreferenceNegatives, (uint64_t)(ctx.epoch * N + r)));
       for (int64_t j = 0; j < k_; ++j) std::swap(others[(size_t)j], others[(size_t)j + rng.below(others.size() - j)]);
-      std::vector<std::vector<int64_t>> answers = {s_.builder->encode_answer(s_.ds->titles[(size_t)cs.items[(size_t)cs.target_index]])};
-      for (int64_t j = 0; j < k_; ++j)
-        answers.push_back(s_.builder->encode_answer(s_.ds->titles[(size_t)cs.items[(size_t)others[(size_t)j]]]));
-      m->answers.push_back(std::move(answers));
+      others.resize((size_t)k_);  // the k drawn
+      m->answers.push_back(preference_answers(*s_.builder, *s_.ds, cs, others));
     }
     m->prompts = s_.batch(data::Split::kTrain, rows, cands, std::vector<size_t>(rows.size(), tmpl), ctx.plan.hybrid, false, false);
     m->users = s_.users(data::Split::kTrain, rows);

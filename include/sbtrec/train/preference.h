@@ -6,6 +6,7 @@
 
 #include <vector>
 
+#include "sbtrec/data/candidates.h"
 #include "sbtrec/train/sbtrec_model.h"
 
 namespace sbtrec::train {
@@ -26,6 +27,12 @@ struct PreferenceScores {
 };
 PreferenceScores preference_scores(SbtRecModelImpl& policy, SbtRecModelImpl& reference, const prompt::PromptBatch& prompts,
                                    const torch::Tensor& users, const std::vector<std::vector<std::vector<int64_t>>>& answers);
+
+// One case's answers in the order the loss reads them: the target's first (chosen), then the candidates at
+// positions `rejected` of cs.items, each as the ids training appends after the prompt
+// (PromptBuilder::encode_answer: the title and the end of turn).
+std::vector<std::vector<int64_t>> preference_answers(const prompt::PromptBuilder& builder, const data::Dataset& ds,
+                                                     const data::CandidateSet& cs, const std::vector<int64_t>& rejected);
 
 // Makes `reference` the frozen reference of `policy`: eval mode (no dropout), no parameter requiring
 // grad, and the policy's frozen base weights in place of its own (one copy of the LLM in memory).
